@@ -1,0 +1,131 @@
+//! `fluidity-kill`: stops the Fluidity ECS service at once.
+//!
+//! It always calls `UpdateService(desiredCount=0)`, with no describe first, so its IAM policy is
+//! `ecs:UpdateService` alone. Setting 0 on a stopped service succeeds: kill is idempotent.
+//! Triggers: the agent's shutdown (API Gateway `/kill` or a Function URL), the nightly
+//! EventBridge schedule, or a direct invoke.
+
+use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::FunctionError;
+use shared::deadline::Deadline;
+use shared::ecs::{self, ServiceRef};
+use shared::events::Inbound;
+
+/// Built once per cold start in `main`.
+pub struct Deps {
+    pub ecs: aws_sdk_ecs::Client,
+    /// From `ECS_CLUSTER_NAME` and `ECS_SERVICE_NAME`.
+    pub default_target: ServiceRef,
+}
+
+/// `{"cluster_name": "...", "service_name": "..."}`, both optional overrides of the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillRequest {
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+    #[serde(default)]
+    pub service_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KillResponse {
+    pub status: &'static str,
+    pub desired_count: i32,
+    pub message: &'static str,
+}
+
+impl KillResponse {
+    pub const KILLED: Self = Self {
+        status: "killed",
+        desired_count: 0,
+        message: "Service shutdown initiated. ECS tasks will terminate immediately.",
+    };
+}
+
+pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
+    let deadline = Deadline::from_context(&event.context);
+    let inbound = Inbound::classify(event.payload);
+    let outcome = kill(&inbound, deps, deadline).await;
+    if let Err(err) = &outcome {
+        tracing::warn!(source = ?inbound.source, code = err.code(), "kill failed: {err}");
+    }
+    inbound.source.respond(outcome)
+}
+
+async fn kill(inbound: &Inbound, deps: &Deps, deadline: Deadline) -> Result<KillResponse, FunctionError> {
+    let request: KillRequest = inbound.request()?;
+    let target =
+        deps.default_target.with_overrides(request.cluster_name.as_deref(), request.service_name.as_deref())?;
+    let service = deadline.run("ECS UpdateService", ecs::set_desired_count(&deps.ecs, &target, 0)).await?;
+    tracing::info!(
+        cluster = %target.cluster,
+        service = %target.service,
+        source = ?inbound.source,
+        runningCount = service.running_count(),
+        "kill: desiredCount set to 0"
+    );
+    Ok(KillResponse::KILLED)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Which calls kill makes, pinned with aws-smithy-mocks on the real client: a Sequential mock
+    //! client with no rule for an operation fails any call to it, so these prove that invalid input
+    //! reaches no AWS API and that a kill is exactly one UpdateService.
+    use aws_sdk_ecs::Client;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    use aws_sdk_ecs::types::Service;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use lambda_runtime::Context;
+    use serde_json::json;
+
+    use super::*;
+
+    fn deps(ecs: Client) -> Deps {
+        Deps { ecs, default_target: ServiceRef::new("fluidity", "fluidity-server") }
+    }
+
+    async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
+        handler(LambdaEvent::new(payload, Context::default()), deps).await
+    }
+
+    #[tokio::test]
+    async fn a_kill_is_one_update_service_to_zero_and_nothing_else() {
+        let update = mock!(Client::update_service)
+            .match_requests(|r| {
+                r.desired_count() == Some(0)
+                    && r.cluster() == Some("fluidity")
+                    && r.service() == Some("fluidity-server")
+            })
+            .then_output(|| {
+                UpdateServiceOutput::builder()
+                    .service(Service::builder().service_name("fluidity-server").status("ACTIVE").build())
+                    .build()
+            });
+        let deps = deps(mock_client!(aws_sdk_ecs, RuleMode::Sequential, [&update]));
+        let answer = invoke(&deps, json!({})).await.unwrap();
+        assert_eq!(answer, serde_json::to_value(KillResponse::KILLED).unwrap());
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_requests_make_no_aws_call() {
+        let deps = deps(mock_client!(aws_sdk_ecs, RuleMode::Sequential, []));
+        for payload in [
+            json!({"service": "x"}),
+            json!({"service_name": ""}),
+            json!({"cluster_name": "a b"}),
+            json!({"service_name": "x".repeat(300)}),
+            json!({"cluster_name": ["fluidity"]}),
+            json!(17),
+        ] {
+            let err = invoke(&deps, payload.clone()).await.unwrap_err();
+            assert_eq!(err.status(), 400, "{payload}: {err}");
+            assert_eq!(err.error_type(), "InvalidRequest");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! One `SdkConfig` per cold start, shared by every client the function builds.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+
+/// Loads the AWS configuration once, in `main`.
+///
+/// It honours the standard variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credentials chain).
+/// Credentials are resolved lazily on the first call, so loading makes no network request.
+/// Retries use the SDK's standard mode: throttling and transient 5xx are retried with
+/// exponential backoff and jitter. Timeouts stay well inside the shortest Lambda timeout (15 s),
+/// and each handler still bounds its work by the invocation deadline.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(4))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .read_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await
+}

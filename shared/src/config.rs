@@ -1,0 +1,456 @@
+//! The target map: which real resource each incident `target` name means.
+//!
+//! Loaded once at cold start from `TARGETS_JSON` (inline JSON) or `TARGETS_FILE` (a path) and
+//! validated completely, so a bad config stops the function at init with a message saying what to fix.
+//! There is no default target: an unknown name is a 404 listing the known ones.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::contract::Priority;
+use crate::ecs::validate_name;
+use crate::{ConfigError, FunctionError};
+
+/// Upper bound on any configured ECS count: a typo such as 1000 instead of 10 is refused at init.
+pub const MAX_ECS_COUNT: i32 = 500;
+
+/// One value per priority. All four are required, so nothing falls back silently.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerPriority<T> {
+    pub low: T,
+    pub medium: T,
+    pub high: T,
+    pub critical: T,
+}
+
+impl<T> PerPriority<T> {
+    pub fn get(&self, priority: Priority) -> &T {
+        match priority {
+            Priority::Low => &self.low,
+            Priority::Medium => &self.medium,
+            Priority::High => &self.high,
+            Priority::Critical => &self.critical,
+        }
+    }
+
+    fn in_order(&self) -> [(Priority, &T); 4] {
+        Priority::ALL.map(|p| (p, self.get(p)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    EcsService(EcsServiceTarget),
+    Ec2Instances(Ec2InstancesTarget),
+    RdsInstance(RdsInstanceTarget),
+    Redis(RedisTarget),
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::EcsService(_) => "ecs_service",
+            Self::Ec2Instances(_) => "ec2_instances",
+            Self::RdsInstance(_) => "rds_instance",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EcsServiceTarget {
+    pub cluster: String,
+    pub service: String,
+    /// scale_up's desired count for each priority.
+    pub desired_count: PerPriority<i32>,
+    /// scale_up never sets more than this.
+    pub max_count: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ec2InstancesTarget {
+    pub instance_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RdsInstanceTarget {
+    pub instance_id: String,
+    /// scale_up's instance class for each priority.
+    pub instance_class: PerPriority<String>,
+    /// Instance classes from smallest to largest: scale_up never moves down this ladder.
+    pub class_ladder: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisTarget {
+    /// `redis://host:port[/db]`, or `rediss://` for ElastiCache in-transit encryption. No password here.
+    pub url: String,
+    /// Secrets Manager ARN of the password (plain string or JSON with a `password` field);
+    /// absent for a local Redis without AUTH.
+    #[serde(default)]
+    pub password_secret_arn: Option<String>,
+    #[serde(default)]
+    pub elasticache: Option<ElastiCacheSpec>,
+}
+
+/// The ElastiCache resource behind a Redis target, for scale_up and clear_cache's reboot mode.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ElastiCacheSpec {
+    #[serde(default)]
+    pub replication_group_id: Option<String>,
+    /// A single cache cluster: Memcached, or a Redis cluster outside a replication group.
+    #[serde(default)]
+    pub cache_cluster_id: Option<String>,
+    /// How scale_up grows it.
+    pub scale_by: ElastiCacheScaling,
+    /// Node types from smallest to largest, for `scaleBy: "node_type"`.
+    #[serde(default)]
+    pub node_type_ladder: Vec<String>,
+    /// Upper bound on replicas per node group, for `scaleBy: "replicas"` (ElastiCache allows 5).
+    #[serde(default)]
+    pub max_replicas: Option<i32>,
+    /// Upper bound on nodes, for `scaleBy: "nodes"` (Memcached).
+    #[serde(default)]
+    pub max_nodes: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElastiCacheScaling {
+    /// ModifyReplicationGroup to the next node type up the ladder.
+    NodeType,
+    /// IncreaseReplicaCount by one.
+    Replicas,
+    /// ModifyCacheCluster(NumCacheNodes) by one (Memcached).
+    Nodes,
+}
+
+/// The validated target map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    targets: BTreeMap<String, Target>,
+}
+
+impl TargetConfig {
+    /// Loads from `TARGETS_JSON`, or else from the file named by `TARGETS_FILE`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Ok(json) = std::env::var("TARGETS_JSON") {
+            return Self::parse(&json, "TARGETS_JSON");
+        }
+        let path =
+            std::env::var("TARGETS_FILE").map_err(|_| ConfigError::MissingEnv("TARGETS_JSON or TARGETS_FILE"))?;
+        let json = std::fs::read_to_string(&path).map_err(|e| ConfigError::InvalidEnv {
+            name: "TARGETS_FILE",
+            problem: format!("cannot read {path}: {e}"),
+        })?;
+        Self::parse(&json, &format!("TARGETS_FILE={path}"))
+    }
+
+    pub fn parse(json: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let invalid = |problem: String| ConfigError::Targets { source_name: source_name.to_owned(), problem };
+        let mut de = serde_json::Deserializer::from_str(json);
+        let targets: BTreeMap<String, Target> = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+            let path = err.path().to_string();
+            invalid(format!("at `{path}`: {}", err.into_inner()))
+        })?;
+        if targets.is_empty() {
+            return Err(invalid("no targets: define at least one".to_owned()));
+        }
+        let mut owners: HashMap<String, &str> = HashMap::new();
+        for (name, target) in &targets {
+            validate_target_name(name).map_err(|p| invalid(format!("target name {name:?}: {p}")))?;
+            validate_target(target).map_err(|p| invalid(format!("target \"{name}\" ({}): {p}", target.kind())))?;
+            for resource in resources(target) {
+                if let Some(other) = owners.insert(resource.clone(), name) {
+                    return Err(invalid(format!("targets \"{other}\" and \"{name}\" both point at {resource}")));
+                }
+            }
+        }
+        Ok(Self { targets })
+    }
+
+    /// The target of that name, or `UnknownTarget` listing the known ones.
+    pub fn get(&self, name: &str) -> Result<&Target, FunctionError> {
+        self.targets.get(name).ok_or_else(|| FunctionError::UnknownTarget {
+            target: crate::ecs::truncate_for_message(name),
+            known: self.names(),
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.targets.keys().cloned().collect()
+    }
+}
+
+fn validate_target_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err("use 1-64 letters, digits, '-', '_' or '.'".to_owned()) }
+}
+
+fn validate_target(target: &Target) -> Result<(), String> {
+    match target {
+        Target::EcsService(t) => validate_ecs(t),
+        Target::Ec2Instances(t) => validate_ec2(t),
+        Target::RdsInstance(t) => validate_rds(t),
+        Target::Redis(t) => validate_redis(t),
+    }
+}
+
+fn validate_ecs(t: &EcsServiceTarget) -> Result<(), String> {
+    validate_name("cluster", &t.cluster).map_err(|e| e.to_string())?;
+    validate_name("service", &t.service).map_err(|e| e.to_string())?;
+    if !(1..=MAX_ECS_COUNT).contains(&t.max_count) {
+        return Err(format!("maxCount {} must be between 1 and {MAX_ECS_COUNT}", t.max_count));
+    }
+    let mut previous = 0;
+    for (priority, &count) in t.desired_count.in_order() {
+        let p = priority.as_str();
+        if count < 1 || count > t.max_count {
+            return Err(format!("desiredCount.{p} {count} must be between 1 and maxCount ({})", t.max_count));
+        }
+        if count < previous {
+            return Err(format!("desiredCount.{p} {count} is below the count for a lower priority ({previous})"));
+        }
+        previous = count;
+    }
+    Ok(())
+}
+
+fn validate_ec2(t: &Ec2InstancesTarget) -> Result<(), String> {
+    if t.instance_ids.is_empty() {
+        return Err("instanceIds is empty".to_owned());
+    }
+    for id in &t.instance_ids {
+        let hex = id.strip_prefix("i-").unwrap_or("");
+        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("instanceIds: {id:?} is not an EC2 instance id (i- and 8 or 17 hex digits)"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_rds(t: &RdsInstanceTarget) -> Result<(), String> {
+    let id_ok = !t.instance_id.is_empty()
+        && t.instance_id.len() <= 63
+        && t.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !id_ok {
+        return Err(format!("instanceId {:?} is not an RDS identifier (1-63 letters, digits, hyphens)", t.instance_id));
+    }
+    validate_ladder("classLadder", &t.class_ladder, "db.")?;
+    let mut previous = 0;
+    for (priority, class) in t.instance_class.in_order() {
+        let p = priority.as_str();
+        let rung = t
+            .class_ladder
+            .iter()
+            .position(|c| c == class)
+            .ok_or_else(|| format!("instanceClass.{p} {class:?} is not in classLadder"))?;
+        if rung < previous {
+            return Err(format!("instanceClass.{p} {class:?} is smaller than the class for a lower priority"));
+        }
+        previous = rung;
+    }
+    Ok(())
+}
+
+fn validate_ladder(field: &str, ladder: &[String], prefix: &str) -> Result<(), String> {
+    if ladder.is_empty() {
+        return Err(format!("{field} is empty: list the sizes from smallest to largest"));
+    }
+    for (i, rung) in ladder.iter().enumerate() {
+        if !rung.starts_with(prefix) || rung.len() > 64 {
+            return Err(format!("{field}[{i}] {rung:?} does not look like a size (expected {prefix}...)"));
+        }
+        if ladder[..i].contains(rung) {
+            return Err(format!("{field} lists {rung:?} twice"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_redis(t: &RedisTarget) -> Result<(), String> {
+    let rest = t
+        .url
+        .strip_prefix("redis://")
+        .or_else(|| t.url.strip_prefix("rediss://"))
+        .ok_or_else(|| "url must start with redis:// or rediss://".to_owned())?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(
+            "url must not carry credentials; put the password in Secrets Manager (passwordSecretArn)".to_owned()
+        );
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err("url has no host".to_owned());
+    }
+    if let Some(arn) = &t.password_secret_arn
+        && !(arn.starts_with("arn:") && arn.contains(":secretsmanager:"))
+    {
+        return Err(format!("passwordSecretArn {arn:?} is not a Secrets Manager ARN"));
+    }
+    let Some(ec) = &t.elasticache else { return Ok(()) };
+    match (&ec.replication_group_id, &ec.cache_cluster_id) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err("elasticache needs exactly one of replicationGroupId or cacheClusterId".to_owned());
+        }
+        _ => {}
+    }
+    match ec.scale_by {
+        ElastiCacheScaling::NodeType => {
+            if ec.replication_group_id.is_none() {
+                return Err("elasticache.scaleBy \"node_type\" needs replicationGroupId".to_owned());
+            }
+            validate_ladder("elasticache.nodeTypeLadder", &ec.node_type_ladder, "cache.")?;
+        }
+        ElastiCacheScaling::Replicas => {
+            if ec.replication_group_id.is_none() {
+                return Err("elasticache.scaleBy \"replicas\" needs replicationGroupId".to_owned());
+            }
+            match ec.max_replicas {
+                Some(1..=5) => {}
+                other => return Err(format!("elasticache.maxReplicas must be 1 to 5, got {other:?}")),
+            }
+        }
+        ElastiCacheScaling::Nodes => {
+            if ec.cache_cluster_id.is_none() {
+                return Err("elasticache.scaleBy \"nodes\" needs cacheClusterId".to_owned());
+            }
+            match ec.max_nodes {
+                Some(1..=60) => {}
+                other => return Err(format!("elasticache.maxNodes must be 1 to 60, got {other:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The real resources a target points at, for the duplicate check.
+fn resources(target: &Target) -> Vec<String> {
+    match target {
+        Target::EcsService(t) => vec![format!("ECS service {}/{}", t.cluster, t.service)],
+        Target::Ec2Instances(t) => t.instance_ids.iter().map(|id| format!("EC2 instance {id}")).collect(),
+        Target::RdsInstance(t) => vec![format!("RDS instance {}", t.instance_id)],
+        Target::Redis(t) => {
+            let mut r = vec![format!("Redis {}", t.url)];
+            if let Some(ec) = &t.elasticache {
+                r.extend(ec.replication_group_id.iter().map(|id| format!("ElastiCache replication group {id}")));
+                r.extend(ec.cache_cluster_id.iter().map(|id| format!("ElastiCache cluster {id}")));
+            }
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../fixtures/targets.json");
+
+    fn example() -> Value {
+        serde_json::from_str(EXAMPLE).unwrap()
+    }
+
+    fn problem(config: Value) -> String {
+        TargetConfig::parse(&config.to_string(), "test").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_checked_in_example_loads_and_covers_every_kind() {
+        let config = TargetConfig::parse(EXAMPLE, "fixtures/targets.json").unwrap();
+        let kinds: std::collections::BTreeSet<_> =
+            config.names().iter().map(|n| config.get(n).unwrap().kind()).collect();
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["ec2_instances", "ecs_service", "rds_instance", "redis"]);
+        let Target::EcsService(api) = config.get("api").unwrap() else { panic!("api is not an ECS service") };
+        assert_eq!(*api.desired_count.get(Priority::Critical), 10);
+        assert_eq!(*api.desired_count.get(Priority::Low), 5);
+    }
+
+    #[test]
+    fn unknown_target_is_404_listing_the_known_ones() {
+        let config = TargetConfig::parse(EXAMPLE, "x").unwrap();
+        let err = config.get("default-service").unwrap_err();
+        assert_eq!(err.status(), 404);
+        let message = err.to_string();
+        for name in config.names() {
+            assert!(message.contains(&name), "{message}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds_are_refused() {
+        let mut c = example();
+        c["api"]["servce"] = json!("typo");
+        assert!(problem(c).contains("unknown field `servce`"));
+        let mut c = example();
+        c["api"]["kind"] = json!("lambda");
+        assert!(problem(c).contains("unknown variant `lambda`"));
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let mut c = example();
+        c["api"].as_object_mut().unwrap().remove("maxCount");
+        assert!(problem(c).contains("missing field `maxCount`"));
+        let mut c = example();
+        c["api"]["desiredCount"].as_object_mut().unwrap().remove("critical");
+        assert!(problem(c).contains("missing field `critical`"));
+    }
+
+    #[test]
+    fn scale_values_must_be_sane() {
+        let mut c = example();
+        c["api"]["desiredCount"]["critical"] = json!(50);
+        assert!(problem(c).contains("desiredCount.critical 50 must be between 1 and maxCount"));
+        let mut c = example();
+        c["api"]["desiredCount"]["low"] = json!(0);
+        assert!(problem(c).contains("desiredCount.low 0"));
+        let mut c = example();
+        c["api"]["desiredCount"]["high"] = json!(2);
+        assert!(problem(c).contains("below the count for a lower priority"));
+        let mut c = example();
+        c["api"]["maxCount"] = json!(100000);
+        assert!(problem(c).contains("maxCount 100000"));
+        let mut c = example();
+        c["database"]["instanceClass"]["critical"] = json!("db.t3.micro");
+        assert!(problem(c).contains("not in classLadder"));
+    }
+
+    #[test]
+    fn duplicate_resources_are_refused() {
+        let mut c = example();
+        c["api-copy"] = c["api"].clone();
+        assert!(problem(c).contains("both point at ECS service"));
+    }
+
+    #[test]
+    fn redis_urls_must_not_carry_passwords() {
+        let mut c = example();
+        c["cache"]["url"] = json!("redis://:hunter2@cache:6379");
+        let p = problem(c);
+        assert!(p.contains("must not carry credentials"));
+        assert!(!p.contains("hunter2"));
+        let mut c = example();
+        c["cache"]["url"] = json!("http://cache:6379");
+        assert!(problem(c).contains("redis:// or rediss://"));
+    }
+
+    #[test]
+    fn an_empty_or_broken_config_says_so() {
+        assert!(problem(json!({})).contains("no targets"));
+        let err = TargetConfig::parse("{not json", "TARGETS_JSON").unwrap_err().to_string();
+        assert!(err.starts_with("target config (TARGETS_JSON) is invalid"), "{err}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The errors every function reports, each with a stable code and an HTTP-style status.
+//!
+//! Incident actions turn a [`FunctionError`] into an error *response* (the backend reads it);
+//! lifecycle functions turn it into a Lambda *function error* on direct and scheduled invokes
+//! (so the Errors metric and alarms fire) and into an HTTP status over API Gateway or a Function URL.
+
+use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use lambda_runtime::Diagnostic;
+
+/// What went wrong while handling one event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionError {
+    /// The event or request is malformed. Fix the caller; retrying will not help.
+    #[error("invalid request: `{field}`: {problem}")]
+    InvalidRequest { field: String, problem: String },
+
+    /// The request names a target that the target config does not have.
+    #[error("unknown target \"{target}\"; known targets: {}", known.join(", "))]
+    UnknownTarget { target: String, known: Vec<String> },
+
+    /// The ECS service (or its cluster) does not exist, or is INACTIVE.
+    #[error(
+        "ECS service \"{service}\" not found in cluster \"{cluster}\" (missing or INACTIVE); \
+         check the cluster and service names"
+    )]
+    ServiceNotFound { cluster: String, service: String },
+
+    /// Any other named AWS resource that does not exist.
+    #[error("{kind} \"{id}\" not found; check the target config")]
+    ResourceNotFound { kind: &'static str, id: String },
+
+    /// The resource is in a state that makes the action unsafe or pointless right now.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    /// An AWS call failed after the SDK's retries.
+    #[error("AWS {operation} failed: {code}: {message}")]
+    Aws { operation: String, code: String, message: String },
+
+    /// A Redis connection or command failed. Never carries the password.
+    #[error("Redis at {host} failed: {message}")]
+    Redis { host: String, message: String },
+
+    /// The work could not finish before the Lambda deadline; nothing after `during` was attempted.
+    #[error("deadline exceeded: {during} could not finish before the Lambda deadline")]
+    DeadlineExceeded { during: String },
+}
+
+impl FunctionError {
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::InvalidRequest { field: field.into(), problem: problem.into() }
+    }
+
+    /// HTTP-style status: what callers of the old Node templates and API Gateway clients read.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest { .. } => 400,
+            Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
+            Self::Conflict(_) => 409,
+            Self::Aws { .. } | Self::Redis { .. } => 502,
+            Self::DeadlineExceeded { .. } => 504,
+        }
+    }
+
+    /// Stable, machine-readable code for the `error.code` field of responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } => "INVALID_REQUEST",
+            Self::UnknownTarget { .. } => "UNKNOWN_TARGET",
+            Self::ServiceNotFound { .. } => "SERVICE_NOT_FOUND",
+            Self::ResourceNotFound { .. } => "RESOURCE_NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Aws { .. } => "AWS_ERROR",
+            Self::Redis { .. } => "REDIS_ERROR",
+            Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
+        }
+    }
+
+    /// The Lambda `errorType` of a function error.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } => "InvalidRequest",
+            Self::UnknownTarget { .. } => "UnknownTarget",
+            Self::ServiceNotFound { .. } => "ServiceNotFound",
+            Self::ResourceNotFound { .. } => "ResourceNotFound",
+            Self::Conflict(_) => "Conflict",
+            Self::Aws { .. } => "AwsError",
+            Self::Redis { .. } => "RedisError",
+            Self::DeadlineExceeded { .. } => "DeadlineExceeded",
+        }
+    }
+
+    /// The `error` object of a JSON error body: `{"code": ..., "message": ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code(), "message": self.to_string() })
+    }
+
+    /// A failed AWS call, named by its operation (`"ECS UpdateService"`) and the AWS error code.
+    pub fn aws<E, R>(operation: &str, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match err {
+            SdkError::ServiceError(service) => (
+                service.err().code().unwrap_or("Unknown").to_owned(),
+                service.err().message().map_or_else(|| DisplayErrorContext(err).to_string(), str::to_owned),
+            ),
+            SdkError::TimeoutError(_) => ("Timeout".to_owned(), DisplayErrorContext(err).to_string()),
+            SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), DisplayErrorContext(err).to_string()),
+            SdkError::ResponseError(_) => ("ResponseError".to_owned(), DisplayErrorContext(err).to_string()),
+            _ => ("ConstructionFailure".to_owned(), DisplayErrorContext(err).to_string()),
+        };
+        Self::Aws { operation: operation.to_owned(), code, message }
+    }
+}
+
+impl From<FunctionError> for Diagnostic {
+    fn from(err: FunctionError) -> Self {
+        Diagnostic { error_type: err.error_type().to_owned(), error_message: err.to_string() }
+    }
+}
+
+/// A configuration problem found at cold start. The function refuses to start, saying exactly what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    MissingEnv(&'static str),
+
+    #[error("environment variable {name} is invalid: {problem}")]
+    InvalidEnv { name: &'static str, problem: String },
+
+    #[error("target config ({source_name}) is invalid: {problem}")]
+    Targets { source_name: String, problem: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_the_documented_status() {
+        let cases = [
+            (FunctionError::invalid("priority", "expected one of low, medium"), 400, "INVALID_REQUEST"),
+            (FunctionError::UnknownTarget { target: "x".into(), known: vec!["api".into()] }, 404, "UNKNOWN_TARGET"),
+            (FunctionError::ServiceNotFound { cluster: "c".into(), service: "s".into() }, 404, "SERVICE_NOT_FOUND"),
+            (FunctionError::Conflict("busy".into()), 409, "CONFLICT"),
+            (
+                FunctionError::Aws { operation: "ECS UpdateService".into(), code: "X".into(), message: "m".into() },
+                502,
+                "AWS_ERROR",
+            ),
+            (FunctionError::Redis { host: "h".into(), message: "m".into() }, 502, "REDIS_ERROR"),
+            (FunctionError::DeadlineExceeded { during: "ECS UpdateService".into() }, 504, "DEADLINE_EXCEEDED"),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(err.status(), status, "{err}");
+            assert_eq!(err.code(), code, "{err}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        let err = FunctionError::UnknownTarget { target: "dbx".into(), known: vec!["api".into(), "cache".into()] };
+        assert_eq!(err.to_string(), "unknown target \"dbx\"; known targets: api, cache");
+        let err = FunctionError::ServiceNotFound { cluster: "prod".into(), service: "api".into() };
+        assert!(err.to_string().contains("\"api\" not found in cluster \"prod\""));
+        let diag: Diagnostic = err.into();
+        assert_eq!(diag.error_type, "ServiceNotFound");
+    }
+}

@@ -1,0 +1,15 @@
+//! The library every function is built on: the request/response contract, the target config,
+//! the event adapter, the runtime entry point, AWS configuration and the ECS helpers.
+
+pub mod aws;
+pub mod config;
+pub mod contract;
+pub mod deadline;
+pub mod ecs;
+pub mod error;
+pub mod events;
+pub mod runtime;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use error::{ConfigError, FunctionError};

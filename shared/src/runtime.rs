@@ -1,0 +1,125 @@
+//! The one entry point every binary's `main` calls.
+//!
+//! Under Lambda (`AWS_LAMBDA_RUNTIME_API` is set) it runs `lambda_runtime`. Anywhere else it runs
+//! one event locally: JSON from the file named by the first argument, or from stdin when there is
+//! no argument or it is `-`; it prints to stdout exactly what Lambda would return (the response,
+//! or `{"errorType", "errorMessage"}` with exit status 1) and logs to stderr.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::ConfigError;
+
+/// Local runs get this much time unless `AWS_LAMBDA_FUNCTION_TIMEOUT` (seconds) says otherwise.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Structured JSON logs on stderr. The level comes from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else info.
+/// Each line carries the spans it was logged in: the runtime's `requestId`, and the actions' `incidentId`.
+pub fn init_tracing() {
+    let directive = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|level| level.to_lowercase()))
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .with_span_list(true)
+        .flatten_event(true)
+        .with_target(false)
+        .try_init();
+}
+
+/// Unwraps the result of cold-start configuration, or reports it as an init error and exits.
+pub fn init_or_exit<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(err) => {
+            tracing::error!(error = %err, "init failed");
+            println!("{}", json!({ "errorType": "Runtime.InitError", "errorMessage": err.to_string() }));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs the handler under Lambda, or once locally. See the module docs.
+pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(LambdaEvent<Value>) -> Fut,
+    Fut: Future<Output = Result<Value, E>>,
+    E: Into<Diagnostic> + Debug,
+{
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return lambda_runtime::run(service_fn(handler)).await;
+    }
+    let code = run_local(handler).await;
+    std::process::exit(code);
+}
+
+async fn run_local<F, Fut, E>(handler: F) -> i32
+where
+    F: Fn(LambdaEvent<Value>) -> Fut,
+    Fut: Future<Output = Result<Value, E>>,
+    E: Into<Diagnostic> + Debug,
+{
+    let event = match read_local_event(std::env::args().nth(1).as_deref()) {
+        Ok(event) => event,
+        Err(message) => {
+            println!("{}", json!({ "errorType": "InvalidRequestContent", "errorMessage": message }));
+            return 1;
+        }
+    };
+    let ctx = local_context();
+    let span = tracing::info_span!("Lambda runtime invoke", requestId = %ctx.request_id);
+    let invocation = async {
+        match handler(LambdaEvent::new(event, ctx)).await {
+            Ok(response) => {
+                println!("{response}");
+                0
+            }
+            Err(err) => {
+                let diagnostic: Diagnostic = err.into();
+                tracing::error!(errorType = %diagnostic.error_type, "{}", diagnostic.error_message);
+                println!("{}", json!({ "errorType": diagnostic.error_type, "errorMessage": diagnostic.error_message }));
+                1
+            }
+        }
+    };
+    invocation.instrument(span).await
+}
+
+fn read_local_event(path: Option<&str>) -> Result<Value, String> {
+    let (text, from) = match path {
+        None | Some("-") => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read the event from stdin: {e}"))?;
+            (text, "stdin".to_owned())
+        }
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the event file {path}: {e}"))?;
+            (text, path.to_owned())
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| format!("the event in {from} is not valid JSON: {e}"))
+}
+
+fn local_context() -> Context {
+    let timeout = std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(LOCAL_TIMEOUT, Duration::from_secs);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut ctx = Context::default();
+    ctx.request_id = format!("local-{}", uuid::Uuid::new_v4());
+    ctx.deadline = u64::try_from((now + timeout).as_millis()).unwrap_or(u64::MAX);
+    ctx
+}

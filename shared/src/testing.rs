@@ -1,0 +1,144 @@
+//! Helpers for integration tests against the emulator (moto server) and a real Redis.
+//! Enabled by the `test-util` feature, which crates turn on in `[dev-dependencies]` only.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_config::SdkConfig;
+use aws_sdk_ecs::types::ContainerDefinition;
+use serde_json::Value;
+
+use crate::ecs::ServiceRef;
+
+/// The emulator's endpoint. Integration tests refuse to run against anything that is not on loopback.
+pub fn emulator_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "AWS_ENDPOINT_URL must point at the local moto server (got {endpoint:?}); \
+         run the tests through scripts/test.sh, which starts it"
+    );
+    endpoint
+}
+
+/// The production SDK config, pointed at the emulator through the standard variables.
+pub async fn emulator_config() -> SdkConfig {
+    emulator_endpoint();
+    crate::aws::load_sdk_config().await
+}
+
+/// A name no other test (or earlier run against the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}-{n}-{}", std::process::id(), &random[..8])
+}
+
+/// Creates a cluster, a task definition and a service at `desired`, with unique names.
+pub async fn create_service(ecs: &aws_sdk_ecs::Client, prefix: &str, desired: i32) -> ServiceRef {
+    let target = ServiceRef::new(unique(&format!("{prefix}-cluster")), unique(&format!("{prefix}-svc")));
+    ensure_service(ecs, &target, desired).await;
+    target
+}
+
+/// Makes sure the named cluster and service exist, with the service at `desired`.
+pub async fn ensure_service(ecs: &aws_sdk_ecs::Client, target: &ServiceRef, desired: i32) {
+    ecs.create_cluster().cluster_name(&target.cluster).send().await.expect("CreateCluster");
+    let family = format!("{}-task", target.service);
+    let container =
+        ContainerDefinition::builder().name("app").image("public.ecr.aws/nginx/nginx:latest").memory(512).build();
+    ecs.register_task_definition()
+        .family(&family)
+        .container_definitions(container)
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    let existing = ecs
+        .describe_services()
+        .cluster(&target.cluster)
+        .services(&target.service)
+        .send()
+        .await
+        .expect("DescribeServices");
+    let active = existing.services().iter().any(|s| s.status() == Some("ACTIVE"));
+    if active {
+        ecs.update_service()
+            .cluster(&target.cluster)
+            .service(&target.service)
+            .desired_count(desired)
+            .send()
+            .await
+            .expect("UpdateService");
+    } else {
+        ecs.create_service()
+            .cluster(&target.cluster)
+            .service_name(&target.service)
+            .task_definition(&family)
+            .desired_count(desired)
+            .send()
+            .await
+            .expect("CreateService");
+    }
+}
+
+/// The service's desired count as the emulator holds it now.
+pub async fn desired_count(ecs: &aws_sdk_ecs::Client, target: &ServiceRef) -> i32 {
+    let out = ecs
+        .describe_services()
+        .cluster(&target.cluster)
+        .services(&target.service)
+        .send()
+        .await
+        .expect("DescribeServices");
+    out.services()[0].desired_count()
+}
+
+/// The repository's `fixtures/` folder.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// Reads a fixture as JSON.
+pub fn fixture(relative: &str) -> Value {
+    let path = fixtures_dir().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()))
+}
+
+/// Every `.json` file under `fixtures/<folder>`, sorted.
+pub fn fixture_files(folder: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures_dir().join(folder))
+        .unwrap_or_else(|e| panic!("fixtures/{folder}: {e}"))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The result of running a function's binary locally, as a user would.
+#[derive(Debug)]
+pub struct LocalRun {
+    pub status: i32,
+    pub stdout: Value,
+    pub stderr: String,
+}
+
+/// Runs a built function binary on an event file with extra environment variables.
+pub fn run_binary(binary: &str, event_file: &Path, envs: &[(&str, &str)]) -> LocalRun {
+    let output: Output = Command::new(binary)
+        .arg(event_file)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    LocalRun {
+        status: output.status.code().unwrap_or(-1),
+        stdout: serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{binary} printed non-JSON on stdout ({e}): {stdout}")),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
