@@ -38,3 +38,41 @@ invoke fluidity-kill fixtures/lifecycle/kill/eventbridge-nightly.json
 step "fluidity-kill: a request that names a service that does not exist"
 echo '{"service_name": "no-such-service"}' > "$ROOT/.run/missing.json"
 invoke fluidity-kill "$ROOT/.run/missing.json"
+
+step "The incident world"
+"$PY" scripts/demo_world.py incident-setup "$ROOT/.run"
+export TARGETS_FILE="$ROOT/.run/targets.json" SNS_TOPIC_ARN="$(cat "$ROOT/.run/topic-arn")"
+export RESTART_COOLDOWN_SECONDS=0 # the demo service was created a moment ago; its rollout would block a restart
+run_action() { # binary, description, JSON request, what to show afterwards
+  local bin="$1" what="$2" request="$3" show="${4:-}"
+  echo "$request" > "$ROOT/.run/request.json"
+  echo "-- $what"
+  echo "   request:  $request"
+  "$BIN/$bin" "$ROOT/.run/request.json" 2>>"$ROOT/.run/demo-logs.jsonl" \
+    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("   answer:   %s %s: %s" % (r["statusCode"], "ok" if r["success"] else r["error"]["code"], r["message"]))'
+  if [ -n "$show" ]; then "$PY" scripts/demo_world.py incident-show "$show"; fi
+}
+
+step "INC-42: checkout API failing; the backend runs the playbook"
+run_action incident-restart-service "restart the API" \
+  '{"action":"restart_service","target":"api","incidentId":"INC-42","priority":"critical"}' api
+run_action incident-scale-up "scale the API up (critical: 10 tasks)" \
+  '{"action":"scale_up","target":"api","incidentId":"INC-42","priority":"critical"}' api
+run_action incident-scale-up "scale the database up (dry run first)" \
+  '{"action":"scale_up","target":"database","incidentId":"INC-42","priority":"critical","dryRun":true}' database
+run_action incident-scale-up "scale the database up" \
+  '{"action":"scale_up","target":"database","incidentId":"INC-42","priority":"critical"}' database
+run_action incident-scale-up "scale the cache up one node type" \
+  '{"action":"scale_up","target":"cache","incidentId":"INC-42","priority":"high"}' cache
+run_action incident-clear-cache "drop the stale sessions only (SCAN + UNLINK)" \
+  '{"action":"clear_cache","target":"sessions","incidentId":"INC-42","priority":"high","keyPattern":"session:*"}' sessions
+run_action incident-restart-service "a target that does not exist" \
+  '{"action":"restart_service","target":"default-service","incidentId":"INC-42","priority":"high"}'
+run_action incident-notify-human "page the on-call engineer" \
+  '{"action":"notify_human","incidentId":"INC-42","priority":"critical","incidentDetails":{"title":"Checkout API failing","description":"Error rate 38% since 02:14 UTC.\nRestarted and scaled automatically; still degraded."}}'
+
+step "What the on-call engineer received"
+"$PY" scripts/demo_world.py inbox "$ROOT/.run"
+echo
+echo "Audit lines (one per action) are in .run/demo-logs.jsonl, e.g.:"
+grep '"audit":true' "$ROOT/.run/demo-logs.jsonl" | tail -1

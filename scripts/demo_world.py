@@ -1,42 +1,137 @@
 #!/usr/bin/env python3
-"""Creates and shows the local demo world in the emulator (moto server), with boto3.
+"""Creates and shows the local demo world in the emulator (moto server) and Redis, with boto3.
 
-    demo_world.py setup          create the demo ECS cluster and service (idempotent)
-    demo_world.py show           print the demo service's desired/running counts
+    demo_world.py setup                 the Fluidity demo ECS cluster and service (idempotent)
+    demo_world.py show                  the demo service's desired count
+    demo_world.py incident-setup DIR    the incident world; writes DIR/targets.json and DIR/topic-arn
+    demo_world.py incident-show WHAT    one line about api | database | cache | sessions
+    demo_world.py inbox DIR             the alerts that reached the on-call inbox (an SQS queue)
 """
 import json
 import os
+import subprocess
 import sys
 
 import boto3
 
 CLUSTER = os.environ.get("DEMO_CLUSTER", "fluidity-demo")
 SERVICE = os.environ.get("DEMO_SERVICE", "fluidity-server")
+PROD = "production"
 
 
-def ecs():
-    return boto3.client("ecs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+def client(name):
+    return boto3.client(name, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+
+
+def ensure_service(ecs, cluster, service, desired):
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=service, containerDefinitions=[{"name": "app", "image": f"{service}:latest", "memory": 512}]
+    )
+    existing = ecs.describe_services(cluster=cluster, services=[service])["services"]
+    if any(s["status"] == "ACTIVE" for s in existing):
+        ecs.update_service(cluster=cluster, service=service, desiredCount=desired)
+    else:
+        ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=service, desiredCount=desired)
 
 
 def setup():
-    client = ecs()
-    client.create_cluster(clusterName=CLUSTER)
-    client.register_task_definition(
-        family="fluidity-server",
-        containerDefinitions=[{"name": "server", "image": "fluidity-server:latest", "memory": 512}],
-    )
-    existing = client.describe_services(cluster=CLUSTER, services=[SERVICE])["services"]
-    if any(s["status"] == "ACTIVE" for s in existing):
-        client.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
-    else:
-        client.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition="fluidity-server", desiredCount=1)
+    ensure_service(client("ecs"), CLUSTER, SERVICE, 1)
     print(f"demo world: cluster {CLUSTER}, service {SERVICE} at desiredCount 1")
 
 
 def show():
-    svc = ecs().describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+    svc = client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     print(json.dumps({"service": SERVICE, "desiredCount": svc["desiredCount"], "status": svc["status"]}))
 
 
+def redis_command(*args):
+    """Runs one command with redis-cli against REDIS_URL."""
+    out = subprocess.run(["redis-cli", "-u", os.environ["REDIS_URL"], *map(str, args)],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def incident_setup(out_dir):
+    ecs, rds, ec = client("ecs"), client("rds"), client("elasticache")
+    ensure_service(ecs, PROD, "production-api-service", 2)
+    try:
+        rds.create_db_instance(DBInstanceIdentifier="production-db", DBInstanceClass="db.r5.large", Engine="postgres",
+                               AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="demo-only-password")
+    except rds.exceptions.DBInstanceAlreadyExistsFault:
+        rds.modify_db_instance(DBInstanceIdentifier="production-db", DBInstanceClass="db.r5.large", ApplyImmediately=True)
+    try:
+        ec.create_replication_group(ReplicationGroupId="production-cache", ReplicationGroupDescription="demo",
+                                    Engine="redis", CacheNodeType="cache.r6g.large", NumCacheClusters=2)
+    except ec.exceptions.ReplicationGroupAlreadyExistsFault:
+        ec.modify_replication_group(ReplicationGroupId="production-cache", CacheNodeType="cache.r6g.large")
+    redis_command("FLUSHALL")
+    for i in range(0, 3000, 500):
+        args = []
+        for j in range(i, i + 500):
+            args += [f"session:{j}", "x"] if j % 3 else [f"user:{j}", "x"]
+        redis_command("MSET", *args)
+    sns, sqs = client("sns"), client("sqs")
+    topic = sns.create_topic(Name="incident-oncall")["TopicArn"]
+    queue = sqs.create_queue(QueueName="oncall-inbox")["QueueUrl"]
+    while True:  # empty the inbox of earlier demo runs (PurgeQueue may only run once a minute)
+        old = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not old:
+            break
+        for m in old:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    redis_url = os.environ["REDIS_URL"]
+    targets = {
+        "api": {"kind": "ecs_service", "cluster": PROD, "service": "production-api-service",
+                "desiredCount": {"low": 5, "medium": 5, "high": 5, "critical": 10}, "maxCount": 20},
+        "database": {"kind": "rds_instance", "instanceId": "production-db",
+                     "instanceClass": {"low": "db.r5.xlarge", "medium": "db.r5.xlarge", "high": "db.r5.xlarge",
+                                       "critical": "db.r5.2xlarge"},
+                     "classLadder": ["db.r5.large", "db.r5.xlarge", "db.r5.2xlarge", "db.r5.4xlarge"]},
+        "cache": {"kind": "redis", "url": f"{redis_url}/1",
+                  "elasticache": {"replicationGroupId": "production-cache", "scaleBy": "node_type",
+                                  "nodeTypeLadder": ["cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge"]}},
+        "sessions": {"kind": "redis", "url": redis_url},
+    }
+    with open(os.path.join(out_dir, "targets.json"), "w") as f:
+        json.dump(targets, f, indent=2)
+    with open(os.path.join(out_dir, "topic-arn"), "w") as f:
+        f.write(topic)
+    print("incident world: ECS production/production-api-service (2 tasks), RDS production-db (db.r5.large),")
+    print("  ElastiCache production-cache (cache.r6g.large), Redis with 3000 keys, SNS incident-oncall -> SQS oncall-inbox")
+
+
+def incident_show(what):
+    if what == "api":
+        svc = client("ecs").describe_services(cluster=PROD, services=["production-api-service"])["services"][0]
+        primary = [d for d in svc["deployments"] if d["status"] == "PRIMARY"][0]
+        print(f"  now: desiredCount {svc['desiredCount']}, primary deployment {primary['id']}")
+    elif what == "database":
+        db = client("rds").describe_db_instances(DBInstanceIdentifier="production-db")["DBInstances"][0]
+        print(f"  now: {db['DBInstanceClass']} ({db['DBInstanceStatus']})")
+    elif what == "cache":
+        rg = client("elasticache").describe_replication_groups(ReplicationGroupId="production-cache")
+        print(f"  now: {rg['ReplicationGroups'][0]['CacheNodeType']}")
+    elif what == "sessions":
+        print(f"  now: {redis_command('DBSIZE')} keys in Redis")
+
+
+def inbox(out_dir):
+    sqs = client("sqs")
+    queue = sqs.get_queue_url(QueueName="oncall-inbox")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                   MessageAttributeNames=["All"]).get("Messages", [])
+    for m in messages:
+        envelope = json.loads(m["Body"])
+        attrs = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+        print(f"  Subject: {envelope['Subject']}")
+        print(f"  Attributes: {attrs}")
+        print("  " + envelope["Message"].replace("\n", "\n  "))
+
+
 if __name__ == "__main__":
-    {"setup": setup, "show": show}[sys.argv[1]]()
+    command, args = sys.argv[1], sys.argv[2:]
+    {"setup": setup, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
+     "inbox": inbox}[command](*args)

@@ -37,7 +37,8 @@ install_redis() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
 }
 
-moto_answers() { curl -sf -o /dev/null "$MOTO_URL/moto-api/data.json"; }
+# Any HTTP answer will do (/moto-api/data.json can fail to serialise some state, e.g. RDS instances).
+moto_answers() { curl -s -o /dev/null --max-time 2 "$MOTO_URL/moto-api/"; }
 redis_answers() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 
 wait_for() { # name, check function

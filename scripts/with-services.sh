@@ -8,7 +8,8 @@ RUN="$ROOT/.run"
 started_before=""
 for name in moto redis; do [ -f "$RUN/$name.pid" ] && started_before="$started_before $name"; done
 
-eval "$("$ROOT/scripts/services.sh" up)"
+env_lines="$("$ROOT/scripts/services.sh" up)" || { echo "with-services: the services did not start" >&2; exit 1; }
+eval "$env_lines"
 cleanup() {
   # Stop only what this invocation started: pid files that did not exist before it.
   for name in moto redis; do

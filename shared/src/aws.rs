@@ -23,3 +23,8 @@ pub async fn load_sdk_config() -> SdkConfig {
         .load()
         .await
 }
+
+/// An SDK timestamp as a chrono one (the SDK's own type has no arithmetic).
+pub fn to_chrono(time: &aws_smithy_types::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(time.secs(), time.subsec_nanos()).unwrap_or_default()
+}

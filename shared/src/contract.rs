@@ -56,6 +56,28 @@ impl Priority {
     }
 }
 
+/// How clear_cache clears: the whole server, the keys matching a pattern, or by rebooting the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearMode {
+    Flush,
+    Pattern,
+    Reboot,
+}
+
+impl ClearMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flush => "flush",
+            Self::Pattern => "pattern",
+            Self::Reboot => "reboot",
+        }
+    }
+}
+
+/// Longest accepted clear_cache `keyPattern`.
+pub const MAX_KEY_PATTERN_LEN: usize = 256;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentDetails {
@@ -79,6 +101,12 @@ pub struct ActionRequest {
     pub incident_details: Option<IncidentDetails>,
     #[serde(default)]
     pub dry_run: bool,
+    /// clear_cache only: `flush` (default), `pattern` or `reboot`.
+    #[serde(default)]
+    pub mode: Option<ClearMode>,
+    /// clear_cache only: the SCAN MATCH pattern of `pattern` mode (implies it when `mode` is absent).
+    #[serde(default)]
+    pub key_pattern: Option<String>,
 }
 
 impl ActionRequest {
@@ -103,6 +131,7 @@ impl ActionRequest {
             (None, ActionKind::NotifyHuman) => {}
             (None, _) => return Err(FunctionError::invalid("target", "missing: name a target from the target config")),
         }
+        self.validate_clear_options(expected)?;
         if let Some(details) = &self.incident_details {
             if let Some(title) = &details.title {
                 if title.chars().count() > MAX_TITLE_CHARS {
@@ -134,6 +163,50 @@ impl ActionRequest {
             }
         }
         Ok(())
+    }
+
+    fn validate_clear_options(&self, expected: ActionKind) -> Result<(), FunctionError> {
+        if expected != ActionKind::ClearCache {
+            if self.mode.is_some() {
+                return Err(FunctionError::invalid("mode", "only clear_cache takes a mode"));
+            }
+            if self.key_pattern.is_some() {
+                return Err(FunctionError::invalid("keyPattern", "only clear_cache takes a keyPattern"));
+            }
+            return Ok(());
+        }
+        match (self.clear_mode(), &self.key_pattern) {
+            (ClearMode::Pattern, None) => Err(FunctionError::invalid(
+                "keyPattern",
+                "missing: mode \"pattern\" needs a keyPattern such as \"session:*\"",
+            )),
+            (ClearMode::Pattern, Some(pattern)) => {
+                if pattern.is_empty() || pattern.len() > MAX_KEY_PATTERN_LEN {
+                    return Err(FunctionError::invalid(
+                        "keyPattern",
+                        format!("must be 1-{MAX_KEY_PATTERN_LEN} bytes, got {}", pattern.len()),
+                    ));
+                }
+                if pattern.chars().any(char::is_control) {
+                    return Err(FunctionError::invalid("keyPattern", "contains control characters"));
+                }
+                Ok(())
+            }
+            (mode, Some(_)) => Err(FunctionError::invalid(
+                "keyPattern",
+                format!("only mode \"pattern\" takes a keyPattern, not \"{}\"", mode.as_str()),
+            )),
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// clear_cache's mode: as given, else `pattern` when a keyPattern is given, else `flush`.
+    pub fn clear_mode(&self) -> ClearMode {
+        match (self.mode, &self.key_pattern) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => ClearMode::Pattern,
+            (None, None) => ClearMode::Flush,
+        }
     }
 
     pub fn echo(&self) -> RequestEcho {
@@ -332,6 +405,24 @@ mod tests {
         missing.as_object_mut().unwrap().remove("incidentId");
         assert!(parse_err(missing, a).contains("missing field `incidentId`"));
         assert!(parse_err(json!([1, 2]), a).contains("expected a JSON object"));
+    }
+
+    #[test]
+    fn clear_cache_options_are_checked() {
+        let clear = |extra: Value| {
+            let mut v = with("action", json!("clear_cache"));
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let c = ActionKind::ClearCache;
+        assert_eq!(ActionRequest::parse(clear(json!({})), c).unwrap().clear_mode(), ClearMode::Flush);
+        let implied = ActionRequest::parse(clear(json!({"keyPattern": "session:*"})), c).unwrap();
+        assert_eq!(implied.clear_mode(), ClearMode::Pattern);
+        assert!(parse_err(clear(json!({"mode": "pattern"})), c).contains("`keyPattern`: missing"));
+        assert!(parse_err(clear(json!({"mode": "flush", "keyPattern": "a*"})), c).contains("only mode"));
+        assert!(parse_err(clear(json!({"mode": "nuke"})), c).contains("`mode`: unknown variant `nuke`"));
+        assert!(parse_err(clear(json!({"keyPattern": "a\nb"})), c).contains("control characters"));
+        assert!(parse_err(with("mode", json!("flush")), ActionKind::RestartService).contains("only clear_cache"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The library every function is built on: the request/response contract, the target config,
 //! the event adapter, the runtime entry point, AWS configuration and the ECS helpers.
 
+pub mod action;
 pub mod aws;
 pub mod config;
 pub mod contract;

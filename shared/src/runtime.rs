@@ -11,6 +11,7 @@ use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
@@ -52,10 +53,11 @@ pub fn init_or_exit<T>(result: Result<T, ConfigError>) -> T {
 }
 
 /// Runs the handler under Lambda, or once locally. See the module docs.
-pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+pub async fn run<F, Fut, R, E>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(LambdaEvent<Value>) -> Fut,
-    Fut: Future<Output = Result<Value, E>>,
+    Fut: Future<Output = Result<R, E>>,
+    R: Serialize,
     E: Into<Diagnostic> + Debug,
 {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
@@ -65,10 +67,11 @@ where
     std::process::exit(code);
 }
 
-async fn run_local<F, Fut, E>(handler: F) -> i32
+async fn run_local<F, Fut, R, E>(handler: F) -> i32
 where
     F: Fn(LambdaEvent<Value>) -> Fut,
-    Fut: Future<Output = Result<Value, E>>,
+    Fut: Future<Output = Result<R, E>>,
+    R: Serialize,
     E: Into<Diagnostic> + Debug,
 {
     let event = match read_local_event(std::env::args().nth(1).as_deref()) {
@@ -83,7 +86,13 @@ where
     let invocation = async {
         match handler(LambdaEvent::new(event, ctx)).await {
             Ok(response) => {
-                println!("{response}");
+                match serde_json::to_string(&response) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => println!(
+                        "{}",
+                        json!({ "errorType": "Runtime.SerializationError", "errorMessage": e.to_string() })
+                    ),
+                }
                 0
             }
             Err(err) => {

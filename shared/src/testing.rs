@@ -142,3 +142,58 @@ pub fn run_binary(binary: &str, event_file: &Path, envs: &[(&str, &str)]) -> Loc
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Calls an action handler the way Lambda would, with a fresh context carrying a request id.
+pub fn action_event(payload: Value) -> lambda_runtime::LambdaEvent<Value> {
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.request_id = format!("test-{}", uuid::Uuid::new_v4());
+    lambda_runtime::LambdaEvent::new(payload, ctx)
+}
+
+/// The response as the backend sees it (JSON), checking that `body` mirrors the rest.
+pub fn response_json(response: &crate::contract::ActionResponse) -> Value {
+    let value = serde_json::to_value(response).expect("response serialises");
+    let body: Value = serde_json::from_str(value["body"].as_str().expect("body is a string")).expect("body is JSON");
+    assert_eq!(body["statusCode"], value["statusCode"], "body mirrors the response");
+    value
+}
+
+/// Builds a validated target config from JSON, as `TARGETS_JSON` would carry it.
+pub fn targets(config: Value) -> crate::config::TargetConfig {
+    crate::config::TargetConfig::parse(&config.to_string(), "test").expect("test target config is valid")
+}
+
+/// A real redis-server of the test's own (e.g. with a password), on a free loopback port; stopped on drop.
+pub struct TempRedis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl TempRedis {
+    pub fn start(extra_args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(extra_args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (scripts/services.sh installs it)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "redis-server did not start on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TempRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

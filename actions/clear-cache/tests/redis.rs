@@ -1,0 +1,274 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! incident-clear-cache against a real redis-server and the AWS emulator (Secrets Manager).
+//! FLUSHALL empties the whole server, so the tests that use the shared server take a lock;
+//! password tests start redis-servers of their own.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_elasticache::operation::describe_cache_clusters::DescribeCacheClustersOutput;
+use aws_sdk_elasticache::operation::reboot_cache_cluster::RebootCacheClusterOutput;
+use aws_sdk_elasticache::types::{CacheCluster, CacheNode};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use incident_clear_cache::{Deps, PasswordSource, handler};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use shared::testing::{TempRedis, action_event, emulator_config, fixture_files, response_json, targets, unique};
+use tokio::sync::Mutex;
+
+static SHARED_REDIS: Mutex<()> = Mutex::const_new(());
+
+fn shared_redis_url() -> String {
+    std::env::var("REDIS_URL").expect("REDIS_URL: run the tests through scripts/test.sh, which starts Redis")
+}
+
+async fn redis_con(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Fills the server with `n` keys named `<prefix>:<i>`.
+async fn fill(con: &mut redis::aio::MultiplexedConnection, prefix: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.set(format!("{prefix}:{i}"), i).ignore();
+        }
+        pipe.query_async::<()>(con).await.unwrap();
+    }
+}
+
+async fn dbsize(con: &mut redis::aio::MultiplexedConnection) -> u64 {
+    redis::cmd("DBSIZE").query_async(con).await.unwrap()
+}
+
+async fn deps(targets_json: Value, fallback: Option<&str>) -> Deps {
+    let config = emulator_config().await;
+    Deps {
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        elasticache: aws_sdk_elasticache::Client::new(&config),
+        targets: targets(targets_json),
+        passwords: PasswordSource::new(fallback.map(str::to_owned)),
+    }
+}
+
+fn request(target: &str, extra: Value) -> Value {
+    let mut r = json!({"action": "clear_cache", "target": target, "incidentId": "INC-3", "priority": "high"});
+    r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    r
+}
+
+async fn invoke(deps: &Deps, payload: Value) -> Value {
+    response_json(&handler(action_event(payload), deps).await.unwrap())
+}
+
+#[tokio::test]
+async fn flush_empties_a_real_redis_and_reports_the_counts() {
+    let _lock = SHARED_REDIS.lock().await;
+    let url = shared_redis_url();
+    let mut con = redis_con(&url).await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+    fill(&mut con, "page", 250).await;
+    let deps = deps(json!({"sessions": {"kind": "redis", "url": url}}), None).await;
+    let response = invoke(&deps, request("sessions", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["keysBefore"], 250);
+    assert_eq!(response["details"]["keysAfter"], 0);
+    assert_eq!(response["details"]["keysRemoved"], 250);
+    assert_eq!(dbsize(&mut con).await, 0, "Redis is empty");
+}
+
+#[tokio::test]
+async fn pattern_mode_removes_only_the_matching_keys_among_100k() {
+    let _lock = SHARED_REDIS.lock().await;
+    let url = shared_redis_url();
+    let mut con = redis_con(&url).await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+    fill(&mut con, "session", 40_000).await;
+    fill(&mut con, "user", 60_000).await;
+    assert_eq!(dbsize(&mut con).await, 100_000);
+    let deps = deps(json!({"sessions": {"kind": "redis", "url": url}}), None).await;
+
+    let response = invoke(&deps, request("sessions", json!({"keyPattern": "session:*", "dryRun": true}))).await;
+    assert_eq!(response["details"]["keysMatched"], 40_000, "{response}");
+    assert_eq!(dbsize(&mut con).await, 100_000, "a dry run removes nothing");
+
+    let response = invoke(&deps, request("sessions", json!({"mode": "pattern", "keyPattern": "session:*"}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["keysRemoved"], 40_000);
+    assert_eq!(response["details"]["complete"], true);
+    assert_eq!(response["details"]["keysAfter"], 60_000);
+    assert_eq!(dbsize(&mut con).await, 60_000);
+    let left: Vec<String> = con.keys("session:*").await.unwrap();
+    assert!(left.is_empty());
+    let user: Option<i64> = con.get("user:59999").await.unwrap();
+    assert_eq!(user, Some(59999), "non-matching keys are untouched");
+}
+
+#[tokio::test]
+async fn pattern_mode_stops_cleanly_at_the_deadline_and_reports_progress() {
+    let _lock = SHARED_REDIS.lock().await;
+    let url = shared_redis_url();
+    let mut con = redis_con(&url).await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+    fill(&mut con, "tmp", 20_000).await;
+    let deps = deps(json!({"sessions": {"kind": "redis", "url": url}}), None).await;
+    // A deadline that leaves no time past the stop margin: the scan must stop at once, not be killed.
+    let mut event = action_event(request("sessions", json!({"keyPattern": "tmp:*"})));
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    event.context.deadline = now_ms + 1_900;
+    let response = response_json(&handler(event, &deps).await.unwrap());
+    assert_eq!(response["statusCode"], 504, "{response}");
+    assert_eq!(response["details"]["complete"], false);
+    assert!(response["details"]["keysRemoved"].is_u64());
+    assert!(response["message"].as_str().unwrap().contains("stopped cleanly"), "{response}");
+}
+
+#[tokio::test]
+async fn dry_run_flush_leaves_every_key() {
+    let _lock = SHARED_REDIS.lock().await;
+    let url = shared_redis_url();
+    let mut con = redis_con(&url).await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+    fill(&mut con, "k", 10).await;
+    let deps = deps(json!({"sessions": {"kind": "redis", "url": url}}), None).await;
+    let response = invoke(&deps, request("sessions", json!({"dryRun": true}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["plannedCalls"][0]["call"], "Redis FLUSHALL");
+    assert_eq!(dbsize(&mut con).await, 10);
+}
+
+#[tokio::test]
+async fn the_password_comes_from_secrets_manager_and_is_fetched_again_after_rotation() {
+    let redis = TempRedis::start(&["--requirepass", "first-Pa55"]);
+    let config = emulator_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = secrets
+        .create_secret()
+        .name(unique("redis-password"))
+        .secret_string(r#"{"username": "default", "password": "first-Pa55"}"#)
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_owned();
+    let deps = deps(json!({"cache": {"kind": "redis", "url": redis.url(), "passwordSecretArn": arn}}), None).await;
+    let mut admin = redis::Client::open(format!("redis://:first-Pa55@127.0.0.1:{}", redis.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    fill(&mut admin, "a", 5).await;
+    assert_eq!(invoke(&deps, request("cache", json!({}))).await["details"]["keysRemoved"], 5);
+
+    // Rotate: the server and the secret change; the function's cached password is now stale.
+    secrets.put_secret_value().secret_id(&arn).secret_string("second-Pa55").send().await.unwrap();
+    redis::cmd("CONFIG").arg("SET").arg("requirepass").arg("second-Pa55").query_async::<()>(&mut admin).await.unwrap();
+    fill(&mut admin, "b", 7).await;
+    let response = invoke(&deps, request("cache", json!({}))).await;
+    assert_eq!(response["success"], true, "fetched the rotated password: {response}");
+    assert_eq!(response["details"]["keysRemoved"], 7);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_502_naming_the_host_never_the_password() {
+    let redis = TempRedis::start(&["--requirepass", "right-Pa55"]);
+    let deps = deps(json!({"cache": {"kind": "redis", "url": redis.url()}}), Some("wrong-Pa55-x9")).await;
+    let response = invoke(&deps, request("cache", json!({}))).await;
+    assert_eq!(response["statusCode"], 502, "{response}");
+    assert_eq!(response["error"]["code"], "REDIS_ERROR");
+    let text = response.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{}", redis.port)), "{text}");
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(!text.contains("wrong-Pa55-x9") && !text.contains("right-Pa55"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_prompt_502() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let deps = deps(json!({"cache": {"kind": "redis", "url": format!("redis://127.0.0.1:{port}")}}), None).await;
+    let started = Instant::now();
+    let response = invoke(&deps, request("cache", json!({}))).await;
+    assert_eq!(response["statusCode"], 502, "{response}");
+    assert!(response["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// moto has no RebootCacheCluster: the mock pins the exact calls on the real client type.
+#[tokio::test]
+async fn reboot_mode_reboots_every_node_of_the_cluster() {
+    let describe = mock!(aws_sdk_elasticache::Client::describe_cache_clusters)
+        .match_requests(|r| r.cache_cluster_id() == Some("cache-001") && r.show_cache_node_info() == Some(true))
+        .then_output(|| {
+            let nodes = ["0001", "0002"].map(|id| CacheNode::builder().cache_node_id(id).build());
+            DescribeCacheClustersOutput::builder()
+                .cache_clusters(
+                    CacheCluster::builder().cache_cluster_id("cache-001").set_cache_nodes(Some(nodes.to_vec())).build(),
+                )
+                .build()
+        });
+    let reboot = mock!(aws_sdk_elasticache::Client::reboot_cache_cluster)
+        .match_requests(|r| {
+            r.cache_cluster_id() == Some("cache-001") && r.cache_node_ids_to_reboot() == ["0001", "0002"]
+        })
+        .then_output(|| RebootCacheClusterOutput::builder().build());
+    let mut deps = deps(
+        json!({"cache": {"kind": "redis", "url": "redis://cache:6379",
+               "elasticache": {"cacheClusterId": "cache-001", "scaleBy": "nodes", "maxNodes": 4}}}),
+        None,
+    )
+    .await;
+    deps.elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe, &reboot]);
+    let response = invoke(&deps, request("cache", json!({"mode": "reboot"}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(
+        response["details"]["clusters"],
+        json!([{"cacheClusterId": "cache-001", "cacheNodeIds": ["0001", "0002"]}])
+    );
+    assert_eq!(reboot.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn every_fixture_is_answered_as_expected() {
+    let _lock = SHARED_REDIS.lock().await;
+    let url = shared_redis_url();
+    // moto answers DescribeCacheClusters without node info, so the reboot fixture (a dry run) reads the
+    // cluster from a mock; the mock has no RebootCacheCluster rule, so a reboot would fail the test.
+    let describe = mock!(aws_sdk_elasticache::Client::describe_cache_clusters).then_output(|| {
+        DescribeCacheClustersOutput::builder()
+            .cache_clusters(
+                CacheCluster::builder()
+                    .cache_cluster_id("cache-001")
+                    .cache_nodes(CacheNode::builder().cache_node_id("0001").build())
+                    .build(),
+            )
+            .build()
+    });
+    let cluster = "cache-001";
+    let world = json!({
+        "cache": {"kind": "redis", "url": format!("{url}/1"),
+                  "elasticache": {"cacheClusterId": cluster, "scaleBy": "nodes", "maxNodes": 2}},
+        "sessions": {"kind": "redis", "url": url},
+        "api": {"kind": "ecs_service", "cluster": "c", "service": "s",
+                "desiredCount": {"low": 1, "medium": 1, "high": 1, "critical": 1}, "maxCount": 1},
+    });
+    let mut deps = deps(world, None).await;
+    deps.elasticache = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe]);
+    let mut con = redis_con(&url).await;
+    for file in fixture_files("actions/clear_cache") {
+        redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+        fill(&mut con, "session", 20).await;
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let response = invoke(&deps, payload.clone()).await;
+        assert_eq!(response["success"], true, "{}: {response}", file.display());
+        if payload["dryRun"] == true {
+            assert_eq!(dbsize(&mut con).await, 20, "{}", file.display());
+        }
+    }
+    for file in fixture_files("actions/clear_cache/invalid") {
+        redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+        fill(&mut con, "session", 20).await;
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let response = invoke(&deps, payload).await;
+        let status = response["statusCode"].as_u64().unwrap();
+        assert!((400..500).contains(&status), "{}: {response}", file.display());
+        assert_eq!(dbsize(&mut con).await, 20, "{}", file.display());
+    }
+}

@@ -1,0 +1,14 @@
+use incident_restart_service::{Deps, cooldown_from_env, handler};
+use shared::config::TargetConfig;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_tracing();
+    let targets = runtime::init_or_exit(TargetConfig::from_env());
+    let cooldown = runtime::init_or_exit(cooldown_from_env());
+    let config = shared::aws::load_sdk_config().await;
+    let deps =
+        Deps { ecs: aws_sdk_ecs::Client::new(&config), ec2: aws_sdk_ec2::Client::new(&config), targets, cooldown };
+    runtime::run(|event| handler(event, &deps)).await
+}

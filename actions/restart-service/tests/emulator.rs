@@ -1,0 +1,148 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! incident-restart-service against the AWS emulator (moto server). Run through scripts/test.sh.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::InstanceType;
+use incident_restart_service::{DEFAULT_COOLDOWN, Deps, handler};
+use serde_json::{Value, json};
+use shared::ecs::ServiceRef;
+use shared::testing::{action_event, create_service, emulator_config, fixture, fixture_files, response_json, targets};
+
+struct World {
+    deps: Deps,
+    api: ServiceRef,
+    running: String,
+    stopped: String,
+}
+
+async fn primary_deployment(ecs: &aws_sdk_ecs::Client, target: &ServiceRef) -> String {
+    let out = ecs.describe_services().cluster(&target.cluster).services(&target.service).send().await.unwrap();
+    let service = &out.services()[0];
+    service.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap().id().unwrap().to_owned()
+}
+
+/// Two ECS services and two EC2 instances (one running, one stopped), behind the fixtures' target names.
+async fn world(cooldown: Duration) -> World {
+    let config = emulator_config().await;
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let api = create_service(&ecs, "restart-api", 2).await;
+    let auth = create_service(&ecs, "restart-auth", 2).await;
+    let run = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(InstanceType::T3Micro)
+        .min_count(2)
+        .max_count(2)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = run.instances().iter().map(|i| i.instance_id().unwrap().to_owned()).collect();
+    ec2.stop_instances().instance_ids(&ids[1]).send().await.unwrap();
+    let targets = targets(json!({
+        "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
+                "desiredCount": {"low": 2, "medium": 2, "high": 3, "critical": 4}, "maxCount": 6},
+        "auth-service": {"kind": "ecs_service", "cluster": auth.cluster, "service": auth.service,
+                "desiredCount": {"low": 2, "medium": 2, "high": 3, "critical": 4}, "maxCount": 6},
+        "web-hosts": {"kind": "ec2_instances", "instanceIds": ids},
+        "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390"},
+    }));
+    World { deps: Deps { ecs, ec2, targets, cooldown }, api, running: ids[0].clone(), stopped: ids[1].clone() }
+}
+
+fn request(extra: Value) -> Value {
+    let mut r = json!({"action": "restart_service", "target": "api", "incidentId": "INC-42", "priority": "high"});
+    r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    r
+}
+
+#[tokio::test]
+async fn a_restart_starts_a_new_deployment() {
+    let w = world(Duration::ZERO).await;
+    let before = primary_deployment(&w.deps.ecs, &w.api).await;
+    let response = response_json(&handler(action_event(request(json!({}))), &w.deps).await.unwrap());
+    assert_eq!(response["success"], true, "{response}");
+    let after = primary_deployment(&w.deps.ecs, &w.api).await;
+    assert_ne!(after, before, "the emulator holds a new primary deployment");
+    assert_eq!(response["details"]["deploymentId"], after);
+    assert_eq!(response["details"]["previousDeploymentId"], before);
+    assert_eq!(response["details"]["cluster"], w.api.cluster);
+    assert!(response["details"]["taskDefinition"].as_str().unwrap().contains("task-definition/"));
+    assert!(response["message"].as_str().unwrap().contains("restart initiated"));
+}
+
+#[tokio::test]
+async fn a_second_restart_within_the_cooldown_is_refused_and_changes_nothing() {
+    // A freshly created or restarted service is rolling out (moto keeps rolloutState IN_PROGRESS).
+    let w = world(DEFAULT_COOLDOWN).await;
+    let before = primary_deployment(&w.deps.ecs, &w.api).await;
+    let response = response_json(&handler(action_event(request(json!({}))), &w.deps).await.unwrap());
+    assert_eq!(response["statusCode"], 409, "{response}");
+    assert_eq!(response["error"]["code"], "CONFLICT");
+    assert!(response["message"].as_str().unwrap().contains("restart already in progress since"), "{response}");
+    assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before);
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
+    let w = world(Duration::ZERO).await;
+    let before = primary_deployment(&w.deps.ecs, &w.api).await;
+    let response = response_json(&handler(action_event(request(json!({"dryRun": true}))), &w.deps).await.unwrap());
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["dryRun"], true);
+    assert_eq!(
+        response["details"]["plannedCalls"],
+        json!([{"call": "ECS UpdateService", "params": {"cluster": w.api.cluster, "service": w.api.service, "forceNewDeployment": true}}])
+    );
+    assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before);
+}
+
+#[tokio::test]
+async fn ec2_targets_reboot_the_running_instances_and_report_the_skipped_ones() {
+    let w = world(Duration::ZERO).await;
+    let payload = request(json!({"target": "web-hosts"}));
+    let response = response_json(&handler(action_event(payload), &w.deps).await.unwrap());
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["rebooted"], json!([w.running]));
+    assert_eq!(response["details"]["skipped"], json!([{"instanceId": w.stopped, "state": "stopped"}]));
+}
+
+#[tokio::test]
+async fn unknown_and_unsuitable_targets_are_refused() {
+    let w = world(Duration::ZERO).await;
+    let response =
+        response_json(&handler(action_event(request(json!({"target": "default-service"}))), &w.deps).await.unwrap());
+    assert_eq!(response["statusCode"], 404);
+    assert_eq!(
+        response["error"]["message"],
+        "unknown target \"default-service\"; known targets: api, auth-service, cache, web-hosts"
+    );
+    let response = response_json(&handler(action_event(request(json!({"target": "cache"}))), &w.deps).await.unwrap());
+    assert_eq!(response["statusCode"], 400);
+    assert!(response["message"].as_str().unwrap().contains("\"cache\" is a redis target"), "{response}");
+}
+
+#[tokio::test]
+async fn every_fixture_is_answered_as_expected() {
+    for file in fixture_files("actions/restart_service") {
+        let w = world(Duration::ZERO).await;
+        let before = primary_deployment(&w.deps.ecs, &w.api).await;
+        let payload = fixture(file.strip_prefix(shared::testing::fixtures_dir()).unwrap().to_str().unwrap());
+        let response = response_json(&handler(action_event(payload.clone()), &w.deps).await.unwrap());
+        assert_eq!(response["success"], true, "{}: {response}", file.display());
+        if payload["dryRun"] == true {
+            assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before, "{}", file.display());
+        }
+    }
+    for file in fixture_files("actions/restart_service/invalid") {
+        let w = world(Duration::ZERO).await;
+        let before = primary_deployment(&w.deps.ecs, &w.api).await;
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let response = response_json(&handler(action_event(payload), &w.deps).await.unwrap());
+        let status = response["statusCode"].as_u64().unwrap();
+        assert!((400..500).contains(&status), "{}: {response}", file.display());
+        assert!(response["error"]["code"].is_string());
+        assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before, "{}", file.display());
+    }
+}

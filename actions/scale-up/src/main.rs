@@ -1,0 +1,18 @@
+use incident_scale_up::{Deps, handler};
+use shared::config::TargetConfig;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_tracing();
+    let targets = runtime::init_or_exit(TargetConfig::from_env());
+    let config = shared::aws::load_sdk_config().await;
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&config),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+        rds: aws_sdk_rds::Client::new(&config),
+        elasticache: aws_sdk_elasticache::Client::new(&config),
+        targets,
+    };
+    runtime::run(|event| handler(event, &deps)).await
+}

@@ -1,0 +1,315 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! incident-scale-up against the AWS emulator (moto server), plus aws-smithy-mocks for the two
+//! ElastiCache calls moto does not implement (IncreaseReplicaCount, ModifyCacheCluster).
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_elasticache::operation::describe_cache_clusters::DescribeCacheClustersOutput;
+use aws_sdk_elasticache::operation::describe_replication_groups::DescribeReplicationGroupsOutput;
+use aws_sdk_elasticache::operation::increase_replica_count::IncreaseReplicaCountOutput;
+use aws_sdk_elasticache::operation::modify_cache_cluster::ModifyCacheClusterOutput;
+use aws_sdk_elasticache::types::{CacheCluster, NodeGroup, NodeGroupMember, ReplicationGroup};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use incident_scale_up::{Deps, handler};
+use serde_json::{Value, json};
+use shared::ecs::ServiceRef;
+use shared::testing::{
+    action_event, create_service, desired_count, emulator_config, fixture_files, response_json, targets, unique,
+};
+
+const NODE_LADDER: [&str; 3] = ["cache.t3.small", "cache.m5.large", "cache.m5.xlarge"];
+
+struct World {
+    deps: Deps,
+    api: ServiceRef,
+    db: String,
+    group: String,
+}
+
+async fn create_db(rds: &aws_sdk_rds::Client, class: &str) -> String {
+    let id = unique("db").to_lowercase().replace('_', "-");
+    rds.create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class(class)
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+async fn db_class(rds: &aws_sdk_rds::Client, id: &str) -> String {
+    let out = rds.describe_db_instances().db_instance_identifier(id).send().await.unwrap();
+    out.db_instances()[0].db_instance_class().unwrap().to_owned()
+}
+
+async fn create_group(elasticache: &aws_sdk_elasticache::Client, node_type: &str) -> String {
+    let id = format!("rg-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    elasticache
+        .create_replication_group()
+        .replication_group_id(&id)
+        .replication_group_description("scale_up test")
+        .engine("redis")
+        .cache_node_type(node_type)
+        .num_cache_clusters(2)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+async fn node_type(elasticache: &aws_sdk_elasticache::Client, id: &str) -> String {
+    let out = elasticache.describe_replication_groups().replication_group_id(id).send().await.unwrap();
+    out.replication_groups()[0].cache_node_type().unwrap().to_owned()
+}
+
+/// The fixtures' targets (api, database, cache, web-hosts) on fresh emulator resources.
+async fn world(api_count: i32, db_class_now: &str, node_type_now: &str) -> World {
+    let config = emulator_config().await;
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let rds = aws_sdk_rds::Client::new(&config);
+    let elasticache = aws_sdk_elasticache::Client::new(&config);
+    let api = create_service(&ecs, "scale-api", api_count).await;
+    let db = create_db(&rds, db_class_now).await;
+    let group = create_group(&elasticache, node_type_now).await;
+    let targets = targets(json!({
+        "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
+                "desiredCount": {"low": 5, "medium": 5, "high": 5, "critical": 10}, "maxCount": 20},
+        "database": {"kind": "rds_instance", "instanceId": db,
+                "instanceClass": {"low": "db.r5.xlarge", "medium": "db.r5.xlarge", "high": "db.r5.xlarge", "critical": "db.r5.2xlarge"},
+                "classLadder": ["db.r5.large", "db.r5.xlarge", "db.r5.2xlarge", "db.r5.4xlarge"]},
+        "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390",
+                "elasticache": {"replicationGroupId": group, "scaleBy": "node_type", "nodeTypeLadder": NODE_LADDER}},
+        "web-hosts": {"kind": "ec2_instances", "instanceIds": ["i-0123456789abcdef0"]},
+    }));
+    let deps =
+        Deps { ecs, autoscaling: aws_sdk_applicationautoscaling::Client::new(&config), rds, elasticache, targets };
+    World { deps, api, db, group }
+}
+
+fn request(target: &str, priority: &str, extra: Value) -> Value {
+    let mut r = json!({"action": "scale_up", "target": target, "incidentId": "INC-7", "priority": priority});
+    r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    r
+}
+
+async fn invoke(deps: &Deps, payload: Value) -> Value {
+    response_json(&handler(action_event(payload), deps).await.unwrap())
+}
+
+async fn scalable_capacity(autoscaling: &aws_sdk_applicationautoscaling::Client, api: &ServiceRef) -> (i32, i32) {
+    let out = autoscaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(format!("service/{}/{}", api.cluster, api.service))
+        .send()
+        .await
+        .unwrap();
+    let t = &out.scalable_targets()[0];
+    (t.min_capacity(), t.max_capacity())
+}
+
+#[tokio::test]
+async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
+    let w = world(2, "db.r5.large", "cache.t3.small").await;
+    w.deps
+        .autoscaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(format!("service/{}/{}", w.api.cluster, w.api.service))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .min_capacity(2)
+        .max_capacity(6)
+        .send()
+        .await
+        .unwrap();
+    let response = invoke(&w.deps, request("api", "critical", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 10);
+    assert_eq!(
+        scalable_capacity(&w.deps.autoscaling, &w.api).await,
+        (10, 10),
+        "MinCapacity raised, MaxCapacity lifted to it"
+    );
+    assert_eq!(response["details"]["scalableTarget"]["minCapacity"], json!({"before": 2, "after": 10}));
+    assert_eq!(response["details"]["scalableTarget"]["maxCapacity"], json!({"before": 6, "after": 10}));
+    assert_eq!(response["details"]["previousDesiredCount"], 2);
+}
+
+#[tokio::test]
+async fn an_ecs_service_without_autoscaling_is_scaled_and_says_so() {
+    let w = world(1, "db.r5.large", "cache.t3.small").await;
+    let response = invoke(&w.deps, request("api", "medium", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 5);
+    assert_eq!(response["details"]["scalableTarget"], Value::Null);
+}
+
+#[tokio::test]
+async fn an_ecs_service_is_never_scaled_down() {
+    let w = world(12, "db.r5.large", "cache.t3.small").await;
+    let response = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["change"], "no change");
+    assert!(response["message"].as_str().unwrap().starts_with("No change"), "{response}");
+    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 12);
+}
+
+#[tokio::test]
+async fn an_rds_instance_moves_up_to_the_priority_class_and_never_down() {
+    let w = world(1, "db.r5.large", "cache.t3.small").await;
+    let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.2xlarge");
+    assert_eq!(response["details"]["previousInstanceClass"], "db.r5.large");
+
+    // Already larger than what "high" asks for: no change.
+    let response = invoke(&w.deps, request("database", "high", json!({}))).await;
+    assert_eq!(response["details"]["change"], "no change", "{response}");
+    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.2xlarge");
+}
+
+#[tokio::test]
+async fn an_rds_instance_that_is_not_available_is_a_conflict() {
+    let w = world(1, "db.r5.large", "cache.t3.small").await;
+    w.deps.rds.stop_db_instance().db_instance_identifier(&w.db).send().await.unwrap();
+    let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
+    assert_eq!(response["statusCode"], 409, "{response}");
+    assert!(response["message"].as_str().unwrap().contains("not available"));
+    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.large");
+}
+
+#[tokio::test]
+async fn a_replication_group_climbs_the_node_type_ladder_and_stops_at_the_top() {
+    let w = world(1, "db.r5.large", "cache.t3.small").await;
+    let response = invoke(&w.deps, request("cache", "high", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.m5.large");
+    invoke(&w.deps, request("cache", "high", json!({}))).await;
+    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.m5.xlarge");
+    let response = invoke(&w.deps, request("cache", "critical", json!({}))).await;
+    assert_eq!(response["success"], true);
+    assert_eq!(response["details"]["change"], "no change");
+    assert!(response["message"].as_str().unwrap().contains("already at the largest size on the ladder"), "{response}");
+    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.m5.xlarge");
+}
+
+#[tokio::test]
+async fn dry_runs_report_the_calls_and_change_nothing() {
+    let w = world(2, "db.r5.large", "cache.t3.small").await;
+    let response = invoke(&w.deps, request("api", "critical", json!({"dryRun": true}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(
+        response["details"]["plannedCalls"],
+        json!([{"call": "ECS UpdateService", "params": {"cluster": w.api.cluster, "service": w.api.service, "desiredCount": 10}}])
+    );
+    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 2);
+
+    let response = invoke(&w.deps, request("database", "critical", json!({"dryRun": true}))).await;
+    assert_eq!(response["details"]["plannedCalls"][0]["call"], "RDS ModifyDBInstance", "{response}");
+    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.large");
+
+    let response = invoke(&w.deps, request("cache", "critical", json!({"dryRun": true}))).await;
+    assert_eq!(response["details"]["plannedCalls"][0]["params"]["cacheNodeType"], "cache.m5.large", "{response}");
+    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.t3.small");
+}
+
+#[tokio::test]
+async fn every_fixture_is_answered_as_expected() {
+    for file in fixture_files("actions/scale_up") {
+        let w = world(1, "db.r5.large", "cache.t3.small").await;
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let response = invoke(&w.deps, payload.clone()).await;
+        assert_eq!(response["success"], true, "{}: {response}", file.display());
+        if payload["dryRun"] == true {
+            assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 1, "{}", file.display());
+        }
+    }
+    for file in fixture_files("actions/scale_up/invalid") {
+        let w = world(1, "db.r5.large", "cache.t3.small").await;
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let response = invoke(&w.deps, payload).await;
+        let status = response["statusCode"].as_u64().unwrap();
+        assert!((400..500).contains(&status), "{}: {response}", file.display());
+        assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 1, "{}", file.display());
+    }
+}
+
+/// moto has no IncreaseReplicaCount: the mock pins the exact call on the real client type.
+#[tokio::test]
+async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
+    let describe = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
+        let members =
+            (0..3).map(|i| NodeGroupMember::builder().cache_cluster_id(format!("rg-00{i}")).build()).collect();
+        DescribeReplicationGroupsOutput::builder()
+            .replication_groups(
+                ReplicationGroup::builder()
+                    .replication_group_id("sessions-rg")
+                    .status("available")
+                    .node_groups(
+                        NodeGroup::builder().node_group_id("0001").set_node_group_members(Some(members)).build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let increase = mock!(aws_sdk_elasticache::Client::increase_replica_count)
+        .match_requests(|r| {
+            r.replication_group_id() == Some("sessions-rg")
+                && r.new_replica_count() == Some(3)
+                && r.apply_immediately() == Some(true)
+        })
+        .then_output(|| IncreaseReplicaCountOutput::builder().build());
+    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe, &increase]);
+    let config = emulator_config().await;
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&config),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+        rds: aws_sdk_rds::Client::new(&config),
+        elasticache,
+        targets: targets(json!({"sessions": {"kind": "redis", "url": "redis://sessions:6379",
+            "elasticache": {"replicationGroupId": "sessions-rg", "scaleBy": "replicas", "maxReplicas": 4}}})),
+    };
+    let response = invoke(&deps, request("sessions", "high", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["previousReplicas"], 2);
+    assert_eq!(response["details"]["replicas"], 3);
+    assert_eq!(increase.num_calls(), 1);
+}
+
+/// moto has no ModifyCacheCluster: the mock pins the exact call on the real client type.
+#[tokio::test]
+async fn a_memcached_cluster_gets_one_more_node() {
+    let describe = mock!(aws_sdk_elasticache::Client::describe_cache_clusters).then_output(|| {
+        DescribeCacheClustersOutput::builder()
+            .cache_clusters(
+                CacheCluster::builder()
+                    .cache_cluster_id("mc")
+                    .cache_cluster_status("available")
+                    .num_cache_nodes(2)
+                    .build(),
+            )
+            .build()
+    });
+    let modify = mock!(aws_sdk_elasticache::Client::modify_cache_cluster)
+        .match_requests(|r| {
+            r.cache_cluster_id() == Some("mc") && r.num_cache_nodes() == Some(3) && r.apply_immediately() == Some(true)
+        })
+        .then_output(|| ModifyCacheClusterOutput::builder().build());
+    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe, &modify]);
+    let config = emulator_config().await;
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&config),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+        rds: aws_sdk_rds::Client::new(&config),
+        elasticache,
+        targets: targets(json!({"memcached": {"kind": "redis", "url": "redis://mc:11211",
+            "elasticache": {"cacheClusterId": "mc", "scaleBy": "nodes", "maxNodes": 3}}})),
+    };
+    let response = invoke(&deps, request("memcached", "critical", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["numCacheNodes"], 3);
+    assert_eq!(modify.num_calls(), 1);
+}

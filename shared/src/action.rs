@@ -1,0 +1,185 @@
+//! The frame every incident action runs in: validate the whole request before any AWS call,
+//! bound the work by the Lambda deadline, write one audit line, and always answer with an
+//! [`ActionResponse`], errors included (the backend reads `success` and `message`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::FunctionError;
+use crate::config::Target;
+use crate::contract::{ActionKind, ActionRequest, ActionResponse, RequestEcho};
+use crate::deadline::Deadline;
+
+/// What an action did (or, on a dry run, would do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub message: String,
+    /// The real resource acted on, e.g. `ECS service production/api`.
+    pub resource: String,
+    /// The state before and after, for the audit line (equal on a dry run or when nothing changed).
+    pub before: Value,
+    pub after: Value,
+    pub details: Value,
+}
+
+/// A failed action, with whatever progress it made before failing (e.g. keys removed before the deadline).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub error: FunctionError,
+    pub details: Value,
+}
+
+impl From<FunctionError> for Failure {
+    fn from(error: FunctionError) -> Self {
+        Self { error, details: json!({}) }
+    }
+}
+
+/// One call an action would make, as a dry run reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedCall {
+    /// Service and operation, e.g. `"ECS UpdateService"` or `"Redis FLUSHALL"`.
+    pub call: &'static str,
+    pub params: Value,
+}
+
+impl PlannedCall {
+    pub fn new(call: &'static str, params: Value) -> Self {
+        Self { call, params }
+    }
+}
+
+/// Runs one invocation of an action. `work` gets the validated request and the deadline.
+pub async fn run_action<'a, F, Fut>(event: LambdaEvent<Value>, kind: ActionKind, work: F) -> ActionResponse
+where
+    F: FnOnce(ActionRequest, Deadline) -> Fut,
+    Fut: Future<Output = Result<Outcome, Failure>> + 'a,
+{
+    let deadline = Deadline::from_context(&event.context);
+    let execution_id = event.context.request_id;
+    let raw_echo = RequestEcho::from_raw(&event.payload);
+    let request = match ActionRequest::parse(event.payload, kind) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::warn!(action = kind.as_str(), code = err.code(), "rejected: {err}");
+            return ActionResponse::failure(&execution_id, &raw_echo, &err, json!({}));
+        }
+    };
+    let echo = request.echo();
+    let span = tracing::info_span!("action", incidentId = %request.incident_id, action = kind.as_str());
+    async move {
+        let dry_run = request.dry_run;
+        let target = request.target.clone();
+        // Type-erased and on the heap: action futures are large and deeply nested, and erasing them here
+        // keeps every binary's main future small (and within the compiler's layout depth).
+        let work: Pin<Box<dyn Future<Output = Result<Outcome, Failure>> + 'a>> = Box::pin(work(request, deadline));
+        let result = match tokio::time::timeout_at(deadline.instant(), work).await {
+            Ok(result) => result,
+            Err(_) => Err(FunctionError::DeadlineExceeded { during: kind.as_str().to_owned() }.into()),
+        };
+        match result {
+            Ok(outcome) => {
+                tracing::info!(
+                    audit = true,
+                    target = target.as_deref().unwrap_or(""),
+                    resource = %outcome.resource,
+                    before = %outcome.before,
+                    after = %outcome.after,
+                    dryRun = dry_run,
+                    "{}",
+                    outcome.message
+                );
+                ActionResponse::success(&execution_id, &echo, outcome.message, outcome.details)
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    target = target.as_deref().unwrap_or(""),
+                    code = failure.error.code(),
+                    dryRun = dry_run,
+                    "failed: {}",
+                    failure.error
+                );
+                ActionResponse::failure(&execution_id, &echo, &failure.error, failure.details)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The 400 for a target whose kind this action cannot handle.
+pub fn unsupported_target(kind: ActionKind, name: &str, target: &Target, supported: &[&str]) -> FunctionError {
+    FunctionError::invalid(
+        "target",
+        format!("\"{name}\" is a {} target; {} handles {}", target.kind(), kind.as_str(), supported.join(" and ")),
+    )
+}
+
+/// The target name of a validated request (present for every action but notify_human).
+pub fn target_name(request: &ActionRequest) -> &str {
+    request.target.as_deref().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use lambda_runtime::Context;
+
+    use super::*;
+
+    fn event(payload: Value, deadline_in: Option<Duration>) -> LambdaEvent<Value> {
+        let mut ctx = Context::default();
+        ctx.request_id = "req-1".into();
+        if let Some(left) = deadline_in {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            ctx.deadline = (now + left).as_millis() as u64;
+        }
+        LambdaEvent::new(payload, ctx)
+    }
+
+    fn valid() -> Value {
+        json!({"action": "scale_up", "target": "api", "incidentId": "INC-1", "priority": "low"})
+    }
+
+    #[tokio::test]
+    async fn an_invalid_request_never_reaches_the_work() {
+        let bad = json!({"action": "scale_up", "target": "api", "incidentId": "INC-1", "priority": 3});
+        let response = run_action(event(bad, None), ActionKind::ScaleUp, |_, _| async {
+            panic!("work must not run for an invalid request")
+        })
+        .await;
+        assert_eq!(response.core.status_code, 400);
+        assert_eq!(response.core.execution_id, "req-1");
+        assert_eq!(response.core.incident_id.as_deref(), Some("INC-1"));
+    }
+
+    #[tokio::test]
+    async fn work_past_the_deadline_is_answered_with_504_before_it() {
+        let started = std::time::Instant::now();
+        let response =
+            run_action(event(valid(), Some(Duration::from_millis(800))), ActionKind::ScaleUp, |_, _| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Err(FunctionError::Conflict("unreachable".into()).into())
+            })
+            .await;
+        assert_eq!(response.core.status_code, 504);
+        assert_eq!(response.core.error.as_ref().unwrap()["code"], "DEADLINE_EXCEEDED");
+        assert!(started.elapsed() < Duration::from_millis(800), "answered before the deadline itself");
+    }
+
+    #[tokio::test]
+    async fn failures_keep_their_progress_details() {
+        let response = run_action(event(valid(), None), ActionKind::ScaleUp, |_, _| async {
+            Err(Failure { error: FunctionError::Conflict("busy".into()), details: json!({"done": 3}) })
+        })
+        .await;
+        assert_eq!(response.core.status_code, 409);
+        assert_eq!(response.core.details, json!({"done": 3}));
+    }
+}
