@@ -27,6 +27,22 @@ step "Demo world"
 "$PY" scripts/demo_world.py setup
 "$PY" scripts/demo_world.py show
 
+step "fluidity-wake: the agent starts and needs the server (API Gateway POST /wake)"
+"$PY" scripts/demo_world.py stop
+invoke fluidity-wake fixtures/lifecycle/wake/apigateway-post-wake.json
+"$PY" scripts/demo_world.py show
+
+step "fluidity-wake: a second agent start must not scale out"
+invoke fluidity-wake fixtures/lifecycle/wake/direct.json
+"$PY" scripts/demo_world.py show
+
+step "fluidity-sleep: the 5-minute schedule checks whether the server is idle"
+echo "(moto cannot serve CloudWatch GetMetricData to the Rust SDK, which speaks RPC v2 CBOR (getmoto/moto#9195);"
+echo " against AWS sleep reads ActiveConnections and LastActivityEpochSeconds here. In the emulator the call"
+echo " fails, and sleep reports it as a function error so the schedule's alarm would fire:)"
+invoke fluidity-sleep fixtures/lifecycle/sleep/eventbridge-rate-5-minutes.json
+"$PY" scripts/demo_world.py show
+
 step "fluidity-kill: the agent shuts down (API Gateway POST /kill)"
 invoke fluidity-kill fixtures/lifecycle/kill/apigateway-post-kill.json
 "$PY" scripts/demo_world.py show

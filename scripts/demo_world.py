@@ -40,6 +40,11 @@ def setup():
     print(f"demo world: cluster {CLUSTER}, service {SERVICE} at desiredCount 1")
 
 
+def stop():
+    client("ecs").update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
+    print(f"demo world: {SERVICE} stopped (desiredCount 0), as after a night's kill")
+
+
 def show():
     svc = client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     print(json.dumps({"service": SERVICE, "desiredCount": svc["desiredCount"], "status": svc["status"]}))
@@ -133,5 +138,5 @@ def inbox(out_dir):
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"setup": setup, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
+    {"setup": setup, "stop": stop, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
      "inbox": inbox}[command](*args)

@@ -4,6 +4,7 @@ use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::operation::update_service::UpdateServiceError;
 use aws_sdk_ecs::types::{DesiredStatus, Service, ServiceField, Task};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::{ConfigError, FunctionError};
@@ -56,6 +57,24 @@ impl ServiceRef {
 
     fn not_found(&self) -> FunctionError {
         FunctionError::ServiceNotFound { cluster: self.cluster.clone(), service: self.service.clone() }
+    }
+}
+
+/// The lifecycle functions' request: `{"cluster_name": "...", "service_name": "..."}`, both optional
+/// overrides of `ECS_CLUSTER_NAME` / `ECS_SERVICE_NAME`. Unknown fields are rejected.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceOverrides {
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+    #[serde(default)]
+    pub service_name: Option<String>,
+}
+
+impl ServiceOverrides {
+    /// The service to act on: the default with these overrides applied (and validated).
+    pub fn resolve(&self, default: &ServiceRef) -> Result<ServiceRef, FunctionError> {
+        default.with_overrides(self.cluster_name.as_deref(), self.service_name.as_deref())
     }
 }
 
@@ -119,9 +138,9 @@ pub async fn force_new_deployment(ecs: &Client, target: &ServiceRef) -> Result<S
     updated_service(target, result.map(|out| out.service))
 }
 
-fn updated_service<R: std::fmt::Debug>(
+fn updated_service(
     target: &ServiceRef,
-    result: Result<Option<Service>, SdkError<UpdateServiceError, R>>,
+    result: Result<Option<Service>, SdkError<UpdateServiceError, HttpResponse>>,
 ) -> Result<Service, FunctionError> {
     match result {
         // ECS answers with the service; an INACTIVE one was deleted and cannot be scaled.
@@ -200,6 +219,40 @@ pub async fn describe_services(
         })
         .buffered(DESCRIBE_CONCURRENCY);
     Ok(batches.try_collect::<Vec<_>>().await?.into_iter().flatten().collect())
+}
+
+/// The service's running tasks, described: ListTasks (every page), DescribeTasks in batches, and
+/// only the tasks whose group is this service's (`service:<name>`), whatever ListTasks returned.
+pub async fn running_service_tasks(ecs: &Client, target: &ServiceRef) -> Result<Vec<Task>, FunctionError> {
+    let arns = list_service_tasks(ecs, target, DesiredStatus::Running).await?;
+    let tasks = describe_tasks(ecs, &target.cluster, &arns).await?;
+    Ok(tasks.into_iter().filter(|task| belongs_to_service(task, &target.service)).collect())
+}
+
+/// Whether a task was started by the service (its group is `service:<service name>`); the service may be given as an ARN.
+pub fn belongs_to_service(task: &Task, service: &str) -> bool {
+    let name = service.rsplit('/').next().unwrap_or(service);
+    task.group().and_then(|g| g.strip_prefix("service:")) == Some(name)
+}
+
+/// The task's elastic network interface id and private IPv4 address (awsvpc tasks), from its attachment details.
+pub fn task_eni(task: &Task) -> Option<(String, Option<String>)> {
+    let attachment = task.attachments().iter().find(|a| a.r#type() == Some("ElasticNetworkInterface"))?;
+    let detail = |name: &str| {
+        attachment.details().iter().find(|d| d.name() == Some(name)).and_then(|d| d.value()).map(str::to_owned)
+    };
+    Some((detail("networkInterfaceId")?, detail("privateIPv4Address")))
+}
+
+/// The public IPv4 address of a network interface, if it has one (EC2 DescribeNetworkInterfaces).
+pub async fn public_ip(ec2: &aws_sdk_ec2::Client, eni: &str) -> Result<Option<String>, FunctionError> {
+    let out = ec2
+        .describe_network_interfaces()
+        .network_interface_ids(eni)
+        .send()
+        .await
+        .map_err(|err| FunctionError::aws("EC2 DescribeNetworkInterfaces", &err))?;
+    Ok(out.network_interfaces().first().and_then(|n| n.association()).and_then(|a| a.public_ip()).map(str::to_owned))
 }
 
 /// Lists every service ARN in the cluster, following every page.
@@ -308,6 +361,33 @@ mod tests {
         let ecs = mock_client!(aws_sdk_ecs, [&rule]);
         let err = set_desired_count(&ecs, &ServiceRef::new("prod", "api"), 0).await.unwrap_err();
         assert_eq!(err.status(), 404);
+    }
+
+    #[test]
+    fn tasks_belong_to_the_service_that_started_them() {
+        let task = Task::builder().group("service:fluidity-server").build();
+        assert!(belongs_to_service(&task, "fluidity-server"));
+        assert!(belongs_to_service(&task, "arn:aws:ecs:us-east-1:1:service/fluidity/fluidity-server"));
+        assert!(!belongs_to_service(&task, "fluidity"));
+        assert!(!belongs_to_service(&Task::builder().group("family:x").build(), "x"));
+    }
+
+    #[test]
+    fn the_eni_comes_from_the_task_attachment() {
+        use aws_sdk_ecs::types::{Attachment, KeyValuePair};
+        let kv = |k: &str, v: &str| KeyValuePair::builder().name(k).value(v).build();
+        let task = Task::builder()
+            .attachments(
+                Attachment::builder()
+                    .r#type("ElasticNetworkInterface")
+                    .details(kv("subnetId", "subnet-1"))
+                    .details(kv("networkInterfaceId", "eni-123"))
+                    .details(kv("privateIPv4Address", "10.0.1.5"))
+                    .build(),
+            )
+            .build();
+        assert_eq!(task_eni(&task), Some(("eni-123".into(), Some("10.0.1.5".into()))));
+        assert_eq!(task_eni(&Task::builder().build()), None);
     }
 
     #[test]

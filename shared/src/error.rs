@@ -5,6 +5,7 @@
 //! (so the Errors metric and alarms fire) and into an HTTP status over API Gateway or a Function URL.
 
 use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use lambda_runtime::Diagnostic;
@@ -98,22 +99,33 @@ impl FunctionError {
     }
 
     /// A failed AWS call, named by its operation (`"ECS UpdateService"`) and the AWS error code.
-    pub fn aws<E, R>(operation: &str, err: &SdkError<E, R>) -> Self
+    /// A response that is not a modelled AWS error is named by its HTTP status.
+    pub fn aws<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
+        let context = || truncate(&DisplayErrorContext(err).to_string(), 300);
         let (code, message) = match err {
-            SdkError::ServiceError(service) => (
-                service.err().code().unwrap_or("Unknown").to_owned(),
-                service.err().message().map_or_else(|| DisplayErrorContext(err).to_string(), str::to_owned),
-            ),
-            SdkError::TimeoutError(_) => ("Timeout".to_owned(), DisplayErrorContext(err).to_string()),
-            SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), DisplayErrorContext(err).to_string()),
-            SdkError::ResponseError(_) => ("ResponseError".to_owned(), DisplayErrorContext(err).to_string()),
-            _ => ("ConstructionFailure".to_owned(), DisplayErrorContext(err).to_string()),
+            SdkError::ServiceError(service) => match service.err().code() {
+                Some(code) => (code.to_owned(), service.err().message().map_or_else(context, str::to_owned)),
+                None => (
+                    format!("HTTP {}", service.raw().status().as_u16()),
+                    "the response was not an AWS error the SDK understands".to_owned(),
+                ),
+            },
+            SdkError::TimeoutError(_) => ("Timeout".to_owned(), context()),
+            SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), context()),
+            SdkError::ResponseError(_) => ("ResponseError".to_owned(), context()),
+            _ => ("ConstructionFailure".to_owned(), context()),
         };
         Self::Aws { operation: operation.to_owned(), code, message }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
 

@@ -197,3 +197,102 @@ impl Drop for TempRedis {
         let _ = self.child.wait();
     }
 }
+
+/// Calls moto's own HTTP API (`/moto-api/...`) with a JSON body.
+pub fn moto_api(path: &str, body: &Value) -> String {
+    let url = format!("{}{path}", emulator_endpoint());
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json", "--data", &body.to_string(), &url])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "moto API {path} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// moto moves a task one step towards STOPPED on every DescribeTasks; keep tasks RUNNING instead.
+pub fn keep_tasks_running() {
+    moto_api(
+        "/moto-api/state-manager/set-transition",
+        &serde_json::json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 100000}}),
+    );
+}
+
+/// A Fargate service as the real Fluidity one is: awsvpc networking in a VPC subnet with a security group.
+pub struct FargateService {
+    pub target: ServiceRef,
+    pub task_definition: String,
+    pub subnet: String,
+    pub security_group: String,
+}
+
+pub async fn create_fargate_service(config: &SdkConfig, prefix: &str, desired: i32) -> FargateService {
+    let ecs = aws_sdk_ecs::Client::new(config);
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.expect("CreateVpc");
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
+    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.1.0/24").send().await.expect("CreateSubnet");
+    let subnet = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
+    let sg = ec2
+        .create_security_group()
+        .group_name(unique(prefix))
+        .description("fluidity tests")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup");
+    let security_group = sg.group_id().expect("group id").to_owned();
+    let target = ServiceRef::new(unique(&format!("{prefix}-cluster")), unique(&format!("{prefix}-svc")));
+    ecs.create_cluster().cluster_name(&target.cluster).send().await.expect("CreateCluster");
+    let family = format!("{}-task", target.service);
+    let container = ContainerDefinition::builder().name("server").image("fluidity-server:latest").memory(512).build();
+    ecs.register_task_definition()
+        .family(&family)
+        .container_definitions(container)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    ecs.create_service()
+        .cluster(&target.cluster)
+        .service_name(&target.service)
+        .task_definition(&family)
+        .desired_count(desired)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(network(&subnet, &security_group))
+        .send()
+        .await
+        .expect("CreateService");
+    FargateService { target, task_definition: family, subnet, security_group }
+}
+
+pub fn network(subnet: &str, security_group: &str) -> aws_sdk_ecs::types::NetworkConfiguration {
+    let vpc = aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+        .subnets(subnet)
+        .security_groups(security_group)
+        .assign_public_ip(aws_sdk_ecs::types::AssignPublicIp::Enabled)
+        .build()
+        .expect("awsvpc configuration");
+    aws_sdk_ecs::types::NetworkConfiguration::builder().awsvpc_configuration(vpc).build()
+}
+
+impl FargateService {
+    /// Starts `count` tasks as the service's own (group `service:<name>`); returns their ARNs.
+    pub async fn run_tasks(&self, ecs: &aws_sdk_ecs::Client, count: i32) -> Vec<String> {
+        let out = ecs
+            .run_task()
+            .cluster(&self.target.cluster)
+            .task_definition(&self.task_definition)
+            .count(count)
+            .group(format!("service:{}", self.target.service))
+            .started_by(format!("ecs-svc/{}", self.target.service))
+            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .network_configuration(network(&self.subnet, &self.security_group))
+            .send()
+            .await
+            .expect("RunTask");
+        out.tasks().iter().filter_map(|t| t.task_arn().map(str::to_owned)).collect()
+    }
+}

@@ -6,11 +6,11 @@
 //! EventBridge schedule, or a direct invoke.
 
 use lambda_runtime::LambdaEvent;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
 use shared::deadline::Deadline;
-use shared::ecs::{self, ServiceRef};
+use shared::ecs::{self, ServiceOverrides, ServiceRef};
 use shared::events::Inbound;
 
 /// Built once per cold start in `main`.
@@ -18,16 +18,6 @@ pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
     /// From `ECS_CLUSTER_NAME` and `ECS_SERVICE_NAME`.
     pub default_target: ServiceRef,
-}
-
-/// `{"cluster_name": "...", "service_name": "..."}`, both optional overrides of the environment.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KillRequest {
-    #[serde(default)]
-    pub cluster_name: Option<String>,
-    #[serde(default)]
-    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,9 +47,7 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Fu
 }
 
 async fn kill(inbound: &Inbound, deps: &Deps, deadline: Deadline) -> Result<KillResponse, FunctionError> {
-    let request: KillRequest = inbound.request()?;
-    let target =
-        deps.default_target.with_overrides(request.cluster_name.as_deref(), request.service_name.as_deref())?;
+    let target = inbound.request::<ServiceOverrides>()?.resolve(&deps.default_target)?;
     let service = deadline.run("ECS UpdateService", ecs::set_desired_count(&deps.ecs, &target, 0)).await?;
     tracing::info!(
         cluster = %target.cluster,

@@ -1,0 +1,18 @@
+use fluidity_sleep::{Deps, SleepSettings, handler};
+use shared::ecs::ServiceRef;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_tracing();
+    let default_target = runtime::init_or_exit(ServiceRef::from_env());
+    let settings = runtime::init_or_exit(SleepSettings::from_env());
+    let config = shared::aws::load_sdk_config().await;
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        default_target,
+        settings,
+    };
+    runtime::run(|event| handler(event, &deps)).await
+}

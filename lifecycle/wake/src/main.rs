@@ -1,0 +1,12 @@
+use fluidity_wake::{Deps, handler};
+use shared::ecs::ServiceRef;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_tracing();
+    let default_target = runtime::init_or_exit(ServiceRef::from_env());
+    let config = shared::aws::load_sdk_config().await;
+    let deps = Deps { ecs: aws_sdk_ecs::Client::new(&config), ec2: aws_sdk_ec2::Client::new(&config), default_target };
+    runtime::run(|event| handler(event, &deps)).await
+}
