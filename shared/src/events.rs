@@ -13,7 +13,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use lambda_runtime::LambdaEvent;
+
 use crate::FunctionError;
+use crate::deadline::Deadline;
 
 /// Where an event came from, which decides how the answer is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,31 @@ impl Inbound {
             Err(err) => Err(err.clone()),
         }
     }
+}
+
+/// The frame of the lifecycle functions: recognise the event source, parse the request, do the work
+/// within the Lambda deadline, log a failure, and shape the answer for the source (see [`EventSource::respond`]).
+pub async fn run_lifecycle<Req, Resp, F, Fut>(
+    event: LambdaEvent<Value>,
+    name: &str,
+    work: F,
+) -> Result<Value, FunctionError>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    F: FnOnce(Req, EventSource) -> Fut,
+    Fut: std::future::Future<Output = Result<Resp, FunctionError>>,
+{
+    let deadline = Deadline::from_context(&event.context);
+    let inbound = Inbound::classify(event.payload);
+    let outcome = match inbound.request::<Req>() {
+        Ok(request) => deadline.run(name, work(request, inbound.source)).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = &outcome {
+        tracing::warn!(source = ?inbound.source, code = err.code(), "{name} failed: {err}");
+    }
+    inbound.source.respond(outcome)
 }
 
 /// Deserialises a request, naming the offending field on failure.

@@ -126,6 +126,19 @@ pub struct LocalRun {
     pub stderr: String,
 }
 
+impl LocalRun {
+    /// The function's answer: the HTTP body for API Gateway / Function URL events, else stdout itself.
+    pub fn answer(&self) -> Value {
+        match self.stdout.get("statusCode") {
+            Some(status) => {
+                assert_eq!(status, 200, "HTTP answer: {}", self.stdout);
+                serde_json::from_str(self.stdout["body"].as_str().expect("body")).expect("body is JSON")
+            }
+            None => self.stdout.clone(),
+        }
+    }
+}
+
 /// Runs a built function binary on an event file with extra environment variables.
 pub fn run_binary(binary: &str, event_file: &Path, envs: &[(&str, &str)]) -> LocalRun {
     let output: Output = Command::new(binary)

@@ -9,9 +9,8 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
-use shared::deadline::Deadline;
 use shared::ecs::{self, ServiceOverrides, ServiceRef};
-use shared::events::Inbound;
+use shared::events::{EventSource, run_lifecycle};
 
 /// Built once per cold start in `main`.
 pub struct Deps {
@@ -37,22 +36,16 @@ impl KillResponse {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
-    let deadline = Deadline::from_context(&event.context);
-    let inbound = Inbound::classify(event.payload);
-    let outcome = kill(&inbound, deps, deadline).await;
-    if let Err(err) = &outcome {
-        tracing::warn!(source = ?inbound.source, code = err.code(), "kill failed: {err}");
-    }
-    inbound.source.respond(outcome)
+    run_lifecycle(event, "kill", |request: ServiceOverrides, source| kill(request, source, deps)).await
 }
 
-async fn kill(inbound: &Inbound, deps: &Deps, deadline: Deadline) -> Result<KillResponse, FunctionError> {
-    let target = inbound.request::<ServiceOverrides>()?.resolve(&deps.default_target)?;
-    let service = deadline.run("ECS UpdateService", ecs::set_desired_count(&deps.ecs, &target, 0)).await?;
+async fn kill(request: ServiceOverrides, source: EventSource, deps: &Deps) -> Result<KillResponse, FunctionError> {
+    let target = request.resolve(&deps.default_target)?;
+    let service = ecs::set_desired_count(&deps.ecs, &target, 0).await?;
     tracing::info!(
         cluster = %target.cluster,
         service = %target.service,
-        source = ?inbound.source,
+        source = ?source,
         runningCount = service.running_count(),
         "kill: desiredCount set to 0"
     );

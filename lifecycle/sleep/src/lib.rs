@@ -11,9 +11,8 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::deadline::Deadline;
 use shared::ecs::{self, ServiceRef};
-use shared::events::Inbound;
+use shared::events::run_lifecycle;
 use shared::{ConfigError, FunctionError};
 
 pub const DEFAULT_IDLE_THRESHOLD_MINUTES: f64 = 15.0;
@@ -209,13 +208,7 @@ pub fn decide(obs: &Observation, now: i64, threshold_secs: i64, woken_at: Option
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
-    let deadline = Deadline::from_context(&event.context);
-    let inbound = Inbound::classify(event.payload);
-    let outcome = deadline.run("fluidity sleep", sleep(&inbound, deps)).await;
-    if let Err(err) = &outcome {
-        tracing::warn!(source = ?inbound.source, code = err.code(), "sleep failed: {err}");
-    }
-    inbound.source.respond(outcome)
+    run_lifecycle(event, "sleep", |request: SleepRequest, _source| sleep(request, deps)).await
 }
 
 /// The request's settings over the environment's, validated.
@@ -240,8 +233,7 @@ fn effective_settings(request: &SleepRequest, base: &SleepSettings) -> Result<(f
     Ok((threshold, lookback))
 }
 
-async fn sleep(inbound: &Inbound, deps: &Deps) -> Result<SleepResponse, FunctionError> {
-    let request: SleepRequest = inbound.request()?;
+async fn sleep(request: SleepRequest, deps: &Deps) -> Result<SleepResponse, FunctionError> {
     let target =
         deps.default_target.with_overrides(request.cluster_name.as_deref(), request.service_name.as_deref())?;
     let (threshold_minutes, lookback_minutes) = effective_settings(&request, &deps.settings)?;

@@ -173,13 +173,7 @@ async fn every_fixture_run_through_the_binary_is_answered() {
         ensure_service(&deps.ecs, &override_target, 0).await;
         let run = run_binary(env!("CARGO_BIN_EXE_fluidity-sleep"), &file, &envs);
         assert_eq!(run.status, 0, "{}: {:?}\n{}", file.display(), run.stdout, run.stderr);
-        let answer = match run.stdout.get("statusCode") {
-            Some(status) => {
-                assert_eq!(status, 200, "{}", file.display());
-                serde_json::from_str(run.stdout["body"].as_str().unwrap()).unwrap()
-            }
-            None => run.stdout.clone(),
-        };
+        let answer = run.answer();
         assert_eq!(answer["action"], "no_change", "{}: {answer}", file.display());
         assert_eq!(answer["message"], "Service is already stopped (desiredCount 0)", "{}", file.display());
     }

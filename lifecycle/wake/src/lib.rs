@@ -10,9 +10,8 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
-use shared::deadline::Deadline;
 use shared::ecs::{self, ServiceOverrides, ServiceRef};
-use shared::events::Inbound;
+use shared::events::run_lifecycle;
 
 /// How long a Fargate task takes to start, for `estimatedStartTime`.
 pub const ESTIMATED_START_SECONDS: i64 = 90;
@@ -60,17 +59,11 @@ pub struct WakeResponse {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
-    let deadline = Deadline::from_context(&event.context);
-    let inbound = Inbound::classify(event.payload);
-    let outcome = deadline.run("fluidity wake", wake(&inbound, deps)).await;
-    if let Err(err) = &outcome {
-        tracing::warn!(source = ?inbound.source, code = err.code(), "wake failed: {err}");
-    }
-    inbound.source.respond(outcome)
+    run_lifecycle(event, "wake", |request: ServiceOverrides, _source| wake(request, deps)).await
 }
 
-async fn wake(inbound: &Inbound, deps: &Deps) -> Result<WakeResponse, FunctionError> {
-    let target = inbound.request::<ServiceOverrides>()?.resolve(&deps.default_target)?;
+async fn wake(request: ServiceOverrides, deps: &Deps) -> Result<WakeResponse, FunctionError> {
+    let target = request.resolve(&deps.default_target)?;
     let service = ecs::describe_service(&deps.ecs, &target).await?;
     let (desired, running, pending) = (service.desired_count(), service.running_count(), service.pending_count());
     let (status, set_desired) = plan_wake(desired, running);

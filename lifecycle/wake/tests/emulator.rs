@@ -144,13 +144,7 @@ async fn every_fixture_run_through_the_binary_wakes_the_service() {
         ensure_service(&deps.ecs, &override_target, 0).await;
         let run = run_binary(env!("CARGO_BIN_EXE_fluidity-wake"), &file, &envs);
         assert_eq!(run.status, 0, "{}: {:?}\n{}", file.display(), run.stdout, run.stderr);
-        let answer = match run.stdout.get("statusCode") {
-            Some(status) => {
-                assert_eq!(status, 200, "{}", file.display());
-                serde_json::from_str(run.stdout["body"].as_str().unwrap()).unwrap()
-            }
-            None => run.stdout.clone(),
-        };
+        let answer = run.answer();
         assert_eq!(answer["status"], "waking", "{}: {answer}", file.display());
         let woken = if file.ends_with("overrides.json") { &override_target } else { &service.target };
         assert_eq!(desired_count(&deps.ecs, woken).await, 1, "{}", file.display());
