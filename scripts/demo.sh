@@ -55,6 +55,22 @@ step "fluidity-kill: a request that names a service that does not exist"
 echo '{"service_name": "no-such-service"}' > "$ROOT/.run/missing.json"
 invoke fluidity-kill "$ROOT/.run/missing.json"
 
+step "Deployments: mark, drain, reap (the reaper forced by MAX_AGE, which needs no CloudWatch)"
+"$PY" scripts/demo_world.py deploy v1
+"$BIN/fluidity-mark-deployment" --cluster deployments --name shop --id v1 2>/dev/null | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("marked v1: changed", r["changed"])'
+"$PY" scripts/demo_world.py deploy v2
+"$BIN/fluidity-mark-deployment" --cluster deployments --name shop --id v2 2>/dev/null | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("marked v2 active, draining:", [d["service"] for d in r["draining"]])'
+"$PY" scripts/demo_world.py deployments
+sleep 4
+export CLUSTER=deployments DEPLOYMENT_NAME=shop MIN_AGE_SEC=0 MAX_AGE_HR=0.001
+for run in 1 2; do
+  echo "-- reaper run $run"
+  "$BIN/fluidity-reaper" fixtures/lifecycle/reaper/eventbridge-schedule.json 2>>"$ROOT/.run/demo-logs.jsonl" \
+    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); [print("  ", s["service"], s["action"], "-", s["reason"]) for s in r["services"]]'
+  "$PY" scripts/demo_world.py deployments
+done
+unset CLUSTER DEPLOYMENT_NAME MIN_AGE_SEC MAX_AGE_HR
+
 step "The incident world"
 "$PY" scripts/demo_world.py incident-setup "$ROOT/.run"
 export TARGETS_FILE="$ROOT/.run/targets.json" SNS_TOPIC_ARN="$(cat "$ROOT/.run/topic-arn")"

@@ -123,6 +123,28 @@ def incident_show(what):
         print(f"  now: {redis_command('DBSIZE')} keys in Redis")
 
 
+def deploy(version):
+    """Deploys svc-shop-<version> in cluster 'deployments', with two running tasks."""
+    ecs = client("ecs")
+    service = f"svc-shop-{version}"
+    ensure_service(ecs, "deployments", service, 2)
+    ecs.update_service(cluster="deployments", service=service, desiredCount=2)
+    print(f"deployed {service} (2 tasks)")
+
+
+def deployments():
+    ecs, ssm = client("ecs"), client("ssm")
+    arns = ecs.list_services(cluster="deployments")["serviceArns"]
+    for s in ecs.describe_services(cluster="deployments", services=arns, include=["TAGS"])["services"] if arns else []:
+        tags = {t["key"]: t["value"] for t in s.get("tags", [])}
+        version = s["serviceName"].removeprefix("svc-shop-")
+        try:
+            param = ssm.get_parameter(Name=f"/apps/shop/{version}/state")["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            param = "(none)"
+        print(f"  {s['serviceName']}: {s['status']}, desired {s['desiredCount']}, tag state={tags.get('state')}, SSM={param}")
+
+
 def inbox(out_dir):
     sqs = client("sqs")
     queue = sqs.get_queue_url(QueueName="oncall-inbox")["QueueUrl"]
@@ -139,4 +161,4 @@ def inbox(out_dir):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"setup": setup, "stop": stop, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
-     "inbox": inbox}[command](*args)
+     "inbox": inbox, "deploy": deploy, "deployments": deployments}[command](*args)

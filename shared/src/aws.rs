@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+pub use aws_config::SdkConfig;
+use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 
 /// Loads the AWS configuration once, in `main`.
 ///

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod contract;
 pub mod deadline;
+pub mod deployment;
 pub mod ecs;
 pub mod error;
 pub mod events;
