@@ -168,6 +168,7 @@ pub async fn list_service_tasks(
         .cluster(&target.cluster)
         .service_name(&target.service)
         .desired_status(status)
+        .max_results(100) // the most ListTasks returns per page
         .into_paginator()
         .send();
     let mut arns = Vec::new();
@@ -257,7 +258,8 @@ pub async fn public_ip(ec2: &aws_sdk_ec2::Client, eni: &str) -> Result<Option<St
 
 /// Lists every service ARN in the cluster, following every page.
 pub async fn list_services(ecs: &Client, cluster: &str) -> Result<Vec<String>, FunctionError> {
-    let mut pages = ecs.list_services().cluster(cluster).into_paginator().send();
+    // 100 per page, the most ListServices allows (its default is 10).
+    let mut pages = ecs.list_services().cluster(cluster).max_results(100).into_paginator().send();
     let mut arns = Vec::new();
     while let Some(page) = pages.next().await {
         arns.extend(page.map_err(|err| FunctionError::aws("ECS ListServices", &err))?.service_arns.unwrap_or_default());
