@@ -23,8 +23,8 @@ as_root() {
 }
 
 install_moto() {
-  if [ -x "$TOOLS/venv/bin/moto_server" ]; then return; fi
-  log "installing moto server into .tools/venv (PyPI)"
+  if [ -x "$TOOLS/venv/bin/moto_server" ] && [ -x "$TOOLS/venv/bin/cfn-lint" ]; then return; fi
+  log "installing moto server and cfn-lint into .tools/venv (PyPI)"
   mkdir -p "$TOOLS"
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements.txt"

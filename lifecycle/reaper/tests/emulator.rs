@@ -66,7 +66,7 @@ async fn world() -> World {
     }
     let lb = elb
         .create_load_balancer()
-        .name(unique("alb")[..20].to_owned())
+        .name(format!("alb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
         .set_subnets(Some(subnets))
         .send()
         .await
