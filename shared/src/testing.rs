@@ -184,9 +184,47 @@ pub struct TempRedis {
 
 impl TempRedis {
     pub fn start(extra_args: &[&str]) -> Self {
+        Self::start_on(false, extra_args)
+    }
+
+    /// A TLS-only server (for `rediss://`), with a self-signed certificate made by openssl in `dir`.
+    pub fn start_tls(dir: &Path) -> Self {
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+        let (key, cert) = (key.to_string_lossy().into_owned(), cert.to_string_lossy().into_owned());
+        Self::start_on(
+            true,
+            &[
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &cert,
+                "--tls-auth-clients",
+                "no",
+            ],
+        )
+    }
+
+    fn start_on(tls: bool, extra_args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let port_args = if tls {
+            vec!["--port".to_owned(), "0".to_owned(), "--tls-port".to_owned(), port.to_string()]
+        } else {
+            vec!["--port".to_owned(), port.to_string()]
+        };
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(port_args)
             .args(extra_args)
             .stdout(std::process::Stdio::null())
             .spawn()

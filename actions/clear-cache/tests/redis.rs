@@ -272,3 +272,21 @@ async fn every_fixture_is_answered_as_expected() {
         assert_eq!(dbsize(&mut con).await, 20, "{}", file.display());
     }
 }
+
+/// `rediss://` goes over TLS (rustls). The test server's certificate is self-signed, so the
+/// handshake must be refused by certificate verification: a clear 502 naming the host, no panic,
+/// and never a fall back to plain text.
+#[tokio::test]
+async fn rediss_urls_use_tls_and_verify_the_certificate() {
+    let dir = std::env::temp_dir().join(unique("tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = TempRedis::start_tls(&dir);
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let deps = deps(json!({"cache": {"kind": "redis", "url": url}}), None).await;
+    let response = invoke(&deps, request("cache", json!({}))).await;
+    assert_eq!(response["statusCode"], 502, "{response}");
+    let message = response["message"].as_str().unwrap();
+    assert!(message.contains(&format!("127.0.0.1:{}", redis.port)), "{message}");
+    assert!(message.to_lowercase().contains("certificate") || message.contains("UnknownIssuer"), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -57,3 +57,30 @@ async fn the_watcher_turns_ready_a_grace_period_after_draining() {
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["ShutdownReady"], 0);
 }
+
+/// The ECS task metadata endpoint (v4), served by a one-shot HTTP server on loopback.
+#[test]
+fn the_task_id_comes_from_the_metadata_endpoint() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let n = stream.read(&mut request).unwrap();
+        let body = r#"{"Cluster":"prod","TaskARN":"arn:aws:ecs:us-east-1:123456789012:task/prod/5e8c0a4b9f2d4d1a","Family":"app"}"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(response.as_bytes()).unwrap();
+        String::from_utf8_lossy(&request[..n]).into_owned()
+    });
+    let id = fluidity_drain::task_id_from_metadata(&format!("http://127.0.0.1:{port}/v4/abc")).unwrap();
+    assert_eq!(id, "5e8c0a4b9f2d4d1a");
+    assert!(server.join().unwrap().starts_with("GET /v4/abc/task "), "asked <uri>/task");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = fluidity_drain::task_id_from_metadata(&format!("http://127.0.0.1:{closed}")).unwrap_err();
+    assert!(err.contains(&format!("127.0.0.1:{closed}/task")), "{err}");
+}

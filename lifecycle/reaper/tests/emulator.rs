@@ -320,3 +320,20 @@ async fn the_fixtures_run_through_the_binary() {
         assert_eq!(run.stdout["errorType"], "InvalidRequest");
     }
 }
+
+#[tokio::test]
+async fn a_half_finished_cleanup_completes_on_the_next_run() {
+    let w = world().await;
+    let a = w.deploy("h1", 10).await;
+    let b = w.deploy("h2", 20).await;
+    let (cw, _) = cloudwatch(Arc::default(), 3);
+    let deps = w.deps(cw, |_| {});
+    deps.ecs.update_service().cluster(&w.cluster).service(&a.target.service).desired_count(0).send().await.unwrap();
+    // An earlier run got as far as the rule and the target group, then stopped.
+    deps.elb.delete_rule().rule_arn(&a.rule).send().await.unwrap();
+    deps.elb.delete_target_group().target_group_arn(&a.target_group).send().await.unwrap();
+    let report = reap(false, &deps).await.unwrap();
+    assert_eq!(report.cleaned_up, 1, "{report:?}");
+    assert_eq!(w.exists(&a).await, (false, false, false, false));
+    assert_eq!(w.exists(&b).await, (true, true, true, true));
+}

@@ -128,3 +128,62 @@ async fn five_hundred_draining_services_in_one_run_with_the_minimum_calls() {
     }
     assert!(elapsed < Duration::from_secs(60), "the reaper's own work for one run: {elapsed:?}");
 }
+
+/// One service's failure is reported and does not stop the others; the run ends in a function error
+/// naming it, so the schedule's alarm fires.
+#[tokio::test]
+async fn one_failing_service_does_not_stop_the_others() {
+    let list_services = mock!(aws_sdk_ecs::Client::list_services).then_output(|| {
+        ListServicesOutput::builder().set_service_arns(Some((0..3).map(service_arn).collect())).build()
+    });
+    let describe_services = mock!(aws_sdk_ecs::Client::describe_services).then_compute_output(|r| {
+        let services = r.services().iter().map(|arn| {
+            let name = arn.rsplit('/').next().unwrap();
+            let id = name.strip_prefix("svc-shop-").unwrap();
+            let tags = [("deployment_name", "shop"), ("deployment_id", id), ("state", "draining")]
+                .map(|(k, v)| Tag::builder().key(k).value(v).build());
+            // No running task: each is retired at once, without metrics.
+            Service::builder()
+                .service_name(name)
+                .status("ACTIVE")
+                .desired_count(2)
+                .running_count(0)
+                .set_tags(Some(tags.to_vec()))
+                .build()
+        });
+        DescribeServicesOutput::builder().set_services(Some(services.collect())).build()
+    });
+    let failing = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| r.service() == Some("svc-shop-d1"))
+        .sequence()
+        .http_status(500, None)
+        .repeatedly()
+        .build();
+    let update_service = mock!(aws_sdk_ecs::Client::update_service).then_compute_output(|r| {
+        UpdateServiceOutput::builder()
+            .service(Service::builder().service_name(r.service().unwrap()).status("ACTIVE").build())
+            .build()
+    });
+    let ecs =
+        mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list_services, &describe_services, &failing, &update_service]);
+    let mut settings = ReaperSettings::new(CLUSTER);
+    settings.deployment_name = Some("shop".into());
+    settings.min_age = Duration::ZERO;
+    let config = aws_sdk_ssm::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+        .build();
+    let deps = Deps {
+        ecs,
+        cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, []),
+        elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, []),
+        ssm: aws_sdk_ssm::Client::from_conf(config),
+        settings,
+    };
+    let err = reap(false, &deps).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("1 of 3 draining services failed (2 retired"), "{message}");
+    assert!(message.contains("svc-shop-d1: AWS ECS UpdateService failed"), "{message}");
+    assert_eq!(update_service.num_calls(), 2, "the other two were retired");
+    assert!(failing.num_calls() >= 1);
+}
