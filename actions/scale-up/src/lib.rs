@@ -119,6 +119,16 @@ pub fn plan_one_more(current: i32, max: i32) -> CountPlan {
     }
 }
 
+/// A resource that is modifying, rebooting or otherwise busy is a conflict: resizing it now would fail or stack changes.
+fn require_available(resource: &str, status: Option<&str>) -> Result<(), FunctionError> {
+    let status = status.unwrap_or("unknown");
+    if status == "available" {
+        Ok(())
+    } else {
+        Err(FunctionError::Conflict(format!("{resource} is {status}, not available; try again once it is available")))
+    }
+}
+
 fn off_ladder(size: &str, ladder: &[String]) -> FunctionError {
     FunctionError::Conflict(format!(
         "size {size} is not on the configured ladder [{}]; add it so scale_up can tell up from down",
@@ -259,13 +269,7 @@ async fn scale_rds(
         .db_instances()
         .first()
         .ok_or_else(|| FunctionError::ResourceNotFound { kind: "RDS instance", id: id.clone() })?;
-    let status = instance.db_instance_status().unwrap_or("unknown");
-    if status != "available" {
-        return Err(FunctionError::Conflict(format!(
-            "{resource} is {status}, not available; try again once it is available"
-        ))
-        .into());
-    }
+    require_available(&resource, instance.db_instance_status())?;
     let current = instance.db_instance_class().unwrap_or_default();
     let wanted = target.instance_class.get(priority);
     let details = json!({"instanceId": id, "priority": priority.as_str()});
@@ -356,13 +360,7 @@ async fn scale_replication_group(
         kind: "ElastiCache replication group",
         id: group_id.to_owned(),
     })?;
-    let status = group.status().unwrap_or("unknown");
-    if status != "available" {
-        return Err(FunctionError::Conflict(format!(
-            "{resource} is {status}, not available; try again once it is available"
-        ))
-        .into());
-    }
+    require_available(&resource, group.status())?;
     if spec.scale_by == ElastiCacheScaling::Replicas {
         // Replicas per node group: members less the primary; the smallest group decides.
         let current =
@@ -454,13 +452,7 @@ async fn scale_memcached(
         .cache_clusters()
         .first()
         .ok_or_else(|| FunctionError::ResourceNotFound { kind: "ElastiCache cluster", id: cluster_id.to_owned() })?;
-    let status = cluster.cache_cluster_status().unwrap_or("unknown");
-    if status != "available" {
-        return Err(FunctionError::Conflict(format!(
-            "{resource} is {status}, not available; try again once it is available"
-        ))
-        .into());
-    }
+    require_available(&resource, cluster.cache_cluster_status())?;
     let current = cluster.num_cache_nodes().unwrap_or(0);
     let max = spec.max_nodes.unwrap_or(current);
     let one_more = OneMore {
