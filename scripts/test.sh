@@ -12,6 +12,7 @@ exec scripts/with-services.sh bash -c '
   echo "== deployment checks"
   .tools/venv/bin/cfn-lint deployments/cloudformation/*.yaml && echo "cfn-lint: every template passes"
   .tools/venv/bin/python deployments/tests/check_policies.py
+  .tools/venv/bin/python deployments/tests/check_params.py
   deployments/tests/deploy_args.sh
   .tools/venv/bin/python deployments/tests/deploy_to_moto.py
 ' test.sh "$@"

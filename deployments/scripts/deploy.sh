@@ -53,6 +53,9 @@ esac
 PARAMS="$DEPLOYMENTS/params-$ENVIRONMENT.json"
 [ -f "$PARAMS" ] || fail "missing $PARAMS"
 stack_name() { echo "fluidity-$ENVIRONMENT-$1"; }
+# The AWS CLI: from PATH, else the one scripts/package.sh installs.
+command -v aws >/dev/null || PATH="$ROOT/.tools/package/bin:$PATH"
+command -v aws >/dev/null || fail "no AWS CLI: install it, or run scripts/package.sh, which puts one in .tools/package"
 
 # The environment's parameters that this template declares, as Key=Value arguments.
 overrides() {
@@ -72,10 +75,10 @@ deploy() {
   [ -n "$BUCKET" ] || fail "deploy needs the artifact bucket: -b BUCKET or ARTIFACT_BUCKET"
   PREFIX="${ARTIFACT_PREFIX:-releases/$(git -C "$ROOT" rev-parse --short HEAD)/}"
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "== building every function as a Lambda zip (cargo lambda)"
+    echo "== building every function as a Lambda zip (scripts/package.sh: cargo lambda)"
     local arch_flag=()
     [ "${LAMBDA_ARCH:-x86_64}" = arm64 ] && arch_flag=(--arm64)
-    (cd "$ROOT" && cargo lambda build --release --output-format zip "${arch_flag[@]}")
+    "$ROOT/scripts/package.sh" "${arch_flag[@]}"
   fi
   echo "== uploading to s3://$BUCKET/$PREFIX"
   for zip in "$ROOT"/target/lambda/*/bootstrap.zip; do

@@ -89,7 +89,7 @@ def main():
 
     # lambda.yaml: wake, sleep and kill; the API with /wake and /kill; the usage plan; schedules; alarms.
     out = deploy("lambda.yaml", f"lambda-{suffix}", {"ArtifactBucket": bucket, "ArtifactPrefix": "r1/",
-                                                     "EcsClusterName": cluster})
+                                                     "ClusterName": cluster, "ServiceName": "fluidity-server"})
     for key in ["WakeFunctionArn", "SleepFunctionArn", "KillFunctionArn"]:
         config = lam.get_function_configuration(FunctionName=out[key])
         check(f"{key} handler bootstrap", config["Handler"] == "bootstrap" and config["Runtime"] == "provided.al2023")
@@ -104,7 +104,7 @@ def main():
 
     # reaper.yaml: the function, its schedule, the deployer's and the task role's policies.
     out = deploy("reaper.yaml", f"reaper-{suffix}", {"ArtifactBucket": bucket, "ArtifactPrefix": "r1/",
-                                                     "Cluster": cluster, "DeploymentName": "myapp"})
+                                                     "DeploymentCluster": cluster, "DeploymentName": "myapp"})
     reaper = lam.get_function_configuration(FunctionName=out["ReaperFunctionArn"])
     check("reaper environment", reaper["Environment"]["Variables"]["CLUSTER"] == cluster)
     iam = client("iam")

@@ -13,6 +13,11 @@ use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 /// exponential backoff and jitter. Timeouts stay well inside the shortest Lambda timeout (15 s),
 /// and each handler still bounds its work by the invocation deadline.
 pub async fn load_sdk_config() -> SdkConfig {
+    config_loader().load().await
+}
+
+/// The loader behind [`load_sdk_config`], for callers that add to it (tests point it at a proxy).
+pub fn config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(4))
         .timeout_config(
@@ -21,8 +26,6 @@ pub async fn load_sdk_config() -> SdkConfig {
                 .read_timeout(Duration::from_secs(10))
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// An SDK timestamp as a chrono one (the SDK's own type has no arithmetic).

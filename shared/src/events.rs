@@ -76,19 +76,19 @@ impl Inbound {
                     Value::Object(detail) if !detail.is_empty() => Value::Object(detail),
                     _ => Value::Object(Map::new()),
                 })
-                .map_err(|e| FunctionError::invalid("(EventBridge event)", e.to_string()));
+                .map_err(|e| FunctionError::invalid("(EventBridge event)", bounded(&e.to_string())));
             return Self { source: EventSource::EventBridge, payload };
         }
         let http = fields.get("requestContext").and_then(Value::as_object);
         if http.is_some() && fields.contains_key("httpMethod") {
             let payload = serde_json::from_value::<ApiGatewayProxyRequest>(event)
-                .map_err(|e| FunctionError::invalid("(API Gateway event)", e.to_string()))
+                .map_err(|e| FunctionError::invalid("(API Gateway event)", bounded(&e.to_string())))
                 .and_then(|req| body_json(req.body.as_deref(), req.is_base64_encoded));
             return Self { source: EventSource::ApiGateway, payload };
         }
         if http.is_some_and(|ctx| ctx.contains_key("http")) {
             let payload = serde_json::from_value::<LambdaFunctionUrlRequest>(event)
-                .map_err(|e| FunctionError::invalid("(Function URL event)", e.to_string()))
+                .map_err(|e| FunctionError::invalid("(Function URL event)", bounded(&e.to_string())))
                 .and_then(|req| body_json(req.body.as_deref(), req.is_base64_encoded));
             return Self { source: EventSource::FunctionUrl, payload };
         }
@@ -138,8 +138,22 @@ pub fn parse_request<T: DeserializeOwned>(payload: Value) -> Result<T, FunctionE
     serde_path_to_error::deserialize(payload).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { "(request)".to_owned() } else { path };
-        FunctionError::invalid(field, err.into_inner().to_string())
+        FunctionError::invalid(bounded(&field), bounded(&err.into_inner().to_string()))
     })
+}
+
+/// Serde quotes the offending value in full; a 1 MB string must not become a 1 MB error message.
+/// Keeps both ends, where the value starts and where serde says what it expected.
+fn bounded(text: &str) -> String {
+    const KEEP: usize = 150;
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 2 * KEEP + 20 {
+        return text.to_owned();
+    }
+    let omitted = chars.len() - 2 * KEEP;
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{head}…({omitted} characters omitted)…{tail}")
 }
 
 fn body_json(body: Option<&str>, base64_encoded: bool) -> Result<Value, FunctionError> {

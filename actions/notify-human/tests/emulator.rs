@@ -6,46 +6,26 @@ use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_notify_human::{Deps, handler};
 use serde_json::{Value, json};
-use shared::testing::{action_event, emulator_config, fixture_files, response_json, unique};
+use shared::testing::{action_event, emulator_config, fixture_files, response_json};
+
+mod common;
+
+use common::{Inbox, subscribed_inbox};
 
 struct Pager {
     deps: Deps,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    inbox: Inbox,
 }
 
-/// A topic with a queue subscribed to it.
+/// A topic with a queue subscribed to it; the function publishes to the topic straight in moto.
 async fn pager() -> Pager {
-    let config = emulator_config().await;
-    let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic_arn = sns.create_topic().name(unique("oncall")).send().await.unwrap().topic_arn().unwrap().to_owned();
-    let queue_url =
-        sqs.create_queue().queue_name(unique("pager-inbox")).send().await.unwrap().queue_url().unwrap().to_owned();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
-    Pager { deps: Deps { sns, topic_arn }, sqs, queue_url }
+    let inbox = subscribed_inbox().await;
+    let sns = aws_sdk_sns::Client::new(&emulator_config().await);
+    Pager { deps: Deps { sns, topic_arn: inbox.topic_arn.clone() }, inbox }
 }
 
-/// The SNS envelopes that reached the queue.
 async fn received(p: &Pager) -> Vec<Value> {
-    let out = p
-        .sqs
-        .receive_message()
-        .queue_url(&p.queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    out.messages().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect()
+    common::received(&p.inbox).await
 }
 
 async fn invoke(deps: &Deps, payload: Value) -> Value {

@@ -1,9 +1,12 @@
 //! `incident-restart-service`: restarts what a target names.
 //!
 //! - `ecs_service`: `UpdateService(forceNewDeployment=true)`, a rolling restart, unless the primary
-//!   deployment is already rolling out and started less than the cooldown ago (409: no restart storm).
+//!   deployment is already rolling out and started less than the cooldown ago, or another invocation
+//!   claimed the restart within the cooldown (409: no restart storm; see [`lock`]).
 //! - `ec2_instances`: `RebootInstances` for the configured instances that are running; the others are
 //!   reported as skipped.
+
+pub mod lock;
 
 use std::time::Duration;
 
@@ -26,9 +29,13 @@ const MAX_COOLDOWN_SECONDS: u64 = 24 * 3600;
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub targets: TargetConfig,
-    /// `RESTART_COOLDOWN_SECONDS`: a rollout younger than this is not restarted again.
+    /// `RESTART_COOLDOWN_SECONDS`: a rollout or restart claim younger than this is not restarted again.
+    /// 0 turns both guards off.
     pub cooldown: Duration,
+    /// `RESTART_LOCK_PREFIX`: the SSM path under which restart claims are written.
+    pub lock_prefix: String,
 }
 
 /// `RESTART_COOLDOWN_SECONDS`, default 300, at most a day.
@@ -50,7 +57,7 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionRes
 async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
     let name = target_name(&request);
     match deps.targets.get(name)? {
-        Target::EcsService(target) => restart_ecs_service(deps, target, request.dry_run).await,
+        Target::EcsService(target) => restart_ecs_service(deps, target, &request).await,
         Target::Ec2Instances(target) => reboot_instances(deps, target, request.dry_run).await,
         other => {
             Err(unsupported_target(ActionKind::RestartService, name, other, &["ecs_service", "ec2_instances"]).into())
@@ -102,7 +109,11 @@ pub fn rollout_in_progress(
     (rolling_out && recent).then_some(primary)
 }
 
-async fn restart_ecs_service(deps: &Deps, target: &EcsServiceTarget, dry_run: bool) -> Result<Outcome, Failure> {
+async fn restart_ecs_service(
+    deps: &Deps,
+    target: &EcsServiceTarget,
+    request: &ActionRequest,
+) -> Result<Outcome, Failure> {
     let service_ref = ServiceRef::new(&target.cluster, &target.service);
     let resource = format!("ECS service {}/{}", target.cluster, target.service);
     let service = ecs::describe_service(&deps.ecs, &service_ref).await?;
@@ -116,11 +127,17 @@ async fn restart_ecs_service(deps: &Deps, target: &EcsServiceTarget, dry_run: bo
         ))
         .into());
     }
+    let claim = (!deps.cooldown.is_zero()).then(|| lock::claim_name(&deps.lock_prefix, &service_ref));
     let before = json!({
         "deploymentId": deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.id.clone()),
         "taskDefinition": service.task_definition(),
     });
-    if dry_run {
+    if request.dry_run {
+        if let Some(name) = &claim
+            && let Some(held) = lock::current(&deps.ssm, name, deps.cooldown).await?
+        {
+            return Err(held.conflict(&resource, deps.cooldown).into());
+        }
         let call = PlannedCall::new(
             "ECS UpdateService",
             json!({"cluster": target.cluster, "service": target.service, "forceNewDeployment": true}),
@@ -137,7 +154,21 @@ async fn restart_ecs_service(deps: &Deps, target: &EcsServiceTarget, dry_run: bo
             before,
         });
     }
-    let updated = ecs::force_new_deployment(&deps.ecs, &service_ref).await?;
+    if let Some(name) = &claim {
+        let holder = format!("incident {}", request.incident_id);
+        if let Err(held) = lock::claim(&deps.ssm, name, &holder, deps.cooldown).await? {
+            return Err(held.conflict(&resource, deps.cooldown).into());
+        }
+    }
+    let updated = match ecs::force_new_deployment(&deps.ecs, &service_ref).await {
+        Ok(updated) => updated,
+        Err(err) => {
+            if let Some(name) = &claim {
+                lock::release(&deps.ssm, name).await;
+            }
+            return Err(err.into());
+        }
+    };
     let new_primary = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
     let after = json!({
         "deploymentId": new_primary.and_then(Deployment::id),

@@ -7,7 +7,9 @@ use aws_sdk_ec2::types::InstanceType;
 use incident_restart_service::{DEFAULT_COOLDOWN, Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
-use shared::testing::{action_event, create_service, emulator_config, fixture, fixture_files, response_json, targets};
+use shared::testing::{
+    action_event, create_service, emulator_config, fixture, fixture_files, response_json, targets, unique,
+};
 
 struct World {
     deps: Deps,
@@ -48,7 +50,14 @@ async fn world(cooldown: Duration) -> World {
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ids},
         "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390"},
     }));
-    World { deps: Deps { ecs, ec2, targets, cooldown }, api, running: ids[0].clone(), stopped: ids[1].clone() }
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let lock_prefix = format!("/{}", unique("restart-locks"));
+    World {
+        deps: Deps { ecs, ec2, ssm, targets, cooldown, lock_prefix },
+        api,
+        running: ids[0].clone(),
+        stopped: ids[1].clone(),
+    }
 }
 
 fn request(extra: Value) -> Value {

@@ -13,8 +13,12 @@ use incident_scale_up::{Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
 use shared::testing::{
-    action_event, create_service, desired_count, emulator_config, fixture_files, response_json, targets, unique,
+    action_event, create_service, desired_count, emulator_config, fixture_files, response_json, targets,
 };
+
+mod common;
+
+use common::{create_db, db_class};
 
 const NODE_LADDER: [&str; 3] = ["cache.t3.small", "cache.m5.large", "cache.m5.xlarge"];
 
@@ -23,26 +27,6 @@ struct World {
     api: ServiceRef,
     db: String,
     group: String,
-}
-
-async fn create_db(rds: &aws_sdk_rds::Client, class: &str) -> String {
-    let id = unique("db").to_lowercase().replace('_', "-");
-    rds.create_db_instance()
-        .db_instance_identifier(&id)
-        .db_instance_class(class)
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("not-a-real-password")
-        .send()
-        .await
-        .unwrap();
-    id
-}
-
-async fn db_class(rds: &aws_sdk_rds::Client, id: &str) -> String {
-    let out = rds.describe_db_instances().db_instance_identifier(id).send().await.unwrap();
-    out.db_instances()[0].db_instance_class().unwrap().to_owned()
 }
 
 async fn create_group(elasticache: &aws_sdk_elasticache::Client, node_type: &str) -> String {

@@ -11,6 +11,11 @@ use serde_json::Value;
 
 use crate::ecs::ServiceRef;
 
+pub mod corpus;
+pub mod fault_proxy;
+
+pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
+
 /// The emulator's endpoint. Integration tests refuse to run against anything that is not on loopback.
 pub fn emulator_endpoint() -> String {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
@@ -55,14 +60,7 @@ pub async fn ensure_service(ecs: &aws_sdk_ecs::Client, target: &ServiceRef, desi
         .send()
         .await
         .expect("RegisterTaskDefinition");
-    let existing = ecs
-        .describe_services()
-        .cluster(&target.cluster)
-        .services(&target.service)
-        .send()
-        .await
-        .expect("DescribeServices");
-    let active = existing.services().iter().any(|s| s.status() == Some("ACTIVE"));
+    let active = described(ecs, target).await.services().iter().any(|s| s.status() == Some("ACTIVE"));
     if active {
         ecs.update_service()
             .cluster(&target.cluster)
@@ -85,14 +83,14 @@ pub async fn ensure_service(ecs: &aws_sdk_ecs::Client, target: &ServiceRef, desi
 
 /// The service's desired count as the emulator holds it now.
 pub async fn desired_count(ecs: &aws_sdk_ecs::Client, target: &ServiceRef) -> i32 {
-    let out = ecs
-        .describe_services()
-        .cluster(&target.cluster)
-        .services(&target.service)
-        .send()
-        .await
-        .expect("DescribeServices");
-    out.services()[0].desired_count()
+    described(ecs, target).await.services()[0].desired_count()
+}
+
+async fn described(
+    ecs: &aws_sdk_ecs::Client,
+    target: &ServiceRef,
+) -> aws_sdk_ecs::operation::describe_services::DescribeServicesOutput {
+    ecs.describe_services().cluster(&target.cluster).services(&target.service).send().await.expect("DescribeServices")
 }
 
 /// The repository's `fixtures/` folder.
@@ -346,4 +344,43 @@ impl FargateService {
             .expect("RunTask");
         out.tasks().iter().filter_map(|t| t.task_arn().map(str::to_owned)).collect()
     }
+}
+
+/// An event whose Lambda deadline is `left` from now, as Lambda sets it for a short timeout.
+pub fn event_with_deadline(payload: Value, left: std::time::Duration) -> lambda_runtime::LambdaEvent<Value> {
+    let mut event = action_event(payload);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    event.context.deadline = u64::try_from((now + left).as_millis()).expect("deadline fits u64");
+    event
+}
+
+/// Longest error message a bad request may get: it names the problem, it does not echo a megabyte back.
+pub const MAX_ERROR_MESSAGE: usize = 1000;
+
+/// Checks that an incident action refused a bad request the way the backend needs: a 4xx response
+/// with a stable code and a short message naming the problem.
+pub fn assert_action_rejected(what: &str, response: &crate::contract::ActionResponse) {
+    let status = response.core.status_code;
+    assert!((400..500).contains(&status), "{what}: expected a 4xx, got {status}: {}", response.core.message);
+    assert!(!response.core.success, "{what}");
+    let message = &response.core.message;
+    assert!(!message.is_empty() && message.len() <= MAX_ERROR_MESSAGE, "{what}: message of {} bytes", message.len());
+    let error = response.core.error.as_ref().unwrap_or_else(|| panic!("{what}: no error object"));
+    assert!(error["code"].is_string(), "{what}: {error}");
+}
+
+/// Checks that a lifecycle function refused a bad event: a 4xx function error on direct and
+/// EventBridge invokes, a 4xx HTTP answer over API Gateway and Function URLs, with a short message.
+pub fn assert_lifecycle_rejected(what: &str, result: &Result<Value, crate::FunctionError>) {
+    let (status, message) = match result {
+        Err(err) => (err.status(), err.to_string()),
+        Ok(answer) => {
+            let status = answer["statusCode"].as_u64().unwrap_or_else(|| panic!("{what}: accepted: {answer}"));
+            let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+            (u16::try_from(status).unwrap_or(0), body["error"]["message"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    assert!((400..500).contains(&status), "{what}: expected a 4xx, got {status}: {message}");
+    assert!(!message.is_empty() && message.len() <= MAX_ERROR_MESSAGE, "{what}: message of {} bytes", message.len());
 }

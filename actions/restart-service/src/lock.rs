@@ -1,0 +1,180 @@
+//! The restart claim: one SSM parameter per ECS service, so that concurrent restart_service
+//! invocations (a burst of alerts for one incident) start one deployment between them.
+//!
+//! Describe-then-update alone is not atomic: twenty invocations can all see a quiet service before
+//! any of them updates it. The claim closes that race with two atomic SSM operations:
+//! - `PutParameter` without `Overwrite` creates the parameter for exactly one caller;
+//! - once a claim is older than the cooldown, a caller takes it over with `Overwrite`, and wins only
+//!   if SSM gave its write the version right after the stale one it read (versions are sequential).
+
+use std::time::Duration;
+
+use aws_sdk_ssm::types::ParameterType;
+use chrono::{DateTime, Utc};
+use shared::aws::to_chrono;
+use shared::ecs::ServiceRef;
+use shared::{ConfigError, FunctionError};
+
+/// Where the claims live unless `RESTART_LOCK_PREFIX` says otherwise; the IAM policy is scoped to it.
+pub const DEFAULT_LOCK_PREFIX: &str = "/incident-actions/restart-locks";
+
+/// `RESTART_LOCK_PREFIX`: an SSM parameter path such as `/incident-actions/prod/restart-locks`.
+pub fn lock_prefix_from_env() -> Result<String, ConfigError> {
+    let prefix = std::env::var("RESTART_LOCK_PREFIX").unwrap_or_else(|_| DEFAULT_LOCK_PREFIX.to_owned());
+    validate_prefix(&prefix).map_err(|problem| ConfigError::InvalidEnv { name: "RESTART_LOCK_PREFIX", problem })?;
+    Ok(prefix)
+}
+
+/// An SSM hierarchy path: starts with `/`, no trailing `/`, only the characters SSM allows.
+pub fn validate_prefix(prefix: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_.-".contains(c);
+    if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.len() > 512 || !prefix.chars().all(allowed) {
+        return Err(format!(
+            "{prefix:?} is not an SSM parameter path (like /incident-actions/restart-locks: leading /, \
+             no trailing /, letters, digits, / _ . -)"
+        ));
+    }
+    Ok(())
+}
+
+/// The claim parameter of one service. Cluster and service names are already validated (`[A-Za-z0-9_-]`).
+pub fn claim_name(prefix: &str, service: &ServiceRef) -> String {
+    format!("{prefix}/{}/{}", service.cluster, service.service)
+}
+
+/// A claim someone else holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    /// What the holder wrote: its incident and request ids.
+    pub holder: String,
+    pub since: DateTime<Utc>,
+}
+
+impl HeldClaim {
+    pub fn conflict(&self, resource: &str, cooldown: Duration) -> FunctionError {
+        FunctionError::Conflict(format!(
+            "a restart of {resource} was already started at {} by {} (cooldown {} s); not restarting again",
+            self.since.to_rfc3339(),
+            self.holder,
+            cooldown.as_secs()
+        ))
+    }
+}
+
+/// Whether a claim written at `since` still holds at `now`. A claim dated in the future (clock skew) holds.
+pub fn claim_is_live(since: DateTime<Utc>, now: DateTime<Utc>, cooldown: Duration) -> bool {
+    now.signed_duration_since(since).to_std().map_or(true, |age| age < cooldown)
+}
+
+/// Claims the restart of `service` for `holder`, or says who holds it.
+pub async fn claim(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    holder: &str,
+    cooldown: Duration,
+) -> Result<Result<(), HeldClaim>, FunctionError> {
+    match put(ssm, name, holder, false).await {
+        Ok(_) => return Ok(Ok(())),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {}
+        Err(err) => return Err(FunctionError::aws("SSM PutParameter", &err)),
+    }
+    let Some((current, version)) = read(ssm, name).await? else {
+        // Released between our write and our read: the restart it guarded failed. Try once more.
+        return match put(ssm, name, holder, false).await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
+                Ok(Err(HeldClaim { holder: "another invocation".into(), since: Utc::now() }))
+            }
+            Err(err) => Err(FunctionError::aws("SSM PutParameter", &err)),
+        };
+    };
+    if claim_is_live(current.since, Utc::now(), cooldown) {
+        return Ok(Err(current));
+    }
+    let written = put(ssm, name, holder, true).await.map_err(|err| FunctionError::aws("SSM PutParameter", &err))?;
+    if written.version() == version + 1 {
+        Ok(Ok(()))
+    } else {
+        // Someone else took over the stale claim in the same moment, and SSM ordered them first.
+        Ok(Err(HeldClaim { holder: "another invocation".into(), since: Utc::now() }))
+    }
+}
+
+/// The claim on `name`, if any (dry runs report it without taking it).
+pub async fn current(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    cooldown: Duration,
+) -> Result<Option<HeldClaim>, FunctionError> {
+    Ok(read(ssm, name).await?.map(|(claim, _)| claim).filter(|c| claim_is_live(c.since, Utc::now(), cooldown)))
+}
+
+/// Gives the claim back after the restart it guarded failed, so a retry is not refused for the cooldown.
+pub async fn release(ssm: &aws_sdk_ssm::Client, name: &str) {
+    if let Err(err) = ssm.delete_parameter().name(name).send().await {
+        tracing::warn!(
+            parameter = name,
+            "could not release the restart claim: {}",
+            FunctionError::aws("SSM DeleteParameter", &err)
+        );
+    }
+}
+
+async fn put(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    holder: &str,
+    overwrite: bool,
+) -> Result<
+    aws_sdk_ssm::operation::put_parameter::PutParameterOutput,
+    aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::put_parameter::PutParameterError>,
+> {
+    ssm.put_parameter()
+        .name(name)
+        .value(holder)
+        .r#type(ParameterType::String)
+        .overwrite(overwrite)
+        .description("incident-restart-service claim: a restart of this ECS service is under way")
+        .send()
+        .await
+}
+
+async fn read(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Option<(HeldClaim, i64)>, FunctionError> {
+    match ssm.get_parameter().name(name).send().await {
+        Ok(out) => {
+            let Some(parameter) = out.parameter() else { return Ok(None) };
+            let claim = HeldClaim {
+                holder: parameter.value().unwrap_or("(unknown)").to_owned(),
+                since: parameter.last_modified_date().map(to_chrono).unwrap_or_else(Utc::now),
+            };
+            Ok(Some((claim, parameter.version())))
+        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
+        Err(err) => Err(FunctionError::aws("SSM GetParameter", &err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_hold_for_the_cooldown_only() {
+        let now = Utc::now();
+        let cooldown = Duration::from_secs(300);
+        assert!(claim_is_live(now - chrono::Duration::seconds(299), now, cooldown));
+        assert!(!claim_is_live(now - chrono::Duration::seconds(300), now, cooldown));
+        assert!(claim_is_live(now + chrono::Duration::seconds(30), now, cooldown), "clock skew: still held");
+    }
+
+    #[test]
+    fn prefixes_are_ssm_paths() {
+        assert!(validate_prefix(DEFAULT_LOCK_PREFIX).is_ok());
+        assert!(validate_prefix("/incident-actions/prod/restart-locks").is_ok());
+        for bad in ["", "relative/path", "/trailing/", "/with space", "/semi;colon"] {
+            assert!(validate_prefix(bad).is_err(), "{bad:?}");
+        }
+        let service = ServiceRef::new("production", "api");
+        assert_eq!(claim_name(DEFAULT_LOCK_PREFIX, &service), "/incident-actions/restart-locks/production/api");
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The environments' parameters against the templates, and no secret in any default.
+
+Fails when:
+- a template parameter without a Default is missing from params-dev.json or params-prod.json
+  (ArtifactBucket and ArtifactPrefix come from deploy.sh), so `deploy.sh -a deploy` would stop halfway;
+- a params file sets a parameter no template declares (a typo deploys the default silently);
+- a parameter or function environment variable named like a secret (password, secret, token, api key,
+  credential) has a literal value in a template or a params file, other than "" or an ARN: secrets live
+  in Secrets Manager and are referenced by ARN.
+"""
+import glob
+import json
+import os
+import re
+import sys
+
+from cfnlint.decode import cfn_yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEPLOYMENTS = os.path.dirname(HERE)
+FROM_DEPLOY_SH = {"ArtifactBucket", "ArtifactPrefix"}
+SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
+problems = []
+
+
+def literal_secret(value):
+    return isinstance(value, str) and value != "" and not value.startswith("arn:")
+
+
+templates = {os.path.basename(p): cfn_yaml.load(p) for p in sorted(glob.glob(os.path.join(DEPLOYMENTS, "cloudformation", "*.yaml")))}
+declared = set()
+for name, template in templates.items():
+    for key, spec in template.get("Parameters", {}).items():
+        declared.add(key)
+        if SECRET_NAME.search(key) and literal_secret(spec.get("Default")):
+            problems.append(f"{name}: parameter {key} has a literal default; reference a secret by ARN")
+    for rname, resource in template.get("Resources", {}).items():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for var, value in variables.items() if isinstance(variables, dict) else []:
+            if SECRET_NAME.search(var) and not var.endswith("_ARN") and literal_secret(value):
+                problems.append(f"{name}: {rname} sets {var} to a literal; pass the secret's ARN instead")
+
+for env in ("dev", "prod"):
+    path = os.path.join(DEPLOYMENTS, f"params-{env}.json")
+    params = json.load(open(path))["Parameters"]
+    for name, template in templates.items():
+        for key, spec in template.get("Parameters", {}).items():
+            if "Default" not in spec and key not in FROM_DEPLOY_SH and key not in params:
+                problems.append(f"params-{env}.json lacks {key}, which {name} requires")
+    for key, value in params.items():
+        if key not in declared:
+            problems.append(f"params-{env}.json sets {key}, which no template declares")
+        if SECRET_NAME.search(key) and literal_secret(value):
+            problems.append(f"params-{env}.json holds a literal {key}; reference the secret by ARN")
+
+if problems:
+    print("parameter check FAILED:\n  " + "\n  ".join(problems))
+    sys.exit(1)
+print(f"parameters: params-dev.json and params-prod.json cover every required parameter of {len(templates)} templates; "
+      "no secret in any default or environment")

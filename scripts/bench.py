@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Benchmarks every Lambda function's release binary, as Lambda would run it, and writes a report.
+
+Run it through scripts/bench.sh, which builds the release binaries and packages and starts the
+emulator and Redis. What it measures (each function, this machine):
+
+- init time: from the exec of the binary to its first GET /2018-06-01/runtime/invocation/next on a
+  minimal Runtime API served here on 127.0.0.1 (median and p95 over COLD_STARTS cold starts, after
+  one unmeasured start that warms the page cache);
+- peak RSS (VmHWM) over a cold start plus 100 invocations;
+- warm latency: from handing an event out to receiving the response, p50/p99 over 200 invocations,
+  with the emulator's own time (measured by a timing proxy between the function and moto) shown
+  apart, so that the function's overhead shows;
+- AWS calls per invocation, counted by the same proxy, for each path, against the minimum;
+- AWS calls made during init (before the first event): must be none;
+- package size: each function's Lambda zip;
+- the reaper at scale: 100, 500 and 1000 draining services in moto, wall time and calls per run.
+
+Writes target/bench/report.md and target/bench/report.json.
+"""
+import http.client
+import http.server
+import json
+import math
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("BENCH_BIN_DIR", os.path.join(ROOT, "target", "x86_64-unknown-linux-gnu", "release"))
+ZIPS = os.path.join(ROOT, "target", "lambda")
+OUT = os.path.join(ROOT, "target", "bench")
+MOTO = os.environ["AWS_ENDPOINT_URL"]
+REDIS_URL = os.environ["REDIS_URL"]
+COLD_STARTS = int(os.environ.get("BENCH_COLD_STARTS", "20"))
+WARM_INVOCATIONS = int(os.environ.get("BENCH_WARM_INVOCATIONS", "200"))
+RSS_AFTER = 100
+PASSWORD_REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6391"))
+REAPER_SCALES = [int(n) for n in os.environ.get("BENCH_REAPER_SCALES", "100,500,1000").split(",")]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+# ---------------------------------------------------------------- the Lambda Runtime API, minimal
+
+class RuntimeApi:
+    """Serves events to one function process at a time and times what it does."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.results = queue.Queue()
+        self.first_next = threading.Event()
+        self.first_next_ns = None
+        self.sent_ns = {}
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=b"", headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if not self.path.endswith("/runtime/invocation/next"):
+                    return self.reply(404)
+                if api.first_next_ns is None:
+                    api.first_next_ns = time.perf_counter_ns()
+                    api.first_next.set()
+                event = api.events.get()
+                if event is None:  # the process is being stopped
+                    return self.reply(500, b"{}")
+                request_id = str(uuid.uuid4())
+                body = json.dumps(event).encode()
+                deadline = int(time.time() * 1000) + 30_000
+                api.sent_ns[request_id] = time.perf_counter_ns()
+                self.reply(200, body, {
+                    "Content-Type": "application/json",
+                    "Lambda-Runtime-Aws-Request-Id": request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline),
+                    "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                    "Lambda-Runtime-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+                })
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                done = time.perf_counter_ns()
+                parts = self.path.strip("/").split("/")
+                if "init" in parts:
+                    api.results.put(("init_error", None, body, done))
+                else:
+                    kind = parts[-1]  # response | error
+                    api.results.put((kind, parts[-2], body, done))
+                self.reply(202, b"{}", {"Content-Type": "application/json"})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def reset(self):
+        self.first_next.clear()
+        self.first_next_ns = None
+        self.sent_ns.clear()
+        while not self.results.empty():
+            self.results.get()
+
+    def invoke(self, event):
+        """Hands out one event; returns (kind, body, latency ns)."""
+        self.events.put(event)
+        kind, request_id, body, done = self.results.get(timeout=60)
+        if kind == "init_error":
+            raise RuntimeError(f"init error: {body.decode()}")
+        return kind, json.loads(body or b"null"), done - self.sent_ns[request_id]
+
+
+# ---------------------------------------------------------------- a timing proxy in front of moto
+
+class TimingProxy:
+    """Forwards every AWS call to moto, recording its operation and moto's own time."""
+
+    def __init__(self, upstream):
+        host = upstream.split("://", 1)[1].rstrip("/")
+        self.calls = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                target = self.headers.get("X-Amz-Target")
+                if target:
+                    operation = target.rsplit(".", 1)[-1]
+                elif "/operation/" in self.path:
+                    operation = self.path.rsplit("/", 1)[-1]
+                else:
+                    form = dict(p.split("=", 1) for p in body.decode(errors="replace").split("&") if "=" in p)
+                    operation = form.get("Action", self.path)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+                conn = http.client.HTTPConnection(host, timeout=60)
+                started = time.perf_counter_ns()
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                took = time.perf_counter_ns() - started
+                conn.close()
+                with proxy.lock:
+                    proxy.calls.append((operation, took))
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def take(self):
+        with self.lock:
+            calls, self.calls = self.calls, []
+        return calls
+
+
+# ---------------------------------------------------------------- the world in the emulator
+
+def clients():
+    return {name: boto3.client(name, endpoint_url=MOTO, region_name="us-east-1")
+            for name in ("ecs", "sns", "secretsmanager")}
+
+
+def service(ecs, cluster, name, desired):
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(family=f"{name}-task", containerDefinitions=[
+        {"name": "app", "image": "public.ecr.aws/nginx/nginx:latest", "memory": 512}])
+    ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=f"{name}-task", desiredCount=desired)
+
+
+def world():
+    """The resources each function acts on, and each function's environment and steady-state event."""
+    c = clients()
+    run = uuid.uuid4().hex[:8]
+    cluster = f"bench-{run}"
+    service(c["ecs"], cluster, "kill-svc", 1)
+    service(c["ecs"], cluster, "wake-svc", 1)      # desired 1, running 0 in moto: "starting"
+    service(c["ecs"], cluster, "sleep-svc", 0)     # stopped: no metric query
+    service(c["ecs"], cluster, "api", 2)
+    service(c["ecs"], cluster, "stopped-svc", 0)
+    topic = c["sns"].create_topic(Name=f"oncall-{run}")["TopicArn"]
+    secret = c["secretsmanager"].create_secret(Name=f"redis-{run}", SecretString="bench-Pa55")["ARN"]
+    targets = json.dumps({
+        "api": {"kind": "ecs_service", "cluster": cluster, "service": "api",
+                "desiredCount": {"low": 2, "medium": 2, "high": 2, "critical": 3}, "maxCount": 6},
+        "cache": {"kind": "redis", "url": REDIS_URL},
+    })
+    lifecycle = lambda svc: {"ECS_CLUSTER_NAME": cluster, "ECS_SERVICE_NAME": svc}
+    action = lambda kind, **extra: dict({"action": kind, "target": "api", "incidentId": "INC-1",
+                                         "priority": "high"}, **extra)
+    functions = {
+        "fluidity-kill": (lifecycle("kill-svc"), {}),
+        "fluidity-wake": (lifecycle("wake-svc"), {}),
+        "fluidity-sleep": (lifecycle("sleep-svc"), {}),
+        "fluidity-reaper": ({"CLUSTER": cluster, "DEPLOYMENT_NAME": "bench"}, {}),
+        "incident-restart-service": ({"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "0"},
+                                     action("restart_service")),
+        "incident-scale-up": ({"TARGETS_JSON": targets}, action("scale_up")),
+        "incident-clear-cache": ({"TARGETS_JSON": targets}, action("clear_cache", target="cache")),
+        "incident-notify-human": ({"SNS_TOPIC_ARN": topic},
+                                  {"action": "notify_human", "incidentId": "INC-1", "priority": "low",
+                                   "incidentDetails": {"title": "bench", "description": "benchmark page"}}),
+    }
+    # One-off paths whose calls are counted against the issue's minimum.
+    paths = [
+        ("fluidity-kill", "kill", lifecycle("kill-svc"), {}, "1"),
+        ("fluidity-wake", "wake a stopped service (waking)", lifecycle("stopped-svc"), {}, "1 describe + 1 update"),
+        ("fluidity-wake", "wake a starting service", lifecycle("wake-svc"), {}, "1 describe"),
+        ("fluidity-wake", "wake a running service (+ task address)", lifecycle("stopped-svc"), {},
+         "1 describe (+ the address lookup the issue adds)"),
+        ("fluidity-sleep", "sleep a stopped service", lifecycle("sleep-svc"), {}, "1 describe"),
+        ("incident-restart-service", "restart (claim + deployment)",
+         {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "300",
+          "RESTART_LOCK_PREFIX": f"/bench/{run}/restart-locks"}, action("restart_service"),
+         "1 describe + claim (1 put) + 1 update"),
+        ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1"),
+        ("incident-clear-cache", "flush twice, password from Secrets Manager",
+         {"TARGETS_JSON": json.dumps({"cache": {"kind": "redis", "url": f"redis://127.0.0.1:{PASSWORD_REDIS_PORT}",
+                                                "passwordSecretArn": secret}})},
+         action("clear_cache", target="cache"), "1 GetSecretValue for both (cached after the first)"),
+    ]
+    return functions, paths
+
+
+# ---------------------------------------------------------------- running a function
+
+def start(api, proxy, name, env):
+    full = dict(os.environ)
+    full.pop("RUST_LOG", None)
+    full.update({
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_ENDPOINT_URL": proxy.url,
+    })
+    full.update(env)
+    api.reset()
+    started = time.perf_counter_ns()
+    process = subprocess.Popen([os.path.join(BIN, name)], env=full, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not api.first_next.wait(timeout=30):
+        process.kill()
+        raise RuntimeError(f"{name} never asked for an event")
+    return process, api.first_next_ns - started
+
+
+def stop(api, process):
+    process.kill()
+    process.wait()
+    api.events.put(None)  # releases the handler thread still waiting for an event
+
+
+def peak_rss_mb(process):
+    with open(f"/proc/{process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_function(api, proxy, name, env, event):
+    # Init time: one unmeasured start (page cache), then COLD_STARTS measured ones.
+    process, _ = start(api, proxy, name, env)
+    stop(api, process)
+    inits = []
+    init_calls = 0
+    for _ in range(COLD_STARTS):
+        proxy.take()
+        process, init_ns = start(api, proxy, name, env)
+        init_calls += len(proxy.take())  # anything sent before the first event
+        inits.append(init_ns / 1e6)
+        stop(api, process)
+    # Warm latency, calls per invocation and peak RSS, in one process.
+    process, _ = start(api, proxy, name, env)
+    latencies, emulator, calls, errors = [], [], [], 0
+    rss_at_100 = None
+    for i in range(WARM_INVOCATIONS):
+        proxy.take()
+        kind, body, latency = api.invoke(event)
+        made = proxy.take()
+        if kind != "response" or (isinstance(body, dict) and body.get("success") is False):
+            errors += 1
+        latencies.append(latency / 1e6)
+        emulator.append(sum(t for _, t in made) / 1e6)
+        calls.append(len(made))
+        if i + 1 == RSS_AFTER:
+            rss_at_100 = peak_rss_mb(process)
+    stop(api, process)
+    overhead = [lat - emu for lat, emu in zip(latencies, emulator)]
+    return {
+        "init_ms": {"median": statistics.median(inits), "p95": percentile(inits, 95), "runs": len(inits)},
+        "aws_calls_in_init": init_calls,
+        "peak_rss_mb": rss_at_100,
+        "warm_ms": {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+                    "emulator_p50": percentile(emulator, 50), "emulator_p99": percentile(emulator, 99),
+                    "overhead_p50": percentile(overhead, 50), "overhead_p99": percentile(overhead, 99),
+                    "invocations": len(latencies), "errors": errors},
+        "calls_per_invocation": statistics.mean(calls) if calls else 0,
+    }
+
+
+def count_path(api, proxy, name, env, event, repeat=1):
+    process, _ = start(api, proxy, name, env)
+    proxy.take()
+    answers = []
+    for _ in range(repeat):
+        kind, body, _ = api.invoke(event)
+        answers.append((kind, body))
+    made = proxy.take()
+    stop(api, process)
+    return [op for op, _ in made], answers
+
+
+# ---------------------------------------------------------------- the reaper at scale
+
+def reaper_at_scale(api, proxy, n):
+    ecs = clients()["ecs"]
+    cluster = f"reap-{n}-{uuid.uuid4().hex[:6]}"
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(family="reap-task", containerDefinitions=[
+        {"name": "app", "image": "public.ecr.aws/nginx/nginx:latest", "memory": 512}])
+    for i in range(n):
+        name = f"svc-bench-d{i}"
+        ecs.create_service(cluster=cluster, serviceName=name, taskDefinition="reap-task", desiredCount=10,
+                           tags=[{"key": "deployment_name", "value": "bench"},
+                                 {"key": "deployment_id", "value": f"d{i}"},
+                                 {"key": "state", "value": "draining"}])
+    time.sleep(4)  # older than MAX_AGE_HR=0.001 (3.6 s)
+    env = {"CLUSTER": cluster, "DEPLOYMENT_NAME": "bench", "MIN_AGE_SEC": "0", "MAX_AGE_HR": "0.001"}
+    runs = []
+    for label in ("retire", "clean up"):
+        process, _ = start(api, proxy, "fluidity-reaper", env)
+        proxy.take()
+        started = time.perf_counter()
+        kind, body, _ = api.invoke({})
+        wall = time.perf_counter() - started
+        made = [op for op, _ in proxy.take()]
+        stop(api, process)
+        by_op = {op: made.count(op) for op in sorted(set(made))}
+        actions = {}
+        for report in (body or {}).get("services", []):
+            actions[report["action"]] = actions.get(report["action"], 0) + 1
+        per_service = "UpdateService" if label == "retire" else "DeleteService"
+        # Retire: UpdateService each. Clean up: GetParametersByPath + DeleteService each (no rules, no parameters).
+        minimum = math.ceil(n / 100) + math.ceil(n / 10) + n * (1 if label == "retire" else 2)
+        runs.append({"services": n, "run": label, "result": kind, "actions": actions, "wall_s": wall,
+                     "calls": len(made), "by_operation": by_op, "minimum": minimum, "per_service_call": per_service})
+    return runs
+
+
+# ---------------------------------------------------------------- the report
+
+def zip_sizes():
+    sizes = {}
+    for name in sorted(os.listdir(ZIPS)) if os.path.isdir(ZIPS) else []:
+        path = os.path.join(ZIPS, name, "bootstrap.zip")
+        if os.path.exists(path):
+            sizes[name] = os.path.getsize(path) / 1e6
+    return sizes
+
+
+def main():
+    functions, paths = world()
+    api = RuntimeApi()
+    proxy = TimingProxy(MOTO)
+    report = {"machine": {"cores": os.cpu_count(), "uname": " ".join(os.uname())},
+              "settings": {"cold_starts": COLD_STARTS, "warm_invocations": WARM_INVOCATIONS}, "functions": {},
+              "paths": [], "reaper_at_scale": [], "zip_mb": zip_sizes()}
+    for name, (env, event) in functions.items():
+        print(f"bench: {name}", file=sys.stderr)
+        report["functions"][name] = bench_function(api, proxy, name, env, event)
+    redis = subprocess.Popen(["redis-server", "--port", str(PASSWORD_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--requirepass", "bench-Pa55"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    for name, label, env, event, minimum in paths:
+        # Paths run in order: "waking" wakes stopped-svc, which the "running" path then finds running.
+        calls, answers = count_path(api, proxy, name, env, event, repeat=2 if "twice" in label else 1)
+        report["paths"].append({"function": name, "path": label, "calls": calls, "count": len(calls),
+                                "minimum": minimum, "answer": answers[-1][1]})
+    redis.kill()
+    for n in REAPER_SCALES:
+        print(f"bench: reaper with {n} draining services", file=sys.stderr)
+        report["reaper_at_scale"].extend(reaper_at_scale(api, proxy, n))
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "report.json"), "w") as f:
+        json.dump(report, f, indent=2, default=str)
+    with open(os.path.join(OUT, "report.md"), "w") as f:
+        f.write(markdown(report))
+    print(markdown(report))
+
+
+def markdown(r):
+    lines = [f"# Benchmark report", "",
+             f"Machine: {r['machine']['cores']} cores, `{r['machine']['uname']}`. Release binaries (LTO), "
+             f"a Runtime API on 127.0.0.1, moto as AWS. {r['settings']['cold_starts']} cold starts, "
+             f"{r['settings']['warm_invocations']} warm invocations per function.", "",
+             "| function | init median / p95 (ms) | AWS calls in init | peak RSS, cold start + 100 (MB) | "
+             "warm p50 / p99 (ms) | of which moto p50 / p99 | function overhead p50 / p99 | calls/invocation | zip (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, f in r["functions"].items():
+        w = f["warm_ms"]
+        lines.append(
+            f"| {name} | {f['init_ms']['median']:.1f} / {f['init_ms']['p95']:.1f} | {f['aws_calls_in_init']} | "
+            f"{f['peak_rss_mb']:.1f} | {w['p50']:.2f} / {w['p99']:.2f} | {w['emulator_p50']:.2f} / {w['emulator_p99']:.2f} | "
+            f"{w['overhead_p50']:.2f} / {w['overhead_p99']:.2f} | {f['calls_per_invocation']:.1f} | "
+            f"{r['zip_mb'].get(name, float('nan')):.2f} |")
+    other = [n for n in r["zip_mb"] if n not in r["functions"]]
+    if other:
+        lines += ["", "Other packages: " + ", ".join(f"{n} {r['zip_mb'][n]:.2f} MB" for n in other)]
+    lines += ["", "## AWS calls per invocation, by path", "", "| function | path | calls | count | minimum |",
+              "|---|---|---|---|---|"]
+    for p in r["paths"]:
+        lines.append(f"| {p['function']} | {p['path']} | {', '.join(p['calls'])} | {p['count']} | {p['minimum']} |")
+    lines += ["", "## Reaper at scale (moto)", "",
+              "| draining services | run | wall (s) | calls | by operation | minimum | result |", "|---|---|---|---|---|---|---|"]
+    for s in r["reaper_at_scale"]:
+        ops = ", ".join(f"{k} {v}" for k, v in s["by_operation"].items())
+        lines.append(f"| {s['services']} | {s['run']} | {s['wall_s']:.2f} | {s['calls']} | {ops} | {s['minimum']} | "
+                     f"{s['result']}: {s['actions']} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

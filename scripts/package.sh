@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds every function as a Lambda zip: target/lambda/<function>/bootstrap.zip (release, LTO).
+#
+#   scripts/package.sh            x86_64 (provided.al2023)
+#   scripts/package.sh --arm64    arm64 (Graviton), where the aarch64-unknown-linux-gnu target is installed
+#
+# cargo-lambda, zig and the AWS CLI come from PyPI into .tools/package (a venv of their own, so the
+# CLI's botocore never meets moto's). cargo-lambda fails with --target-dir, so a different target
+# folder is given through CARGO_TARGET_DIR.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if ! [ -x .tools/package/bin/cargo-lambda ] || ! [ -x .tools/package/bin/aws ]; then
+  echo "package: installing cargo-lambda, zig and the AWS CLI into .tools/package (PyPI)" >&2
+  python3 -m venv .tools/package
+  .tools/package/bin/pip install -q --disable-pip-version-check -r scripts/requirements-package.txt
+fi
+export PATH="$ROOT/.tools/package/bin:$PATH"
+exec cargo lambda build --release --output-format zip "$@"
