@@ -12,7 +12,8 @@
 #   delete   delete the stacks, after asking (unless -f)
 #
 # Environment: ARTIFACT_BUCKET (or -b), ARTIFACT_PREFIX (default releases/<git sha>/),
-# SKIP_BUILD=1 to upload zips already in target/lambda, LAMBDA_ARCH=arm64 for Graviton.
+# SKIP_BUILD=1 to upload zips already built, LAMBDA_ZIP_DIR (default target/lambda) where they are,
+# LAMBDA_ARCH=arm64 for Graviton.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +22,7 @@ ROOT="$(dirname "$DEPLOYMENTS")"
 STACKS=(fargate lambda actions reaper)
 
 usage() {
-  sed -n '5,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 fail() { echo "deploy.sh: $*" >&2; exit 2; }
@@ -81,7 +82,9 @@ deploy() {
     "$ROOT/scripts/package.sh" "${arch_flag[@]}"
   fi
   echo "== uploading to s3://$BUCKET/$PREFIX"
-  for zip in "$ROOT"/target/lambda/*/bootstrap.zip; do
+  local zips=("${LAMBDA_ZIP_DIR:-$ROOT/target/lambda}"/*/bootstrap.zip)
+  [ -f "${zips[0]}" ] || fail "no Lambda zips under ${LAMBDA_ZIP_DIR:-$ROOT/target/lambda}; run scripts/package.sh"
+  for zip in "${zips[@]}"; do
     aws s3 cp --only-show-errors "$zip" "s3://$BUCKET/$PREFIX$(basename "$(dirname "$zip")").zip"
   done
   for stack in "${STACKS[@]}"; do
