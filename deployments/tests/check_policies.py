@@ -4,7 +4,7 @@
 Fails when:
 - any policy allows a wildcard action ("*" or "service:*");
 - a function's role lacks a permission that the function's code calls, or has one it never calls
-  (CALLS below lists the AWS operations each function makes, from its source; logs:* is separate);
+  (the calls are read from each function's Rust source by code_calls.py; logs:* is separate);
 - a statement allows Resource "*" for an action that supports resource-level permissions.
 """
 import glob
@@ -13,27 +13,11 @@ import sys
 
 from cfnlint.decode import cfn_yaml
 
-# The AWS calls each function makes (crate: the calls in its src/ and the shared helpers it uses).
-CALLS = {
-    "WakeFunction": {"ecs:DescribeServices", "ecs:UpdateService", "ecs:ListTasks", "ecs:DescribeTasks",
-                     "ec2:DescribeNetworkInterfaces"},
-    "SleepFunction": {"ecs:DescribeServices", "ecs:UpdateService", "cloudwatch:GetMetricData"},
-    "KillFunction": {"ecs:UpdateService"},
-    "RestartServiceFunction": {"ecs:DescribeServices", "ecs:UpdateService", "ec2:DescribeInstances", "ec2:RebootInstances",
-                               "ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"},
-    "ScaleUpFunction": {"ecs:DescribeServices", "ecs:UpdateService", "application-autoscaling:DescribeScalableTargets",
-                        "application-autoscaling:RegisterScalableTarget", "rds:DescribeDBInstances", "rds:ModifyDBInstance",
-                        "elasticache:DescribeReplicationGroups", "elasticache:ModifyReplicationGroup",
-                        "elasticache:IncreaseReplicaCount", "elasticache:DescribeCacheClusters",
-                        "elasticache:ModifyCacheCluster"},
-    "ClearCacheFunction": {"secretsmanager:GetSecretValue", "elasticache:DescribeReplicationGroups",
-                           "elasticache:DescribeCacheClusters", "elasticache:RebootCacheCluster"},
-    "NotifyHumanFunction": {"sns:Publish"},
-    "ReaperFunction": {"ecs:ListServices", "ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks",
-                       "ecs:UpdateService", "ecs:DeleteService", "cloudwatch:GetMetricData",
-                       "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DeleteRule",
-                       "elasticloadbalancing:DeleteTargetGroup", "ssm:GetParametersByPath", "ssm:DeleteParameters"},
-}
+# The AWS calls each function makes, read from its source (see code_calls.py), lowercased.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from code_calls import calls_by_function, normal  # noqa: E402
+
+CALLS = calls_by_function()
 # Actions AWS only grants on Resource "*" (no resource-level permissions), or that are scoped by a condition.
 STAR_ONLY = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances", "cloudwatch:GetMetricData",
              "cloudwatch:PutMetricData", "application-autoscaling:DescribeScalableTargets",
@@ -92,10 +76,10 @@ def main():
                 continue
             seen.add(name)
             role = resource["Properties"]["Role"]["Fn::GetAtt"][0]
-            granted = {a for a in role_actions.get(role, set()) if not a.startswith("logs:")}
+            granted = {normal(a) for a in role_actions.get(role, set()) if not a.startswith("logs:")}
             needed = CALLS.get(name)
-            if needed is None:
-                problems.append(f"{path}: {name} is not in CALLS; list the AWS calls its code makes")
+            if not needed:
+                problems.append(f"{path}: {name}: no AWS call found in its crate; map it in code_calls.FUNCTION_CRATES")
                 continue
             for missing in sorted(needed - granted):
                 problems.append(f"{os.path.basename(path)} {name}: the code calls {missing} but role {role} lacks it")
