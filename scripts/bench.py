@@ -258,24 +258,25 @@ def world():
                                   {"action": "notify_human", "incidentId": "INC-1", "priority": "low",
                                    "incidentDetails": {"title": "bench", "description": "benchmark page"}}),
     }
-    # One-off paths whose calls are counted against the issue's minimum.
+    # One-off paths whose calls are counted against the issue's minimum:
+    # (function, path, environment, event, minimum, invocations in one process).
     paths = [
-        ("fluidity-kill", "kill", lifecycle("kill-svc"), {}, "1"),
-        ("fluidity-wake", "wake a stopped service (waking)", lifecycle("stopped-svc"), {}, "1 describe + 1 update"),
-        ("fluidity-wake", "wake a starting service", lifecycle("wake-svc"), {}, "1 describe"),
+        ("fluidity-kill", "kill", lifecycle("kill-svc"), {}, "1", 1),
+        ("fluidity-wake", "wake a stopped service (waking)", lifecycle("stopped-svc"), {}, "1 describe + 1 update", 1),
+        ("fluidity-wake", "wake a starting service", lifecycle("wake-svc"), {}, "1 describe", 1),
         ("fluidity-wake", "wake a running service (+ task address)", lifecycle("stopped-svc"), {},
-         "1 describe (+ the address lookup the issue adds)"),
-        ("fluidity-sleep", "sleep a stopped service", lifecycle("sleep-svc"), {}, "1 describe"),
+         "1 describe (+ the address lookup the issue adds)", 1),
+        ("fluidity-sleep", "sleep a stopped service", lifecycle("sleep-svc"), {}, "1 describe", 1),
         ("incident-restart-service", "restart (claim + deployment)",
          # Cooldown 5 s: restart-svc's own creation (a rollout) is older than that by the time this runs.
          {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "5",
           "RESTART_LOCK_PREFIX": f"/bench/{run}/restart-locks"}, action("restart_service", target="restart-me"),
-         "1 describe + claim (1 put) + 1 update"),
-        ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1"),
+         "1 describe + claim (1 put) + 1 update", 1),
+        ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1", 1),
         ("incident-clear-cache", "flush twice, password from Secrets Manager",
          {"TARGETS_JSON": json.dumps({"cache": {"kind": "redis", "url": f"redis://127.0.0.1:{PASSWORD_REDIS_PORT}",
                                                 "passwordSecretArn": secret}})},
-         action("clear_cache", target="cache"), "1 GetSecretValue for both (cached after the first)"),
+         action("clear_cache", target="cache"), "1 GetSecretValue for both (cached after the first)", 2),
     ]
     return functions, paths
 
@@ -403,11 +404,10 @@ def reaper_at_scale(api, proxy, n):
         actions = {}
         for report in (body or {}).get("services", []):
             actions[report["action"]] = actions.get(report["action"], 0) + 1
-        per_service = "UpdateService" if label == "retire" else "DeleteService"
         # Retire: UpdateService each. Clean up: GetParametersByPath + DeleteService each (no rules, no parameters).
         minimum = math.ceil(n / 100) + math.ceil(n / 10) + n * (1 if label == "retire" else 2)
         runs.append({"services": n, "run": label, "result": kind, "actions": actions, "wall_s": wall,
-                     "calls": len(made), "by_operation": by_op, "minimum": minimum, "per_service_call": per_service})
+                     "calls": len(made), "by_operation": by_op, "minimum": minimum})
     return runs
 
 
@@ -436,9 +436,9 @@ def main():
     redis = subprocess.Popen(["redis-server", "--port", str(PASSWORD_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--requirepass", "bench-Pa55"], stdout=subprocess.DEVNULL)
     time.sleep(max(0.5, 6 - (time.time() - world_made)))  # restart-svc's creation older than its 5 s cooldown
-    for name, label, env, event, minimum in paths:
+    for name, label, env, event, minimum, invocations in paths:
         # Paths run in order: "waking" wakes stopped-svc, which the "running" path then finds running.
-        calls, answers = count_path(api, proxy, name, env, event, repeat=2 if "twice" in label else 1)
+        calls, answers = count_path(api, proxy, name, env, event, repeat=invocations)
         report["paths"].append({"function": name, "path": label, "calls": calls, "count": len(calls),
                                 "minimum": minimum, "answer": answers[-1][1]})
     redis.kill()

@@ -51,6 +51,11 @@ pub struct HeldClaim {
 }
 
 impl HeldClaim {
+    /// Another invocation won a claim this one raced for, just now.
+    fn racing() -> Self {
+        Self { holder: "another invocation".into(), since: Utc::now() }
+    }
+
     pub fn conflict(&self, resource: &str, cooldown: Duration) -> FunctionError {
         FunctionError::Conflict(format!(
             "a restart of {resource} was already started at {} by {} (cooldown {} s); not restarting again",
@@ -73,30 +78,28 @@ pub async fn claim(
     holder: &str,
     cooldown: Duration,
 ) -> Result<Result<(), HeldClaim>, FunctionError> {
-    match put(ssm, name, holder, false).await {
-        Ok(_) => return Ok(Ok(())),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {}
-        Err(err) => return Err(FunctionError::aws("SSM PutParameter", &err)),
+    if create(ssm, name, holder).await? {
+        return Ok(Ok(()));
     }
     let Some((current, version)) = read(ssm, name).await? else {
         // Released between our write and our read: the restart it guarded failed. Try once more.
-        return match put(ssm, name, holder, false).await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
-                Ok(Err(HeldClaim { holder: "another invocation".into(), since: Utc::now() }))
-            }
-            Err(err) => Err(FunctionError::aws("SSM PutParameter", &err)),
-        };
+        return Ok(if create(ssm, name, holder).await? { Ok(()) } else { Err(HeldClaim::racing()) });
     };
     if claim_is_live(current.since, Utc::now(), cooldown) {
         return Ok(Err(current));
     }
     let written = put(ssm, name, holder, true).await.map_err(|err| FunctionError::aws("SSM PutParameter", &err))?;
-    if written.version() == version + 1 {
-        Ok(Ok(()))
-    } else {
-        // Someone else took over the stale claim in the same moment, and SSM ordered them first.
-        Ok(Err(HeldClaim { holder: "another invocation".into(), since: Utc::now() }))
+    // Versions are sequential: if another invocation took over the stale claim in the same moment
+    // and SSM ordered it first, ours is not the next version.
+    Ok(if written.version() == version + 1 { Ok(()) } else { Err(HeldClaim::racing()) })
+}
+
+/// Creates the claim; `false` when it already exists.
+async fn create(ssm: &aws_sdk_ssm::Client, name: &str, holder: &str) -> Result<bool, FunctionError> {
+    match put(ssm, name, holder, false).await {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => Ok(false),
+        Err(err) => Err(FunctionError::aws("SSM PutParameter", &err)),
     }
 }
 

@@ -75,7 +75,6 @@ impl FaultProxy {
     /// The production SDK config (retries, timeouts), pointed at the proxy. Set on the loader, the
     /// endpoint takes precedence over `AWS_ENDPOINT_URL`, which still names the emulator.
     pub async fn sdk_config(&self) -> SdkConfig {
-        crate::testing::emulator_endpoint();
         crate::aws::config_loader().endpoint_url(&self.url).load().await
     }
 
