@@ -37,13 +37,21 @@ invoke fluidity-wake fixtures/lifecycle/wake/direct.json
 "$PY" scripts/demo_world.py show
 
 step "fluidity-sleep: the 5-minute schedule checks whether the server is idle"
-echo "(moto cannot serve CloudWatch GetMetricData to the Rust SDK, which speaks RPC v2 CBOR (getmoto/moto#9195);"
-echo " against AWS sleep reads ActiveConnections and LastActivityEpochSeconds here. In the emulator the call"
-echo " fails, and sleep reports it as a function error so the schedule's alarm would fire:)"
+echo "(for the demo: an idle threshold of 3 seconds instead of 15 minutes, which is also the grace a"
+echo " just-woken server gets, and a 1-minute lookback for the second check, so the busy minute is past)"
+export IDLE_THRESHOLD_MINUTES=0.05
+"$PY" scripts/demo_world.py activity 2 120
 invoke fluidity-sleep fixtures/lifecycle/sleep/eventbridge-rate-5-minutes.json
+echo "-- the agent disconnects: the server reports no connections"
+"$PY" scripts/demo_world.py activity 0 0
+sleep 4
+LOOKBACK_PERIOD_MINUTES=1 invoke fluidity-sleep fixtures/lifecycle/sleep/eventbridge-rate-5-minutes.json
 "$PY" scripts/demo_world.py show
+unset IDLE_THRESHOLD_MINUTES
 
-step "fluidity-kill: the agent shuts down (API Gateway POST /kill)"
+step "fluidity-wake, then fluidity-kill: the agent needs the server again, then shuts down"
+invoke fluidity-wake fixtures/lifecycle/wake/direct.json
+echo "-- the agent shuts down (API Gateway POST /kill)"
 invoke fluidity-kill fixtures/lifecycle/kill/apigateway-post-kill.json
 "$PY" scripts/demo_world.py show
 
@@ -55,21 +63,26 @@ step "fluidity-kill: a request that names a service that does not exist"
 echo '{"service_name": "no-such-service"}' > "$ROOT/.run/missing.json"
 invoke fluidity-kill "$ROOT/.run/missing.json"
 
-step "Deployments: mark, drain, reap (the reaper forced by MAX_AGE, which needs no CloudWatch)"
+step "Deployments: mark, drain, reap (retired because its tasks reported ShutdownReady)"
 "$PY" scripts/demo_world.py deploy v1
 "$BIN/fluidity-mark-deployment" --cluster deployments --name shop --id v1 2>/dev/null | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("marked v1: changed", r["changed"])'
 "$PY" scripts/demo_world.py deploy v2
-"$BIN/fluidity-mark-deployment" --cluster deployments --name shop --id v2 2>/dev/null | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("marked v2 active, draining:", [d["service"] for d in r["draining"]])'
+"$BIN/fluidity-mark-deployment" --cluster deployments --name shop --id v2 2>/dev/null | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("marked v2 active, draining:", [(d["service"], d["drainingSince"]) for d in r["draining"]])'
 "$PY" scripts/demo_world.py deployments
-sleep 4
-export CLUSTER=deployments DEPLOYMENT_NAME=shop MIN_AGE_SEC=0 MAX_AGE_HR=0.001
-for run in 1 2; do
-  echo "-- reaper run $run"
+# The seed's testing settings, with MIN_AGE 0 since the demo's services are seconds old.
+export CLUSTER=deployments DEPLOYMENT_NAME=shop PERIOD=60 CONSEC=2 MIN_AGE_SEC=0 MAX_AGE_HR=1
+reaper_run() {
+  echo "-- reaper run $1"
   "$BIN/fluidity-reaper" fixtures/lifecycle/reaper/eventbridge-schedule.json 2>>"$ROOT/.run/demo-logs.jsonl" \
     | "$PY" -c 'import json,sys; r=json.load(sys.stdin); [print("  ", s["service"], s["action"], "-", s["reason"]) for s in r["services"]]'
   "$PY" scripts/demo_world.py deployments
-done
-unset CLUSTER DEPLOYMENT_NAME MIN_AGE_SEC MAX_AGE_HR
+}
+reaper_run 1
+echo "-- v1's drain watchers see 'draining' and, after their grace, report ShutdownReady = 1"
+"$PY" scripts/demo_world.py tasks-ready v1
+reaper_run 2
+reaper_run 3
+unset CLUSTER DEPLOYMENT_NAME PERIOD CONSEC MIN_AGE_SEC MAX_AGE_HR
 
 step "The incident world"
 "$PY" scripts/demo_world.py incident-setup "$ROOT/.run"

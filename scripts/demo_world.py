@@ -6,7 +6,12 @@
     demo_world.py incident-setup DIR    the incident world; writes DIR/targets.json and DIR/topic-arn
     demo_world.py incident-show WHAT    one line about api | database | cache | sessions
     demo_world.py inbox DIR             the alerts that reached the on-call inbox (an SQS queue)
+    demo_world.py activity N SECONDS    the Fluidity server reports N active connections, last activity SECONDS ago
+    demo_world.py deploy VERSION        svc-shop-VERSION with two running tasks
+    demo_world.py tasks-ready VERSION   its tasks report ShutdownReady = 1 for the last two minutes
+    demo_world.py deployments           the deployments' services, tags and SSM state
 """
+import datetime
 import json
 import os
 import subprocess
@@ -123,13 +128,57 @@ def incident_show(what):
         print(f"  now: {redis_command('DBSIZE')} keys in Redis")
 
 
+def activity(connections, seconds_ago):
+    """What the Fluidity server publishes (PutMetricData, namespace Fluidity, Service=<name>), as of SECONDS ago:
+    its active connections then, and that moment as its last activity."""
+    when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=int(seconds_ago))
+    dims = [{"Name": "Service", "Value": SERVICE}]
+    client("cloudwatch").put_metric_data(Namespace="Fluidity", MetricData=[
+        {"MetricName": "ActiveConnections", "Dimensions": dims, "Timestamp": when, "Value": float(connections)},
+        {"MetricName": "LastActivityEpochSeconds", "Dimensions": dims, "Timestamp": when,
+         "Value": float(int(when.timestamp()))},
+    ])
+    print(f"  the server reported at {when:%H:%M:%S} UTC: ActiveConnections {connections}, last activity then")
+
+
+def keep_tasks_running():
+    """moto moves a task one step towards STOPPED on every DescribeTasks; the demo's tasks keep running."""
+    import urllib.request
+    body = json.dumps({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 100000}}).encode()
+    urllib.request.urlopen(urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/state-manager/set-transition",
+                                                  data=body, method="POST"))
+
+
 def deploy(version):
     """Deploys svc-shop-<version> in cluster 'deployments', with two running tasks."""
+    keep_tasks_running()
     ecs = client("ecs")
     service = f"svc-shop-{version}"
     ensure_service(ecs, "deployments", service, 2)
-    ecs.update_service(cluster="deployments", service=service, desiredCount=2)
+    ecs.update_service(cluster="deployments", service=service, desiredCount=2)  # moto: runningCount follows
+    ecs.run_task(cluster="deployments", taskDefinition=service, count=2, group=f"service:{service}", launchType="FARGATE")
     print(f"deployed {service} (2 tasks)")
+
+
+def tasks_ready(version):
+    """Each running task of svc-shop-<version> reports ShutdownReady = 1 in the last two 60 s periods: the
+    datapoints its drain watcher's EMF lines would have made, put at once so the demo need not wait."""
+    ecs, cw = client("ecs"), client("cloudwatch")
+    service = f"svc-shop-{version}"
+    arns = ecs.list_tasks(cluster="deployments", desiredStatus="RUNNING")["taskArns"]
+    tasks = [t for t in ecs.describe_tasks(cluster="deployments", tasks=arns)["tasks"] if t.get("group") == f"service:{service}"] if arns else []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    data = []
+    for task in tasks:
+        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        dims = [{"Name": "deployment_name", "Value": "shop"}, {"Name": "deployment_id", "Value": version},
+                {"Name": "task_id", "Value": task_id}]
+        for ago in (90, 30):
+            data.append({"MetricName": "ShutdownReady", "Dimensions": dims, "Unit": "Count",
+                         "Timestamp": now - datetime.timedelta(seconds=ago), "Value": 1.0})
+    if data:
+        cw.put_metric_data(Namespace="App/Drain", MetricData=data)
+    print(f"  {len(tasks)} task(s) of {service} report ShutdownReady = 1 for the last two minutes")
 
 
 def deployments():
@@ -161,4 +210,5 @@ def inbox(out_dir):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"setup": setup, "stop": stop, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
-     "inbox": inbox, "deploy": deploy, "deployments": deployments}[command](*args)
+     "inbox": inbox, "deploy": deploy, "deployments": deployments, "activity": activity,
+     "tasks-ready": tasks_ready}[command](*args)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs (if needed) and starts the local AWS emulator (moto server) and a real redis-server on 127.0.0.1.
+# Installs (if needed) and starts the local AWS emulator (moto server behind scripts/emulator.py, which
+# also serves CloudWatch over RPC v2 CBOR) and a real redis-server on 127.0.0.1.
 #
 #   scripts/services.sh up      start what is not already answering; print the environment to use
 #   scripts/services.sh down    stop what this script started (pid files under .run/)
@@ -23,11 +24,14 @@ as_root() {
 }
 
 install_moto() {
-  if [ -x "$TOOLS/venv/bin/moto_server" ] && [ -x "$TOOLS/venv/bin/cfn-lint" ]; then return; fi
-  log "installing moto server and cfn-lint into .tools/venv (PyPI)"
+  # Reinstalled whenever scripts/requirements.txt changes (the stamp holds its checksum).
+  local want; want="$(sha256sum "$ROOT/scripts/requirements.txt" | cut -d' ' -f1)"
+  if [ "$(cat "$TOOLS/venv/.requirements" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing moto server, cbor2 and cfn-lint into .tools/venv (PyPI)"
   mkdir -p "$TOOLS"
-  python3 -m venv "$TOOLS/venv"
+  [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements.txt"
+  echo "$want" >"$TOOLS/venv/.requirements"
 }
 
 install_redis() {
@@ -57,8 +61,8 @@ up() {
   if moto_answers; then
     log "moto already answering on $MOTO_URL"
   else
-    log "starting moto on $MOTO_URL"
-    nohup "$TOOLS/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 &
+    log "starting the emulator (moto, with CloudWatch over RPC v2 CBOR) on $MOTO_URL"
+    nohup "$TOOLS/venv/bin/python" "$ROOT/scripts/emulator.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 &
     echo $! >"$RUN/moto.pid"
     wait_for moto moto_answers
   fi

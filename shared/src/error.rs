@@ -47,6 +47,11 @@ pub enum FunctionError {
     /// The work could not finish before the Lambda deadline; nothing after `during` was attempted.
     #[error("deadline exceeded: {during} could not finish before the Lambda deadline")]
     DeadlineExceeded { during: String },
+
+    /// A run over many resources in which some failed and the rest were handled; `failures` names
+    /// each failed one and why. The next run retries them.
+    #[error("{} of {total} {what} failed ({summary}): {}", failures.len(), failures.join("; "))]
+    PartialFailure { what: &'static str, total: usize, summary: String, failures: Vec<String> },
 }
 
 impl FunctionError {
@@ -60,7 +65,7 @@ impl FunctionError {
             Self::InvalidRequest { .. } => 400,
             Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
             Self::Conflict(_) => 409,
-            Self::Aws { .. } | Self::Redis { .. } => 502,
+            Self::Aws { .. } | Self::Redis { .. } | Self::PartialFailure { .. } => 502,
             Self::DeadlineExceeded { .. } => 504,
         }
     }
@@ -76,6 +81,7 @@ impl FunctionError {
             Self::Aws { .. } => "AWS_ERROR",
             Self::Redis { .. } => "REDIS_ERROR",
             Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
+            Self::PartialFailure { .. } => "PARTIAL_FAILURE",
         }
     }
 
@@ -90,6 +96,7 @@ impl FunctionError {
             Self::Aws { .. } => "AwsError",
             Self::Redis { .. } => "RedisError",
             Self::DeadlineExceeded { .. } => "DeadlineExceeded",
+            Self::PartialFailure { .. } => "PartialFailure",
         }
     }
 
@@ -166,6 +173,16 @@ mod tests {
             ),
             (FunctionError::Redis { host: "h".into(), message: "m".into() }, 502, "REDIS_ERROR"),
             (FunctionError::DeadlineExceeded { during: "ECS UpdateService".into() }, 504, "DEADLINE_EXCEEDED"),
+            (
+                FunctionError::PartialFailure {
+                    what: "draining services",
+                    total: 3,
+                    summary: "2 retired".into(),
+                    failures: vec!["svc-a-1: AWS ECS UpdateService failed".into()],
+                },
+                502,
+                "PARTIAL_FAILURE",
+            ),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status(), status, "{err}");

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod deadline;
 pub mod deployment;
 pub mod ecs;
+pub mod emf;
 pub mod error;
 pub mod events;
 pub mod runtime;

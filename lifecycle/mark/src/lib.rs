@@ -2,11 +2,16 @@
 //!
 //! Marks the new deployment `active` (SSM `/apps/<name>/<id>/state` and service tags
 //! `deployment_name`, `deployment_id`, `state`) and every other service of the same deployment name
-//! `draining`. Idempotent: what already holds is left alone and reported as unchanged.
+//! `draining`, with a `draining_since` tag saying when draining began (the reaper's MAX_AGE counts
+//! from it). Idempotent: what already holds is left alone and reported as unchanged, and a service
+//! already draining keeps the time it began. Only the services named `svc-<name>-*` are described,
+//! which is all the deployer's policy allows in a cluster shared with other services.
 
 use aws_sdk_ecs::types::Tag;
+use chrono::Utc;
 use serde::Serialize;
 use shared::FunctionError;
+use shared::aws::to_chrono;
 use shared::deployment::{self, ACTIVE, DRAINING};
 use shared::ecs;
 
@@ -42,6 +47,9 @@ pub struct Marking {
     pub parameter: String,
     pub state: &'static str,
     pub previous_state: Option<String>,
+    /// For a draining deployment: when draining began (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draining_since: Option<String>,
     pub changed: bool,
 }
 
@@ -61,6 +69,7 @@ pub async fn mark(
 ) -> Result<MarkReport, FunctionError> {
     req.validate()?;
     let arns = ecs::list_services(ecs_client, &req.cluster).await?;
+    let arns = deployment::with_prefix(arns, &deployment::service_prefix(Some(&req.deployment_name)));
     let services = ecs::describe_services(ecs_client, &req.cluster, &arns, true).await?;
     let new_name = deployment::service_name(&req.deployment_name, &req.deployment_id);
     let new_service = services
@@ -88,13 +97,28 @@ async fn set_state(
     state: &'static str,
 ) -> Result<Marking, FunctionError> {
     let parameter = deployment::state_parameter(&req.deployment_name, deployment_id);
-    let previous = match ssm.get_parameter().name(&parameter).send().await {
-        Ok(out) => out.parameter().and_then(|p| p.value()).map(str::to_owned),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => None,
+    let (previous, modified) = match ssm.get_parameter().name(&parameter).send().await {
+        Ok(out) => {
+            let p = out.parameter();
+            (p.and_then(|p| p.value()).map(str::to_owned), p.and_then(|p| p.last_modified_date()).map(to_chrono))
+        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => (None, None),
         Err(err) => return Err(FunctionError::aws("SSM GetParameter", &err)),
     };
-    let wanted_tags =
-        [("deployment_name", req.deployment_name.as_str()), ("deployment_id", deployment_id), ("state", state)];
+    // Draining keeps the moment it began: from the tag, else from when the parameter turned draining.
+    let since = (state == DRAINING).then(|| {
+        let already = deployment::tag(service, "state") == Some(DRAINING) || previous.as_deref() == Some(DRAINING);
+        let began = deployment::draining_since(service)
+            .filter(|_| already)
+            .or_else(|| modified.filter(|_| previous.as_deref() == Some(DRAINING)))
+            .unwrap_or_else(Utc::now);
+        deployment::format_since(began)
+    });
+    let mut wanted_tags =
+        vec![("deployment_name", req.deployment_name.as_str()), ("deployment_id", deployment_id), ("state", state)];
+    if let Some(since) = &since {
+        wanted_tags.push((deployment::DRAINING_SINCE_TAG, since.as_str()));
+    }
     let tags_hold = wanted_tags.iter().all(|(k, v)| deployment::tag(service, k) == Some(*v));
     let changed = previous.as_deref() != Some(state) || !tags_hold;
     if changed && !req.dry_run {
@@ -121,6 +145,7 @@ async fn set_state(
         parameter,
         state,
         previous_state: previous,
+        draining_since: since,
         changed,
     })
 }

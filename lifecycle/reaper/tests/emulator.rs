@@ -1,47 +1,26 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
-//! The seed's own test plan (004), against the emulator: ECS, SSM and ELBv2 in moto, the deployer
-//! being the real `fluidity-mark-deployment` code. The tasks' ShutdownReady metrics are served by an
-//! aws-smithy-mocks rule on the real CloudWatch client, because the Rust SDK speaks only RPC v2 CBOR
-//! to CloudWatch and moto does not implement it (getmoto/moto#9195).
+//! The seed's own test plan (004), against the emulator with real metrics: ECS, ELBv2, SSM and
+//! CloudWatch in moto (CloudWatch over RPC v2 CBOR through `scripts/emulator.py`), the deployer
+//! being the real `fluidity-mark-deployment` code, and each task's ShutdownReady being the drain
+//! watcher's own EMF line, turned into datapoints as CloudWatch Logs does.
+//!
+//! Where the seed's plan waits minutes for periods to pass, these tests run the reaper "later"
+//! (`reap_at`) and the tasks report at those later times; moto, like CloudWatch, accepts datapoints
+//! with timestamps ahead of the wall clock.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-use aws_sdk_cloudwatch::types::MetricDataResult;
 use aws_sdk_ecs::types::{ContainerDefinition, LoadBalancer, PortMapping};
-use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, FixedResponseActionConfig, RuleCondition};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, RuleCondition, TargetGroupTuple,
+};
+use chrono::{DateTime, Utc};
+use fluidity_drain::{DrainConfig, emf_line};
 use fluidity_mark_deployment::{MarkRequest, mark};
-use fluidity_reaper::{Deps, ReaperSettings, reap};
+use fluidity_reaper::{Deps, ReaperReport, ReaperSettings, ServiceAction, reap, reap_at};
 use shared::ecs::ServiceRef;
-use shared::testing::{desired_count, emulator_config, keep_tasks_running, unique};
-
-/// Task ids whose ShutdownReady is 1 in every period; every other task has no datapoints.
-type ReadyTasks = Arc<Mutex<HashSet<String>>>;
-
-fn cloudwatch(ready: ReadyTasks, consec: usize) -> (aws_sdk_cloudwatch::Client, Rule) {
-    let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
-        .match_requests(|r| {
-            r.metric_data_queries().len() <= 500
-                && r.metric_data_queries().iter().all(|q| {
-                    let ms = q.metric_stat().unwrap();
-                    ms.metric().unwrap().namespace() == Some("App/Drain") && ms.stat() == Some("Minimum")
-                })
-        })
-        .then_compute_output(move |r| {
-            let ready = ready.lock().unwrap();
-            let results = r.metric_data_queries().iter().map(|q| {
-                let dims = q.metric_stat().unwrap().metric().unwrap().dimensions();
-                let task = dims.iter().find(|d| d.name() == Some("task_id")).unwrap().value().unwrap();
-                let values = if ready.contains(task) { vec![1.0; consec] } else { Vec::new() };
-                MetricDataResult::builder().id(q.id().unwrap()).set_values(Some(values)).build()
-            });
-            GetMetricDataOutput::builder().set_metric_data_results(Some(results.collect())).build()
-        });
-    (mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&rule]), rule)
-}
+use shared::testing::cloudwatch::put_emf;
+use shared::testing::{FaultProxy, desired_count, emulator_config, keep_tasks_running, unique};
 
 struct World {
     config: shared::aws::SdkConfig,
@@ -49,6 +28,11 @@ struct World {
     name: String,
     listener: String,
     vpc: String,
+}
+
+/// Where the reaper's clock stands in a test: the wall clock at the start, plus the minutes run.
+fn at(start: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    start + chrono::Duration::seconds(seconds)
 }
 
 async fn world() -> World {
@@ -72,16 +56,12 @@ async fn world() -> World {
         .await
         .unwrap();
     let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_owned();
-    let default = Action::builder()
-        .r#type(ActionTypeEnum::FixedResponse)
-        .fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build())
-        .build();
     let listener = elb
         .create_listener()
         .load_balancer_arn(lb_arn)
         .port(80)
         .protocol("HTTP".into())
-        .default_actions(default)
+        .default_actions(fixed_404())
         .send()
         .await
         .unwrap();
@@ -99,27 +79,92 @@ async fn world() -> World {
     World { config, cluster, name, listener, vpc }
 }
 
+fn fixed_404() -> Action {
+    Action::builder()
+        .r#type(ActionTypeEnum::FixedResponse)
+        .fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build())
+        .build()
+}
+
+fn forward_to(tg: &str) -> Action {
+    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg).build()
+}
+
+struct Deployment {
+    id: String,
+    target: ServiceRef,
+    target_group: String,
+    rule: String,
+    parameter: String,
+    tasks: Vec<String>,
+}
+
+/// What exists of a deployment: (service ACTIVE, its rule, its target group, its state parameter).
+type Exists = (bool, bool, bool, bool);
+
 impl World {
-    fn deps(&self, cloudwatch: aws_sdk_cloudwatch::Client, settings: impl FnOnce(&mut ReaperSettings)) -> Deps {
+    /// The seed's testing configuration: PERIOD 60, CONSEC 2, MIN_AGE 60 s, MAX_AGE 1 h.
+    fn settings(&self) -> ReaperSettings {
         let mut s = ReaperSettings::new(&self.cluster);
         s.deployment_name = Some(self.name.clone());
         s.listener_arn = Some(self.listener.clone());
-        s.min_age = Duration::ZERO;
-        settings(&mut s);
+        s.period = 60;
+        s.consec = 2;
+        s.min_age = Duration::from_secs(60);
+        s.max_age = Duration::from_secs(3600);
+        s
+    }
+
+    fn deps_with(&self, config: &shared::aws::SdkConfig, settings: ReaperSettings) -> Deps {
         Deps {
-            ecs: aws_sdk_ecs::Client::new(&self.config),
-            cloudwatch,
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&self.config),
-            ssm: aws_sdk_ssm::Client::new(&self.config),
-            settings: s,
+            ecs: aws_sdk_ecs::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            settings,
         }
     }
 
-    /// Deploys version `id`: a target group, a listener rule to it, a service with two tasks; then marks it.
-    async fn deploy(&self, id: &str, priority: i32) -> Deployment {
-        let ecs = aws_sdk_ecs::Client::new(&self.config);
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&self.config);
-        let tg = elb
+    fn deps(&self, settings: impl FnOnce(&mut ReaperSettings)) -> Deps {
+        let mut s = self.settings();
+        settings(&mut s);
+        self.deps_with(&self.config, s)
+    }
+
+    /// The reaper's clients through a fault proxy, with MIN_AGE 0.
+    async fn proxied(&self, proxy: &FaultProxy) -> Deps {
+        let mut settings = self.settings();
+        settings.min_age = Duration::ZERO;
+        self.deps_with(&proxy.sdk_config().await, settings)
+    }
+
+    /// A deployment retired by an earlier run (desiredCount 0; moto reports runningCount 0 with it).
+    async fn retired(&self, d: &Deployment) {
+        self.ecs()
+            .update_service()
+            .cluster(&self.cluster)
+            .service(&d.target.service)
+            .desired_count(0)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.config)
+    }
+
+    fn elb(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.config)
+    }
+
+    fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.config)
+    }
+
+    async fn target_group(&self, id: &str) -> String {
+        let tg = self
+            .elb()
             .create_target_group()
             .name(format!("tg-{}-{id}", self.name))
             .protocol("HTTP".into())
@@ -129,19 +174,30 @@ impl World {
             .send()
             .await
             .unwrap();
-        let tg = tg.target_groups()[0].target_group_arn().unwrap().to_owned();
-        let forward = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg).build();
-        let condition = RuleCondition::builder().field("path-pattern").values(format!("/{id}/*")).build();
-        let rule = elb
+        tg.target_groups()[0].target_group_arn().unwrap().to_owned()
+    }
+
+    async fn rule(&self, priority: i32, path: &str, action: Action) -> String {
+        let condition = RuleCondition::builder().field("path-pattern").values(path).build();
+        let rule = self
+            .elb()
             .create_rule()
             .listener_arn(&self.listener)
             .priority(priority)
             .conditions(condition)
-            .actions(forward)
+            .actions(action)
             .send()
             .await
             .unwrap();
-        let rule = rule.rules()[0].rule_arn().unwrap().to_owned();
+        rule.rules()[0].rule_arn().unwrap().to_owned()
+    }
+
+    /// Deploys version `id`: a target group, a listener rule to it, a service with two running
+    /// tasks; then marks it (the older deployments turn draining).
+    async fn deploy(&self, id: &str, priority: i32) -> Deployment {
+        let ecs = self.ecs();
+        let tg = self.target_group(id).await;
+        let rule = self.rule(priority, &format!("/{id}/*"), forward_to(&tg)).await;
         let service = shared::deployment::service_name(&self.name, id);
         ecs.create_service()
             .cluster(&self.cluster)
@@ -167,14 +223,9 @@ impl World {
             .await
             .unwrap();
         let tasks = run.tasks().iter().map(|t| t.task_arn().unwrap().rsplit('/').next().unwrap().to_owned()).collect();
-        let request = MarkRequest {
-            cluster: self.cluster.clone(),
-            deployment_name: self.name.clone(),
-            deployment_id: id.to_owned(),
-            dry_run: false,
-        };
-        mark(&ecs, &aws_sdk_ssm::Client::new(&self.config), &request).await.unwrap();
+        self.mark(id).await;
         Deployment {
+            id: id.to_owned(),
             target: ServiceRef::new(&self.cluster, service),
             target_group: tg,
             rule,
@@ -183,109 +234,369 @@ impl World {
         }
     }
 
-    async fn exists(&self, d: &Deployment) -> (bool, bool, bool, bool) {
-        let ecs = aws_sdk_ecs::Client::new(&self.config);
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&self.config);
-        let ssm = aws_sdk_ssm::Client::new(&self.config);
-        let svc = ecs.describe_services().cluster(&self.cluster).services(&d.target.service).send().await.unwrap();
+    async fn mark(&self, id: &str) {
+        let request = MarkRequest {
+            cluster: self.cluster.clone(),
+            deployment_name: self.name.clone(),
+            deployment_id: id.to_owned(),
+            dry_run: false,
+        };
+        mark(&self.ecs(), &self.ssm(), &request).await.unwrap();
+    }
+
+    /// The deployment's tasks report ShutdownReady at these times, through the drain watcher's EMF
+    /// line, which CloudWatch Logs turns into datapoints.
+    async fn tasks_report(&self, d: &Deployment, tasks: &[String], reports: &[(DateTime<Utc>, bool)]) {
+        let mut lines = Vec::new();
+        for task in tasks {
+            let watcher = DrainConfig {
+                parameter: d.parameter.clone(),
+                poll: Duration::from_secs(5),
+                grace: Duration::from_secs(20),
+                deployment_name: self.name.clone(),
+                deployment_id: d.id.clone(),
+                task_id: task.clone(),
+            };
+            lines.extend(reports.iter().map(|(when, ready)| emf_line(&watcher, *ready, when.timestamp_millis())));
+        }
+        put_emf(&aws_sdk_cloudwatch::Client::new(&self.config), &lines).await;
+    }
+
+    async fn exists(&self, d: &Deployment) -> Exists {
+        let svc =
+            self.ecs().describe_services().cluster(&self.cluster).services(&d.target.service).send().await.unwrap();
         let service = svc.services().iter().any(|s| s.status() == Some("ACTIVE"));
-        let rules = elb.describe_rules().listener_arn(&self.listener).send().await.unwrap();
+        let rules = self.elb().describe_rules().listener_arn(&self.listener).send().await.unwrap();
         let rule = rules.rules().iter().any(|r| r.rule_arn() == Some(d.rule.as_str()));
-        let tg = elb.describe_target_groups().target_group_arns(&d.target_group).send().await.is_ok();
-        let param = ssm.get_parameter().name(&d.parameter).send().await.is_ok();
+        let tg = self.elb().describe_target_groups().target_group_arns(&d.target_group).send().await.is_ok();
+        let param = self.ssm().get_parameter().name(&d.parameter).send().await.is_ok();
         (service, rule, tg, param)
+    }
+
+    async fn state(&self, d: &Deployment) -> String {
+        let out = self.ssm().get_parameter().name(&d.parameter).send().await.unwrap();
+        out.parameter().unwrap().value().unwrap().to_owned()
+    }
+
+    async fn tag(&self, d: &Deployment, key: &str) -> Option<String> {
+        let out = self
+            .ecs()
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(&d.target.service)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .unwrap();
+        shared::deployment::tag(&out.services()[0], key).map(str::to_owned)
+    }
+
+    /// The task ids that have ShutdownReady metrics in CloudWatch for a deployment.
+    async fn reporting_tasks(&self, d: &Deployment) -> Vec<String> {
+        let cw = aws_sdk_cloudwatch::Client::new(&self.config);
+        let out = cw
+            .list_metrics()
+            .namespace("App/Drain")
+            .metric_name("ShutdownReady")
+            .dimensions(
+                aws_sdk_cloudwatch::types::DimensionFilter::builder().name("deployment_id").value(&d.id).build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut tasks: Vec<String> = out
+            .metrics()
+            .iter()
+            .filter(|m| {
+                m.dimensions()
+                    .iter()
+                    .any(|dim| dim.name() == Some("deployment_name") && dim.value() == Some(&self.name))
+            })
+            .filter_map(|m| m.dimensions().iter().find(|dim| dim.name() == Some("task_id")).and_then(|dim| dim.value()))
+            .map(str::to_owned)
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        tasks
     }
 }
 
-struct Deployment {
-    target: ServiceRef,
-    target_group: String,
-    rule: String,
-    parameter: String,
-    tasks: Vec<String>,
+fn only(report: &ReaperReport) -> &fluidity_reaper::ServiceReport {
+    assert_eq!(report.services.len(), 1, "{report:?}");
+    &report.services[0]
 }
 
 #[tokio::test]
-async fn the_seed_test_plan_retires_then_cleans_up_the_old_deployment_and_leaves_the_new_one() {
+async fn the_seed_test_plan_with_real_shutdown_ready_metrics() {
     let w = world().await;
+    let t = Utc::now();
+    // Deploy A; its tasks run and report ShutdownReady 0 (active, not draining).
     let a = w.deploy("a1", 10).await;
-    let b = w.deploy("b2", 20).await; // marking B turns A to draining
-    let ssm = aws_sdk_ssm::Client::new(&w.config);
-    let state = |p: String| {
-        let ssm = ssm.clone();
-        async move { ssm.get_parameter().name(p).send().await.unwrap().parameter().unwrap().value().unwrap().to_owned() }
-    };
-    assert_eq!(state(a.parameter.clone()).await, "draining");
-    assert_eq!(state(b.parameter.clone()).await, "active");
+    w.tasks_report(&a, &a.tasks, &[(at(t, -90), false), (at(t, -30), false)]).await;
+    assert_eq!(w.state(&a).await, "active");
+    // Deploy B: A turns draining, with the time draining began.
+    let b = w.deploy("b2", 20).await;
+    assert_eq!((w.state(&a).await, w.state(&b).await), ("draining".to_owned(), "active".to_owned()));
+    assert_eq!(w.tag(&a, "state").await.as_deref(), Some("draining"));
+    let since = w.tag(&a, "draining_since").await.expect("draining_since tag");
+    assert!(since.ends_with('Z') && since.starts_with(&t.format("%Y-%m-%d").to_string()), "{since}");
+    let mut reporting = a.tasks.clone();
+    reporting.sort();
+    assert_eq!(w.reporting_tasks(&a).await, reporting, "CloudWatch has a ShutdownReady series per task of A");
+    let deps = w.deps(|_| {});
+    let ecs = w.ecs();
 
-    let ready: ReadyTasks = Arc::default();
-    let (cw, metric_rule) = cloudwatch(ready.clone(), 3);
-    let deps = w.deps(cw, |_| {});
-    let ecs = deps.ecs.clone();
+    // Right after the deploy, A is younger than MIN_AGE.
+    let report = reap_at(false, &deps, t).await.unwrap();
+    assert!(only(&report).reason.starts_with("too young"), "{report:?}");
+    assert_eq!(only(&report).draining_since.as_deref(), Some(since.as_str()));
 
-    // No ShutdownReady yet: A waits.
-    let report = reap(false, &deps).await.unwrap();
-    assert_eq!(report.draining, 1, "only A is draining: {report:?}");
-    assert_eq!(report.services[0].reason, "0 of 2 task(s) ready");
+    // Within the grace period the tasks still report 0, then 1: a period holding a 0 is not ready.
+    w.tasks_report(&a, &a.tasks, &[(at(t, 10), false), (at(t, 30), true), (at(t, 90), true)]).await;
+    let report = reap_at(false, &deps, at(t, 120)).await.unwrap();
+    assert_eq!(only(&report).reason, "0 of 2 task(s) ready", "{report:?}");
     assert_eq!(desired_count(&ecs, &a.target).await, 2);
 
-    // Step 2: A's tasks report ShutdownReady=1; the reaper scales A to 0 without waiting.
-    ready.lock().unwrap().extend(a.tasks.iter().cloned());
-    let report = reap(false, &deps).await.unwrap();
+    // Two whole periods of 1: A is retired (desiredCount 0), without waiting for its tasks.
+    w.tasks_report(&a, &a.tasks, &[(at(t, 150), true), (at(t, 210), true)]).await;
+    let report = reap_at(false, &deps, at(t, 240)).await.unwrap();
     assert_eq!((report.retired, report.cleaned_up), (1, 0), "{report:?}");
+    assert_eq!(only(&report).reason, "all 2 task(s) ShutdownReady for 2 periods");
     assert_eq!(desired_count(&ecs, &a.target).await, 0);
     assert_eq!(w.exists(&a).await, (true, true, true, true), "cleanup waits for the next run");
 
-    // Step 3: the next run deletes A's rule, target group, parameters and service. B is untouched.
-    let report = reap(false, &deps).await.unwrap();
+    // The next run deletes A's rule, target group, parameters and service. B is untouched.
+    let report = reap_at(false, &deps, at(t, 300)).await.unwrap();
     assert_eq!(report.cleaned_up, 1, "{report:?}");
     assert_eq!(w.exists(&a).await, (false, false, false, false));
     assert_eq!(w.exists(&b).await, (true, true, true, true));
     assert_eq!(desired_count(&ecs, &b.target).await, 2);
-    assert!(metric_rule.num_calls() >= 2);
 
-    // A later run finds nothing to do.
-    assert_eq!(reap(false, &deps).await.unwrap().draining, 0);
+    // Deploy C: B drains the same way; C stays active and serving.
+    let c = w.deploy("c3", 30).await;
+    w.tasks_report(&b, &b.tasks, &[(at(t, 330), true), (at(t, 390), true)]).await;
+    let report = reap_at(false, &deps, at(t, 420)).await.unwrap();
+    assert_eq!((only(&report).service.as_str(), report.retired), (b.target.service.as_str(), 1), "{report:?}");
+    let report = reap_at(false, &deps, at(t, 480)).await.unwrap();
+    assert_eq!(report.cleaned_up, 1, "{report:?}");
+    assert_eq!(w.exists(&b).await, (false, false, false, false));
+    assert_eq!(w.exists(&c).await, (true, true, true, true));
+    assert_eq!(w.state(&c).await, "active");
+    assert_eq!(reap_at(false, &deps, at(t, 540)).await.unwrap().draining, 0, "nothing left to do");
 }
 
 #[tokio::test]
-async fn max_age_forces_retirement_without_metrics() {
+async fn max_age_retires_a_deployment_that_never_reports_counting_from_when_it_began_draining() {
     let w = world().await;
-    let a = w.deploy("old", 10).await;
-    let _b = w.deploy("new", 20).await;
-    let (cw, _) = cloudwatch(Arc::default(), 3);
-    let deps = w.deps(cw, |s| s.max_age = Duration::from_millis(500));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let report = reap(false, &deps).await.unwrap();
+    let old = w.deploy("old", 10).await; // an old version without the drain watcher: it never reports
+    // It has run for longer than MAX_AGE before it is marked draining.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _new = w.deploy("new", 20).await;
+    let deps = w.deps(|s| {
+        s.min_age = Duration::ZERO;
+        s.max_age = Duration::from_secs(2);
+    });
+    let t = Utc::now();
+    let report = reap_at(false, &deps, t).await.unwrap();
+    assert_eq!(only(&report).reason, "0 of 2 task(s) ready", "the drain wait starts at marking: {report:?}");
+    assert_eq!(desired_count(&deps.ecs, &old.target).await, 2);
+
+    let report = reap_at(false, &deps, at(t, 3)).await.unwrap();
     assert_eq!(report.retired, 1, "{report:?}");
-    assert!(report.services[0].reason.contains("MAX_AGE exceeded"), "{report:?}");
+    assert!(only(&report).reason.starts_with("MAX_AGE exceeded: draining for"), "{report:?}");
+    assert_eq!(desired_count(&deps.ecs, &old.target).await, 0);
+    let report = reap_at(false, &deps, at(t, 60)).await.unwrap();
+    assert_eq!(report.cleaned_up, 1, "{report:?}");
+    assert_eq!(w.exists(&old).await, (false, false, false, false));
+}
+
+#[tokio::test]
+async fn a_deployment_marked_by_other_tooling_drains_from_its_parameter_s_last_change() {
+    let w = world().await;
+    let a = w.deploy("x1", 10).await;
+    // Other tooling: the state parameter and the state tag, but no draining_since tag.
+    w.ssm()
+        .put_parameter()
+        .name(&a.parameter)
+        .value("draining")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let arn = format!("arn:aws:ecs:us-east-1:123456789012:service/{}/{}", w.cluster, a.target.service);
+    let tag = aws_sdk_ecs::types::Tag::builder().key("state").value("draining").build();
+    w.ecs().tag_resource().resource_arn(arn).tags(tag).send().await.unwrap();
+    let modified = w.ssm().get_parameter().name(&a.parameter).send().await.unwrap();
+    let modified = shared::aws::to_chrono(modified.parameter().unwrap().last_modified_date().unwrap());
+    let deps = w.deps(|s| s.min_age = Duration::ZERO);
+    let report = reap(false, &deps).await.unwrap();
+    assert_eq!(only(&report).draining_since.as_deref(), Some(shared::deployment::format_since(modified).as_str()));
+    assert_eq!(only(&report).action, ServiceAction::Waiting, "{report:?}");
+}
+
+#[tokio::test]
+async fn silent_tasks_keep_a_deployment_waiting_and_the_newest_period_decides() {
+    let w = world().await;
+    let a = w.deploy("v1", 10).await;
+    let _b = w.deploy("v2", 20).await;
+    let deps = w.deps(|s| s.min_age = Duration::ZERO);
+    let t = Utc::now();
+    // One task ready for two periods; the other silent.
+    w.tasks_report(&a, &a.tasks[..1], &[(at(t, 30), true), (at(t, 90), true)]).await;
+    let report = reap_at(false, &deps, at(t, 120)).await.unwrap();
+    assert_eq!(only(&report).reason, "1 of 2 task(s) ready", "{report:?}");
+    // The silent one reports 1, 1 then 0: newest first, its latest period is not ready.
+    w.tasks_report(&a, &a.tasks[1..], &[(at(t, 30), true), (at(t, 90), true), (at(t, 150), false)]).await;
+    w.tasks_report(&a, &a.tasks[..1], &[(at(t, 150), true)]).await;
+    let report = reap_at(false, &deps, at(t, 180)).await.unwrap();
+    assert_eq!(only(&report).reason, "1 of 2 task(s) ready", "{report:?}");
+    // An old 0 behind two newer 1s does not matter.
+    w.tasks_report(&a, &a.tasks, &[(at(t, 210), true), (at(t, 270), true)]).await;
+    let report = reap_at(false, &deps, at(t, 300)).await.unwrap();
+    assert_eq!(report.retired, 1, "{report:?}");
     assert_eq!(desired_count(&deps.ecs, &a.target).await, 0);
 }
 
 #[tokio::test]
 async fn too_young_services_wait_and_a_dry_run_changes_nothing() {
     let w = world().await;
-    let a = w.deploy("v1", 10).await;
-    let _b = w.deploy("v2", 20).await;
-    let ready: ReadyTasks = Arc::new(Mutex::new(a.tasks.iter().cloned().collect()));
-    let (cw, _) = cloudwatch(ready, 3);
-    let young = w.deps(cw.clone(), |s| s.min_age = Duration::from_secs(3600));
-    let report = reap(false, &young).await.unwrap();
-    assert!(report.services[0].reason.starts_with("too young"), "{report:?}");
+    let a = w.deploy("y1", 10).await;
+    let _b = w.deploy("y2", 20).await;
+    let t = Utc::now();
+    w.tasks_report(&a, &a.tasks, &[(at(t, -90), true), (at(t, -30), true)]).await;
+    let young = w.deps(|s| s.min_age = Duration::from_secs(3600));
+    let report = reap_at(false, &young, t).await.unwrap();
+    assert!(only(&report).reason.starts_with("too young"), "{report:?}");
 
-    let deps = w.deps(cw, |_| {});
-    let report = reap(true, &deps).await.unwrap();
+    let deps = w.deps(|s| s.min_age = Duration::ZERO);
+    let report = reap_at(true, &deps, t).await.unwrap();
     assert_eq!(report.retired, 1);
-    assert!(report.services[0].reason.starts_with("dry run, nothing changed"), "{report:?}");
+    assert!(only(&report).reason.starts_with("dry run, nothing changed"), "{report:?}");
     assert_eq!(desired_count(&deps.ecs, &a.target).await, 2);
 }
 
 #[tokio::test]
-async fn services_of_other_names_and_active_ones_are_never_touched() {
+async fn a_shared_weighted_rule_keeps_forwarding_to_the_other_deployment() {
     let w = world().await;
-    let a = w.deploy("x1", 10).await;
+    let a = w.deploy("w1", 10).await;
+    let b = w.deploy("w2", 20).await;
+    // Blue/green: one rule sends 90 % to A and 10 % to B.
+    let weighted = Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(
+            ForwardActionConfig::builder()
+                .target_groups(TargetGroupTuple::builder().target_group_arn(&a.target_group).weight(90).build())
+                .target_groups(TargetGroupTuple::builder().target_group_arn(&b.target_group).weight(10).build())
+                .build(),
+        )
+        .build();
+    let shared_rule = w.rule(5, "/shop/*", weighted).await;
+    let deps = w.deps(|s| s.min_age = Duration::ZERO);
+    w.retired(&a).await;
+    let report = reap(false, &deps).await.unwrap();
+    assert_eq!(report.cleaned_up, 1, "{report:?}");
+    assert!(only(&report).reason.contains("1 shared rule(s) now forward only elsewhere"), "{report:?}");
+    assert_eq!(w.exists(&a).await, (false, false, false, false));
+    let rules = w.elb().describe_rules().listener_arn(&w.listener).send().await.unwrap();
+    let kept =
+        rules.rules().iter().find(|r| r.rule_arn() == Some(shared_rule.as_str())).expect("the shared rule stays");
+    let targets: Vec<&str> = kept.actions()[0]
+        .forward_config()
+        .unwrap()
+        .target_groups()
+        .iter()
+        .filter_map(|t| t.target_group_arn())
+        .collect();
+    assert_eq!(targets, [b.target_group.as_str()], "only B is left on the shared rule");
+    assert_eq!(w.exists(&b).await, (true, true, true, true));
+}
+
+#[tokio::test]
+async fn a_target_group_held_by_the_default_action_keeps_the_service_until_it_is_freed() {
+    let w = world().await;
+    let a = w.deploy("d1", 10).await;
+    let _b = w.deploy("d2", 20).await;
+    w.elb()
+        .modify_listener()
+        .listener_arn(&w.listener)
+        .default_actions(forward_to(&a.target_group))
+        .send()
+        .await
+        .unwrap();
+    let deps = w.deps(|s| s.min_age = Duration::ZERO);
+    w.retired(&a).await;
+    let report = reap(false, &deps).await.unwrap();
+    assert_eq!(only(&report).action, ServiceAction::Waiting, "{report:?}");
+    assert!(only(&report).reason.contains("is the listener's default action"), "{report:?}");
+    assert_eq!(w.exists(&a).await, (true, true, true, true), "nothing was deleted");
+    // The operator points the default action elsewhere; the next run completes the cleanup.
+    w.elb().modify_listener().listener_arn(&w.listener).default_actions(fixed_404()).send().await.unwrap();
+    let report = reap(false, &deps).await.unwrap();
+    assert_eq!(report.cleaned_up, 1, "{report:?}");
+    assert_eq!(w.exists(&a).await, (false, false, false, false));
+}
+
+#[tokio::test]
+async fn a_rollback_during_a_run_wins_over_retiring() {
+    let w = world().await;
+    let a = w.deploy("r1", 10).await;
+    let _b = w.deploy("r2", 20).await;
+    let t = Utc::now();
+    w.tasks_report(&a, &a.tasks, &[(at(t, -90), true), (at(t, -30), true)]).await;
+    // The metric read is slow; while it runs, the deployer rolls back to A.
+    let proxy = FaultProxy::start();
+    proxy.inject("GetMetricData", shared::testing::Fault::Delay(Duration::from_millis(1500)), 1);
+    let deps = w.proxied(&proxy).await;
+    let rollback = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.mark("r1").await;
+    };
+    let (report, ()) = tokio::join!(reap_at(false, &deps, t), rollback);
+    let report = report.unwrap();
+    assert_eq!(only(&report).action, ServiceAction::Skipped, "{report:?}");
+    assert_eq!(only(&report).reason, "marked active during this run; left alone");
+    assert_eq!(desired_count(&w.ecs(), &a.target).await, 2, "A keeps serving");
+    assert_eq!(proxy.count("UpdateService"), 0);
+}
+
+#[tokio::test]
+async fn a_rollback_during_a_cleanup_keeps_the_service() {
+    let w = world().await;
+    let a = w.deploy("k1", 10).await;
+    let _b = w.deploy("k2", 20).await;
+    w.retired(&a).await;
+    let proxy = FaultProxy::start();
+    proxy.inject("DeleteParameters", shared::testing::Fault::Delay(Duration::from_millis(1500)), 1);
+    let deps = w.proxied(&proxy).await;
+    let rollback = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.mark("k1").await;
+    };
+    let (report, ()) = tokio::join!(reap(false, &deps), rollback);
+    let report = report.unwrap();
+    assert_eq!(only(&report).action, ServiceAction::Skipped, "{report:?}");
+    assert_eq!(proxy.count("DeleteService"), 0);
+    assert!(w.exists(&a).await.0, "the service is not deleted");
+}
+
+#[tokio::test]
+async fn in_a_shared_cluster_only_the_managed_services_are_described_or_touched() {
+    let w = world().await;
+    let a = w.deploy("s1", 10).await;
+    let ecs = w.ecs();
+    // Eleven services of other owners: describing them too would take a second DescribeServices call.
+    for i in 0..11 {
+        ecs.create_service()
+            .cluster(&w.cluster)
+            .service_name(format!("production-api-{i}"))
+            .task_definition("reaper-app")
+            .desired_count(0)
+            .send()
+            .await
+            .unwrap();
+    }
     // A Fluidity-style service scaled to zero by sleep: 0/0, but not draining and not of this name.
-    let ecs = aws_sdk_ecs::Client::new(&w.config);
     ecs.create_service()
         .cluster(&w.cluster)
         .service_name("fluidity-server")
@@ -294,13 +605,15 @@ async fn services_of_other_names_and_active_ones_are_never_touched() {
         .send()
         .await
         .unwrap();
-    let (cw, _) = cloudwatch(Arc::default(), 3);
-    let deps = w.deps(cw, |s| s.deployment_name = None);
+    let proxy = FaultProxy::start();
+    let mut settings = w.settings();
+    settings.deployment_name = None;
+    let deps = w.deps_with(&proxy.sdk_config().await, settings);
     let report = reap(false, &deps).await.unwrap();
     assert_eq!(report.draining, 0, "{report:?}");
+    assert_eq!(proxy.count("DescribeServices"), 1, "only svc-* services are described: {:?}", proxy.calls());
     assert_eq!(w.exists(&a).await, (true, true, true, true));
-    let fluidity = ServiceRef::new(&w.cluster, "fluidity-server");
-    let out = ecs.describe_services().cluster(&fluidity.cluster).services(&fluidity.service).send().await.unwrap();
+    let out = ecs.describe_services().cluster(&w.cluster).services("fluidity-server").send().await.unwrap();
     assert_eq!(out.services()[0].status(), Some("ACTIVE"));
 }
 
@@ -319,6 +632,12 @@ async fn the_fixtures_run_through_the_binary() {
         assert_eq!(run.status, 1, "{}", file.display());
         assert_eq!(run.stdout["errorType"], "InvalidRequest");
     }
+    let bad = [("CLUSTER", w.cluster.as_str()), ("PERIOD", "90")];
+    let file = shared::testing::fixtures_dir().join("lifecycle/reaper/eventbridge-schedule.json");
+    let run = shared::testing::run_binary(env!("CARGO_BIN_EXE_fluidity-reaper"), &file, &bad);
+    assert_eq!(run.status, 1);
+    assert_eq!(run.stdout["errorType"], "Runtime.InitError");
+    assert!(run.stdout["errorMessage"].as_str().unwrap().contains("PERIOD"), "{:?}", run.stdout);
 }
 
 #[tokio::test]
@@ -326,9 +645,8 @@ async fn a_half_finished_cleanup_completes_on_the_next_run() {
     let w = world().await;
     let a = w.deploy("h1", 10).await;
     let b = w.deploy("h2", 20).await;
-    let (cw, _) = cloudwatch(Arc::default(), 3);
-    let deps = w.deps(cw, |_| {});
-    deps.ecs.update_service().cluster(&w.cluster).service(&a.target.service).desired_count(0).send().await.unwrap();
+    let deps = w.deps(|s| s.min_age = Duration::ZERO);
+    w.retired(&a).await;
     // An earlier run got as far as the rule and the target group, then stopped.
     deps.elb.delete_rule().rule_arn(&a.rule).send().await.unwrap();
     deps.elb.delete_target_group().target_group_arn(&a.target_group).send().await.unwrap();

@@ -36,6 +36,7 @@ async fn five_hundred_draining_services_in_one_run_with_the_minimum_calls() {
         if end < SERVICES + 1 { out.next_token(end.to_string()).build() } else { out.build() }
     });
     let old = aws_smithy_types::DateTime::from_secs(chrono::Utc::now().timestamp() - 3600);
+    let since = shared::deployment::format_since(chrono::Utc::now() - chrono::Duration::minutes(30));
     let describe_services = mock!(aws_sdk_ecs::Client::describe_services)
         .match_requests(|r| r.services().len() <= 10)
         .then_compute_output(move |r| {
@@ -43,8 +44,9 @@ async fn five_hundred_draining_services_in_one_run_with_the_minimum_calls() {
                 let name = arn.rsplit('/').next().unwrap();
                 let id = name.strip_prefix("svc-shop-").unwrap();
                 let state = if id == format!("d{SERVICES}") { "active" } else { "draining" };
-                let tags = [("deployment_name", "shop"), ("deployment_id", id), ("state", state)]
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build());
+                let tags =
+                    [("deployment_name", "shop"), ("deployment_id", id), ("state", state), ("draining_since", &since)]
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build());
                 Service::builder()
                     .service_name(name)
                     .service_arn(arn)
@@ -116,7 +118,8 @@ async fn five_hundred_draining_services_in_one_run_with_the_minimum_calls() {
 
     let calls = [
         ("ListServices", list_services.num_calls(), (SERVICES + 1).div_ceil(100)),
-        ("DescribeServices", describe_services.num_calls(), (SERVICES + 1).div_ceil(10)),
+        // Discovery, then the state tags read again right before acting on the services to retire.
+        ("DescribeServices", describe_services.num_calls(), (SERVICES + 1).div_ceil(10) + SERVICES.div_ceil(10)),
         ("ListTasks", list_tasks.num_calls(), SERVICES),
         ("DescribeTasks", describe_tasks.num_calls(), SERVICES),
         ("GetMetricData", metrics.num_calls(), (SERVICES * TASKS).div_ceil(500)),
@@ -140,8 +143,13 @@ async fn one_failing_service_does_not_stop_the_others() {
         let services = r.services().iter().map(|arn| {
             let name = arn.rsplit('/').next().unwrap();
             let id = name.strip_prefix("svc-shop-").unwrap();
-            let tags = [("deployment_name", "shop"), ("deployment_id", id), ("state", "draining")]
-                .map(|(k, v)| Tag::builder().key(k).value(v).build());
+            let tags = [
+                ("deployment_name", "shop"),
+                ("deployment_id", id),
+                ("state", "draining"),
+                ("draining_since", "2026-12-01T00:00:00Z"),
+            ]
+            .map(|(k, v)| Tag::builder().key(k).value(v).build());
             // No running task: each is retired at once, without metrics.
             Service::builder()
                 .service_name(name)
@@ -182,6 +190,8 @@ async fn one_failing_service_does_not_stop_the_others() {
     };
     let err = reap(false, &deps).await.unwrap_err();
     let message = err.to_string();
+    assert!(matches!(err, shared::FunctionError::PartialFailure { total: 3, .. }), "{err:?}");
+    assert_eq!(err.code(), "PARTIAL_FAILURE");
     assert!(message.contains("1 of 3 draining services failed (2 retired"), "{message}");
     assert!(message.contains("svc-shop-d1: AWS ECS UpdateService failed"), "{message}");
     assert_eq!(update_service.num_calls(), 2, "the other two were retired");

@@ -4,7 +4,10 @@
 //! both queries (ActiveConnections Average, LastActivityEpochSeconds Maximum) over the lookback at a
 //! 60 s period. The service is idle when the average connections are ≤ 0 *and* the last activity is
 //! at least the idle threshold ago *and* it was not woken less than the threshold ago (so it is not
-//! put to sleep before the agent has connected). No datapoints at all means "assume active".
+//! put to sleep before the agent has connected). No datapoints at all means "assume active", and is
+//! made loud: every metric check emits `Fluidity/Sleep MetricsMissing` (1 when blind, else 0) as EMF,
+//! which the stack's alarm watches, so a wrong dimension or a dead emitter cannot keep the server up
+//! unnoticed.
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use chrono::Utc;
@@ -12,6 +15,7 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::ecs::{self, ServiceRef};
+use shared::emf::{MetricRecord, MetricSink, Unit};
 use shared::events::run_lifecycle;
 use shared::{ConfigError, FunctionError};
 
@@ -20,6 +24,9 @@ pub const DEFAULT_LOOKBACK_MINUTES: u32 = 10;
 /// Upper bound of both settings: a day.
 pub const MAX_MINUTES: u32 = 1440;
 pub const METRIC_PERIOD_SECONDS: i32 = 60;
+/// The EMF namespace and metric of the blind-sleep signal.
+pub const SLEEP_NAMESPACE: &str = "Fluidity/Sleep";
+pub const METRICS_MISSING: &str = "MetricsMissing";
 
 /// Built once per cold start in `main`.
 pub struct Deps {
@@ -27,6 +34,8 @@ pub struct Deps {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub default_target: ServiceRef,
     pub settings: SleepSettings,
+    /// Where the `MetricsMissing` EMF lines go.
+    pub metrics: MetricSink,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -250,7 +259,8 @@ async fn sleep(request: SleepRequest, deps: &Deps) -> Result<SleepResponse, Func
         });
     }
     let service_name = target.service.rsplit('/').next().unwrap_or(&target.service).to_owned();
-    let dimensions = deps.settings.dimensions.clone().unwrap_or_else(|| vec![("Service".to_owned(), service_name)]);
+    let dimensions =
+        deps.settings.dimensions.clone().unwrap_or_else(|| vec![("Service".to_owned(), service_name.clone())]);
     let now = Utc::now().timestamp();
     let observation = read_metrics(deps, &dimensions, now, lookback_minutes).await?;
     let woken_at = service
@@ -266,6 +276,7 @@ async fn sleep(request: SleepRequest, deps: &Deps) -> Result<SleepResponse, Func
     if decision.metrics_missing {
         tracing::warn!(namespace = %deps.settings.namespace, dimensions = ?dimensions, "{}", decision.message);
     }
+    deps.metrics.emit(&metrics_missing_record(&service_name, decision.metrics_missing, Utc::now().timestamp_millis()));
     let mut desired_after = desired;
     if decision.scale_down {
         desired_after = ecs::set_desired_count(&deps.ecs, &target, 0).await?.desired_count();
@@ -287,6 +298,16 @@ async fn sleep(request: SleepRequest, deps: &Deps) -> Result<SleepResponse, Func
         idle_duration_seconds: decision.idle_seconds,
         message: decision.message,
     })
+}
+
+/// `Fluidity/Sleep MetricsMissing` for the service: 1 when sleep had to assume activity for lack of
+/// data, 0 when it could decide. The alarm goes off on a run of 1s, and back to OK on a 0.
+pub fn metrics_missing_record(service: &str, missing: bool, timestamp_ms: i64) -> MetricRecord {
+    MetricRecord::new(SLEEP_NAMESPACE, timestamp_ms).dimension("Service", service).metric(
+        METRICS_MISSING,
+        if missing { 1.0 } else { 0.0 },
+        Unit::Count,
+    )
 }
 
 fn query(id: &str, namespace: &str, metric: &str, stat: &str, dimensions: &[(String, String)]) -> MetricDataQuery {

@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         default_target,
         settings,
+        metrics: shared::emf::MetricSink::from_env(),
     };
     runtime::run(|event| handler(event, &deps)).await
 }

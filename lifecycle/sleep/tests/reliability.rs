@@ -1,18 +1,16 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
-//! fluidity-sleep when things go wrong: ECS faults through the fault proxy (CloudWatch is an
-//! aws-smithy-mocks client, since moto has no CBOR CloudWatch; its failures are mocked too), the
-//! bad-input corpus with sleep's own overrides, and fuzzed events. Run through scripts/test.sh.
+//! fluidity-sleep when things go wrong: ECS and CloudWatch faults through the fault proxy (both in
+//! the emulator, CloudWatch over RPC v2 CBOR), the bad-input corpus with sleep's own overrides, and
+//! fuzzed events. Run through scripts/test.sh.
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-use aws_sdk_cloudwatch::types::MetricDataResult;
-use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use fluidity_sleep::{Deps, SleepSettings, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::ecs::ServiceRef;
+use shared::emf::MetricSink;
 use shared::testing::corpus::{
     assert_lifecycle_corpus, bad_service_requests, fuzz_lifecycle, in_every_source, one_mib,
 };
@@ -25,28 +23,32 @@ struct World {
     target: ServiceRef,
 }
 
-/// CloudWatch reporting an idle server: no connections, last activity an hour ago.
-fn idle_metrics() -> aws_sdk_cloudwatch::Client {
-    let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        let hour_ago = (chrono::Utc::now().timestamp() - 3600) as f64;
-        GetMetricDataOutput::builder()
-            .metric_data_results(MetricDataResult::builder().id("connections").values(0.0).build())
-            .metric_data_results(MetricDataResult::builder().id("lastactivity").values(hour_ago).build())
-            .build()
-    });
-    mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&rule])
-}
-
+/// A service the server reports idle: no connections, last activity an hour ago.
 async fn world(desired: i32) -> World {
-    let moto = aws_sdk_ecs::Client::new(&emulator_config().await);
+    let config = emulator_config().await;
+    let moto = aws_sdk_ecs::Client::new(&config);
     let target = create_service(&moto, "sleep-rel", desired).await;
+    let t = chrono::Utc::now().timestamp();
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    let dims = [("Service", target.service.as_str())];
+    shared::testing::cloudwatch::put(&cw, "Fluidity", "ActiveConnections", &dims, &[(t - 60, 0.0)]).await;
+    shared::testing::cloudwatch::put(
+        &cw,
+        "Fluidity",
+        "LastActivityEpochSeconds",
+        &dims,
+        &[(t - 60, (t - 3600) as f64)],
+    )
+    .await;
     let proxy = FaultProxy::start();
+    let through_proxy = proxy.sdk_config().await;
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&proxy.sdk_config().await),
-        cloudwatch: idle_metrics(),
+        ecs: aws_sdk_ecs::Client::new(&through_proxy),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&through_proxy),
         default_target: target.clone(),
         // A tiny threshold, so the just-created service is past its grace after wake.
         settings: SleepSettings { idle_threshold_minutes: 0.01, ..SleepSettings::default() },
+        metrics: MetricSink::memory().0,
     };
     World { deps, proxy, moto, target }
 }
@@ -56,15 +58,17 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 }
 
 #[tokio::test]
-async fn throttled_ecs_calls_are_retried_and_the_idle_service_is_put_to_sleep() {
+async fn throttled_calls_are_retried_and_the_idle_service_is_put_to_sleep() {
     let w = world(1).await;
     tokio::time::sleep(Duration::from_secs(1)).await; // past the 0.6 s grace after wake
     w.proxy.inject("DescribeServices", Fault::Throttle, 2);
+    w.proxy.inject("GetMetricData", Fault::Throttle, 1);
     w.proxy.inject("UpdateService", Fault::TooManyRequests, 2);
     let answer = invoke(&w.deps, json!({})).await.unwrap();
     assert_eq!(answer["action"], "scaled_down", "{answer}");
     assert_eq!(desired_count(&w.moto, &w.target).await, 0);
     assert_eq!(w.proxy.count("DescribeServices"), 3);
+    assert_eq!(w.proxy.count("GetMetricData"), 2, "a CBOR ThrottlingException is retried");
     assert_eq!(w.proxy.count("UpdateService"), 3);
 }
 
@@ -81,17 +85,14 @@ async fn persistent_5xx_is_a_502_function_error_naming_the_call() {
 
 #[tokio::test]
 async fn a_failing_cloudwatch_is_a_502_and_the_service_is_left_alone() {
-    let mut w = world(1).await;
-    let failing = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_http_response(|| {
-        aws_smithy_runtime_api::http::Response::new(
-            aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
-            aws_smithy_types::body::SdkBody::empty(),
-        )
-    });
-    w.deps.cloudwatch = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&failing]);
+    let w = world(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    w.proxy.inject("GetMetricData", Fault::Unavailable, ALWAYS);
     let err = invoke(&w.deps, json!({})).await.unwrap_err();
     assert_eq!(err.status(), 502, "{err}");
     assert!(err.to_string().contains("CloudWatch GetMetricData"), "{err}");
+    assert_eq!(w.proxy.count("GetMetricData"), 4, "the SDK's 4 attempts");
+    assert_eq!(w.proxy.count("UpdateService"), 0);
     assert_eq!(desired_count(&w.moto, &w.target).await, 1);
 }
 

@@ -4,9 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-use aws_sdk_cloudwatch::types::MetricDataResult;
-use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use fluidity_wake::{Deps, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -93,9 +90,9 @@ fn fuzzed_events_never_panic_and_invalid_ones_make_no_aws_call() {
     fuzz_lifecycle(&w.proxy, valid, |payload| runtime.block_on(invoke(&w.deps, payload)));
 }
 
-/// 50 invocations of wake, kill and sleep at once against one service (ECS in moto; sleep's
-/// CloudWatch is an aws-smithy-mocks client reporting an idle server, since moto has no CBOR
-/// CloudWatch). None fails, wake never asks for more than one task, and the service ends at 0 or 1.
+/// 50 invocations of wake, kill and sleep at once against one service (ECS and CloudWatch in the
+/// emulator, the server reporting itself idle for an hour). None fails, wake never asks for more
+/// than one task, and the service ends at 0 or 1.
 #[tokio::test]
 async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service() {
     let config = emulator_config().await;
@@ -103,18 +100,18 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     let target = create_service(&moto, "race", 0).await;
     let wake = Deps { ecs: moto.clone(), ec2: aws_sdk_ec2::Client::new(&config), default_target: target.clone() };
     let kill = fluidity_kill::Deps { ecs: moto.clone(), default_target: target.clone() };
-    let idle = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        let long_ago = (chrono::Utc::now().timestamp() - 3600) as f64;
-        GetMetricDataOutput::builder()
-            .metric_data_results(MetricDataResult::builder().id("connections").values(0.0).build())
-            .metric_data_results(MetricDataResult::builder().id("lastactivity").values(long_ago).build())
-            .build()
-    });
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let now = chrono::Utc::now().timestamp();
+    let dims = [("Service", target.service.as_str())];
+    shared::testing::cloudwatch::put(&cloudwatch, "Fluidity", "ActiveConnections", &dims, &[(now - 60, 0.0)]).await;
+    let last = [(now - 60, (now - 3600) as f64)];
+    shared::testing::cloudwatch::put(&cloudwatch, "Fluidity", "LastActivityEpochSeconds", &dims, &last).await;
     let sleep = fluidity_sleep::Deps {
         ecs: moto.clone(),
-        cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&idle]),
+        cloudwatch,
         default_target: target.clone(),
         settings: fluidity_sleep::SleepSettings { idle_threshold_minutes: 0.01, ..Default::default() },
+        metrics: shared::emf::MetricSink::memory().0,
     };
     let event = || LambdaEvent::new(json!({}), Context::default());
     // All 50 in flight at once (one task, concurrent requests to the emulator).

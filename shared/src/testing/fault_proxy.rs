@@ -206,33 +206,44 @@ impl Request {
 
     fn error_response(&self, status: u16, reason: &str, code: &str) -> Vec<u8> {
         let message = "injected by the test fault proxy";
-        let (content_type, body) = match self.protocol() {
-            Protocol::AwsJson => {
-                ("application/x-amz-json-1.1", serde_json::json!({"__type": code, "message": message}).to_string())
+        let (content_type, body): (&str, Vec<u8>) = match self.protocol() {
+            Protocol::AwsJson => (
+                "application/x-amz-json-1.1",
+                serde_json::json!({"__type": code, "message": message}).to_string().into_bytes(),
+            ),
+            // RPC v2 CBOR's error shape: a CBOR map with `__type` and `message`.
+            Protocol::RpcV2Cbor => {
+                let mut encoder = aws_smithy_cbor::Encoder::new(Vec::new());
+                encoder.map(2).str("__type").str(code).str("message").str(message);
+                ("application/cbor", encoder.into_writer())
             }
-            // No CBOR encoder here: an empty body, so the SDK classifies by status alone.
-            Protocol::RpcV2Cbor => ("application/cbor", String::new()),
             Protocol::Ec2Query => (
                 "text/xml",
                 format!(
                     "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>\
                      <RequestID>fault-proxy</RequestID></Response>"
-                ),
+                )
+                .into_bytes(),
             ),
             Protocol::AwsQuery => (
                 "text/xml",
                 format!(
                     "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
                      <RequestId>fault-proxy</RequestId></ErrorResponse>"
-                ),
+                )
+                .into_bytes(),
             ),
         };
-        format!(
+        let protocol_header =
+            if self.protocol() == Protocol::RpcV2Cbor { "smithy-protocol: rpc-v2-cbor\r\n" } else { "" };
+        let mut response = format!(
             "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\nx-amzn-errortype: {code}\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+             {protocol_header}content-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         )
-        .into_bytes()
+        .into_bytes();
+        response.extend_from_slice(&body);
+        response
     }
 }
 

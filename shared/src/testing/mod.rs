@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::ecs::ServiceRef;
 
+pub mod cloudwatch;
 pub mod corpus;
 pub mod fault_proxy;
 
