@@ -94,7 +94,7 @@ run_action() { # binary, description, JSON request, what to show afterwards
   echo "-- $what"
   echo "   request:  $request"
   "$BIN/$bin" "$ROOT/.run/request.json" 2>>"$ROOT/.run/demo-logs.jsonl" \
-    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("   answer:   %s %s: %s" % (r["statusCode"], "ok" if r["success"] else r["error"]["code"], r["message"]))'
+    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("   answer:   %s %s: %s" % (r["statusCode"], "ok" if r["success"] else r["error"]["code"], r["message"])); [print("   adjusted: %s: %s" % (a["field"], a["change"])) for a in r["details"].get("adjustments", [])]'
   if [ -n "$show" ]; then "$PY" scripts/demo_world.py incident-show "$show"; fi
 }
 
@@ -113,8 +113,10 @@ run_action incident-clear-cache "drop the stale sessions only (SCAN + UNLINK)" \
   '{"action":"clear_cache","target":"sessions","incidentId":"INC-42","priority":"high","keyPattern":"session:*"}' sessions
 run_action incident-restart-service "a target that does not exist" \
   '{"action":"restart_service","target":"default-service","incidentId":"INC-42","priority":"high"}'
-run_action incident-notify-human "page the on-call engineer" \
-  '{"action":"notify_human","incidentId":"INC-42","priority":"critical","incidentDetails":{"title":"Checkout API failing","description":"Error rate 38% since 02:14 UTC.\nRestarted and scaled automatically; still degraded."}}'
+"$PY" scripts/demo_world.py record
+run_action incident-notify-human "page the on-call engineer: the backend forwards its own incident record (a
+   227-character title with a tab in it, fields of its own, no priority), and the page goes out all the same" \
+  "$(cat fixtures/actions/notify_human/forwarded-incident-record.json)"
 
 step "What the on-call engineer received"
 "$PY" scripts/demo_world.py inbox "$ROOT/.run"

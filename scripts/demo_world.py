@@ -5,7 +5,9 @@
     demo_world.py show                  the demo service's desired count
     demo_world.py incident-setup DIR    the incident world; writes DIR/targets.json and DIR/topic-arn
     demo_world.py incident-show WHAT    one line about api | database | cache | sessions
-    demo_world.py inbox DIR             the alerts that reached the on-call inbox (an SQS queue)
+    demo_world.py record                start moto's request recorder (to show what SNS was sent)
+    demo_world.py inbox DIR             the alerts that reached the on-call inbox (an SQS queue), and the
+                                        SMS form of each, from the Publish request as SNS received it
     demo_world.py activity N SECONDS    the Fluidity server reports N active connections, last activity SECONDS ago
     demo_world.py deploy VERSION        svc-shop-VERSION with two running tasks
     demo_world.py tasks-ready VERSION   its tasks report ShutdownReady = 1 for the last two minutes
@@ -194,6 +196,37 @@ def deployments():
         print(f"  {s['serviceName']}: {s['status']}, desired {s['desiredCount']}, tag state={tags.get('state')}, SSM={param}")
 
 
+def moto_api(path, body=None):
+    import urllib.request
+    request = urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + path, data=json.dumps(body or {}).encode(),
+                                     method="POST")
+    return urllib.request.urlopen(request).read().decode()
+
+
+def record():
+    moto_api("/moto-api/recorder/reset-recording")
+    moto_api("/moto-api/recorder/start-recording")
+
+
+def sms_forms():
+    """The `sms` form of every structured Publish moto received since `record` (moto delivers no SMS)."""
+    import base64
+    import urllib.parse
+    import urllib.request
+    recording = urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/recorder/download-recording")
+    forms = []
+    for line in recording.read().decode().splitlines():
+        entry = json.loads(line)
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode(errors="replace")
+        params = dict(urllib.parse.parse_qsl(body)) if "Action=Publish" in body else {}
+        if params.get("MessageStructure") == "json":
+            forms.append(json.loads(params["Message"])["sms"])
+    moto_api("/moto-api/recorder/stop-recording")
+    return forms
+
+
 def inbox(out_dir):
     sqs = client("sqs")
     queue = sqs.get_queue_url(QueueName="oncall-inbox")["QueueUrl"]
@@ -202,13 +235,18 @@ def inbox(out_dir):
     for m in messages:
         envelope = json.loads(m["Body"])
         attrs = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+        print("  -- the email (and SQS) form")
         print(f"  Subject: {envelope['Subject']}")
         print(f"  Attributes: {attrs}")
         print("  " + envelope["Message"].replace("\n", "\n  "))
+    for sms in sms_forms():
+        septets = sum(2 if c in "^{}\\[~]|€" else 1 for c in sms)
+        print(f"  -- the SMS form ({septets} of 160 GSM-7 septets: one SMS)")
+        print(f"  {sms}")
 
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"setup": setup, "stop": stop, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
-     "inbox": inbox, "deploy": deploy, "deployments": deployments, "activity": activity,
+     "inbox": inbox, "record": record, "deploy": deploy, "deployments": deployments, "activity": activity,
      "tasks-ready": tasks_ready}[command](*args)

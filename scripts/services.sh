@@ -62,7 +62,9 @@ up() {
     log "moto already answering on $MOTO_URL"
   else
     log "starting the emulator (moto, with CloudWatch over RPC v2 CBOR) on $MOTO_URL"
-    nohup "$TOOLS/venv/bin/python" "$ROOT/scripts/emulator.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 &
+    # moto's request recorder (/moto-api/recorder/*) writes here, not into the working directory.
+    MOTO_RECORDER_FILEPATH="$RUN/moto-recording.jsonl" \
+      nohup "$TOOLS/venv/bin/python" "$ROOT/scripts/emulator.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 &
     echo $! >"$RUN/moto.pid"
     wait_for moto moto_answers
   fi

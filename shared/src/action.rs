@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::FunctionError;
 use crate::config::Target;
-use crate::contract::{ActionKind, ActionRequest, ActionResponse, RequestEcho};
+use crate::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment, RequestEcho};
 use crate::deadline::Deadline;
 
 /// What an action did (or, on a dry run, would do).
@@ -54,17 +54,43 @@ impl PlannedCall {
     }
 }
 
-/// Runs one invocation of an action. `work` gets the validated request and the deadline.
+/// How an action reads its request: the validated request, and what was changed instead of refused.
+pub type Parse = fn(Value, ActionKind) -> Result<(ActionRequest, Vec<Adjustment>), FunctionError>;
+
+/// The mutating actions' reading: the envelope strictly (an unknown field is a 400), incidentDetails
+/// as free text (unknown fields there are ignored and reported).
+pub fn parse_strict(payload: Value, kind: ActionKind) -> Result<(ActionRequest, Vec<Adjustment>), FunctionError> {
+    let request = ActionRequest::parse(payload, kind)?;
+    let adjustments = request.adjustments();
+    Ok((request, adjustments))
+}
+
+/// Runs one invocation of an action whose request is read with [`parse_strict`].
 pub async fn run_action<'a, F, Fut>(event: LambdaEvent<Value>, kind: ActionKind, work: F) -> ActionResponse
 where
-    F: FnOnce(ActionRequest, Deadline) -> Fut,
+    F: FnOnce(ActionRequest, Vec<Adjustment>, Deadline) -> Fut,
+    Fut: Future<Output = Result<Outcome, Failure>> + 'a,
+{
+    run_action_with(event, kind, parse_strict, work).await
+}
+
+/// Runs one invocation of an action. `work` gets the validated request, the adjustments made to
+/// it, and the deadline; the response's details carry the adjustments, success or not.
+pub async fn run_action_with<'a, F, Fut>(
+    event: LambdaEvent<Value>,
+    kind: ActionKind,
+    parse: Parse,
+    work: F,
+) -> ActionResponse
+where
+    F: FnOnce(ActionRequest, Vec<Adjustment>, Deadline) -> Fut,
     Fut: Future<Output = Result<Outcome, Failure>> + 'a,
 {
     let deadline = Deadline::from_context(&event.context);
     let execution_id = event.context.request_id;
     let raw_echo = RequestEcho::from_raw(&event.payload);
-    let request = match ActionRequest::parse(event.payload, kind) {
-        Ok(request) => request,
+    let (request, adjustments) = match parse(event.payload, kind) {
+        Ok(parsed) => parsed,
         Err(err) => {
             tracing::warn!(action = kind.as_str(), code = err.code(), "rejected: {err}");
             return ActionResponse::failure(&execution_id, &raw_echo, &err, json!({}));
@@ -73,11 +99,16 @@ where
     let echo = request.echo();
     let span = tracing::info_span!("action", incidentId = %request.incident_id, action = kind.as_str());
     async move {
+        if !adjustments.is_empty() {
+            let fields: Vec<&str> = adjustments.iter().map(|a| a.field.as_str()).collect();
+            tracing::info!(adjusted = ?fields, "request adjusted instead of refused: {}", describe(&adjustments));
+        }
         let dry_run = request.dry_run;
         let target = request.target.clone();
         // Type-erased and on the heap: action futures are large and deeply nested, and erasing them here
         // keeps every binary's main future small (and within the compiler's layout depth).
-        let work: Pin<Box<dyn Future<Output = Result<Outcome, Failure>> + 'a>> = Box::pin(work(request, deadline));
+        let work: Pin<Box<dyn Future<Output = Result<Outcome, Failure>> + 'a>> =
+            Box::pin(work(request, adjustments.clone(), deadline));
         let result = match tokio::time::timeout_at(deadline.instant(), work).await {
             Ok(result) => result,
             Err(_) => Err(FunctionError::DeadlineExceeded { during: kind.as_str().to_owned() }.into()),
@@ -94,7 +125,8 @@ where
                     "{}",
                     outcome.message
                 );
-                ActionResponse::success(&execution_id, &echo, outcome.message, outcome.details)
+                let details = with_adjustments(outcome.details, &adjustments);
+                ActionResponse::success(&execution_id, &echo, outcome.message, details)
             }
             Err(failure) => {
                 tracing::warn!(
@@ -104,12 +136,33 @@ where
                     "failed: {}",
                     failure.error
                 );
-                ActionResponse::failure(&execution_id, &echo, &failure.error, failure.details)
+                let details = with_adjustments(failure.details, &adjustments);
+                ActionResponse::failure(&execution_id, &echo, &failure.error, details)
             }
         }
     }
     .instrument(span)
     .await
+}
+
+fn describe(adjustments: &[Adjustment]) -> String {
+    adjustments.iter().map(|a| format!("{}: {}", a.field, a.change)).collect::<Vec<_>>().join("; ")
+}
+
+/// `details` with `adjustments` added (after any the work reported itself), when there are any.
+fn with_adjustments(mut details: Value, adjustments: &[Adjustment]) -> Value {
+    if adjustments.is_empty() {
+        return details;
+    }
+    if !details.is_object() {
+        details = json!({});
+    }
+    let mut all: Vec<Value> = adjustments.iter().map(|a| json!(a)).collect();
+    if let Some(Value::Array(own)) = details.get("adjustments") {
+        all.extend(own.iter().cloned());
+    }
+    details["adjustments"] = Value::Array(all);
+    details
 }
 
 /// The 400 for a target whose kind this action cannot handle.
@@ -150,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_request_never_reaches_the_work() {
         let bad = json!({"action": "scale_up", "target": "api", "incidentId": "INC-1", "priority": 3});
-        let response = run_action(event(bad, None), ActionKind::ScaleUp, |_, _| async {
+        let response = run_action(event(bad, None), ActionKind::ScaleUp, |_, _, _| async {
             panic!("work must not run for an invalid request")
         })
         .await;
@@ -163,7 +216,7 @@ mod tests {
     async fn work_past_the_deadline_is_answered_with_504_before_it() {
         let started = std::time::Instant::now();
         let response =
-            run_action(event(valid(), Some(Duration::from_millis(800))), ActionKind::ScaleUp, |_, _| async {
+            run_action(event(valid(), Some(Duration::from_millis(800))), ActionKind::ScaleUp, |_, _, _| async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Err(FunctionError::Conflict("unreachable".into()).into())
             })
@@ -175,11 +228,26 @@ mod tests {
 
     #[tokio::test]
     async fn failures_keep_their_progress_details() {
-        let response = run_action(event(valid(), None), ActionKind::ScaleUp, |_, _| async {
+        let response = run_action(event(valid(), None), ActionKind::ScaleUp, |_, _, _| async {
             Err(Failure { error: FunctionError::Conflict("busy".into()), details: json!({"done": 3}) })
         })
         .await;
         assert_eq!(response.core.status_code, 409);
         assert_eq!(response.core.details, json!({"done": 3}));
+    }
+
+    #[tokio::test]
+    async fn ignored_incident_details_are_reported_whatever_the_outcome() {
+        let mut forwarded = valid();
+        forwarded["incidentDetails"] = json!({"title": "x", "ticketUrl": "https://example.com/1"});
+        let response = run_action(event(forwarded, None), ActionKind::ScaleUp, |_, adjustments, _| async move {
+            assert_eq!(adjustments.len(), 1, "the work sees them too");
+            Err(Failure { error: FunctionError::Conflict("busy".into()), details: json!({}) })
+        })
+        .await;
+        assert_eq!(
+            response.core.details["adjustments"],
+            json!([{"field": "incidentDetails.ticketUrl", "change": "unknown field; ignored"}])
+        );
     }
 }

@@ -78,13 +78,35 @@ impl ClearMode {
 /// Longest accepted clear_cache `keyPattern`.
 pub const MAX_KEY_PATTERN_LEN: usize = 256;
 
+/// The incident as the backend describes it: free text. Fields other than `title` and
+/// `description` (a backend forwarding its own incident record) are ignored, logged and reported,
+/// never refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct IncidentDetails {
     #[serde(default)]
     pub title: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The fields this service does not read, kept only to say which were ignored.
+    #[serde(flatten, default, skip_serializing)]
+    pub ignored: std::collections::BTreeMap<String, Value>,
+}
+
+/// Something the service changed about a request instead of refusing it (a title cut, a field
+/// ignored), reported in the response's `details.adjustments` so the caller can fix its side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adjustment {
+    /// The field, e.g. `incidentDetails.title`.
+    pub field: String,
+    /// What was done, e.g. `cut from 223 to 200 characters`.
+    pub change: String,
+}
+
+impl Adjustment {
+    pub fn new(field: impl Into<String>, change: impl Into<String>) -> Self {
+        // A field name is the caller's text: bounded, so a 1 MB key cannot make a 1 MB response.
+        Self { field: crate::ecs::truncate_for_message(&field.into()), change: change.into() }
+    }
 }
 
 /// A request as the backend incident API sends it. Unknown fields are rejected.
@@ -209,6 +231,12 @@ impl ActionRequest {
         }
     }
 
+    /// The incidentDetails fields this request carried that nothing reads.
+    pub fn adjustments(&self) -> Vec<Adjustment> {
+        let ignored = self.incident_details.iter().flat_map(|d| d.ignored.keys());
+        ignored.map(|name| Adjustment::new(format!("incidentDetails.{name}"), "unknown field; ignored")).collect()
+    }
+
     pub fn echo(&self) -> RequestEcho {
         RequestEcho {
             incident_id: Some(self.incident_id.clone()),
@@ -220,7 +248,7 @@ impl ActionRequest {
 }
 
 /// Incident ids and target names: 1-128 printable ASCII characters, no spaces.
-fn validate_id(field: &str, value: &str) -> Result<(), FunctionError> {
+pub fn validate_id(field: &str, value: &str) -> Result<(), FunctionError> {
     if value.is_empty() {
         return Err(FunctionError::invalid(field, "must not be empty"));
     }
@@ -434,7 +462,15 @@ mod tests {
         assert!(parse_err(title(&"t".repeat(201)), a).contains("at most 200"));
         let big = "d".repeat(1024 * 1024);
         assert!(parse_err(with("incidentDetails", json!({"description": big})), a).contains("at most 262144"));
-        assert!(parse_err(with("incidentDetails", json!({"severity": 1})), a).contains("unknown field `severity`"));
+        let forwarded = with("incidentDetails", json!({"title": "t", "severity": 1, "ticket": {"id": 7}}));
+        let req = ActionRequest::parse(forwarded, a).unwrap();
+        assert_eq!(
+            req.adjustments(),
+            [
+                Adjustment::new("incidentDetails.severity", "unknown field; ignored"),
+                Adjustment::new("incidentDetails.ticket", "unknown field; ignored")
+            ]
+        );
         let multi_line = with("incidentDetails", json!({"description": "line 1\nline 2\twith tab"}));
         ActionRequest::parse(multi_line, a).unwrap();
     }

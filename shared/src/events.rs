@@ -173,7 +173,8 @@ fn body_json(body: Option<&str>, base64_encoded: bool) -> Result<Value, Function
     serde_json::from_str(&text).map_err(|e| FunctionError::invalid("body", format!("not valid JSON: {e}")))
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// How a value of the wrong type is named in a message: "a string", "an array".
+pub fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -2,9 +2,12 @@
 //!
 //! Modes: `flush` (default) runs `FLUSHALL ASYNC`; `pattern` removes the keys matching `keyPattern`
 //! with SCAN + UNLINK in batches (never KEYS), stopping cleanly before the deadline; `reboot`
-//! reboots the ElastiCache nodes. The password comes from Secrets Manager, is cached across warm
-//! invocations, is fetched again once after an authentication failure (rotation), and never
-//! appears in a log line or a response.
+//! reboots the ElastiCache nodes one at a time (see [`reboot`]). The credentials come from Secrets
+//! Manager (a password, or an ACL user's name and password), are cached across warm invocations,
+//! are fetched again once after an authentication failure (rotation), and never appear in a log
+//! line or a response.
+
+pub mod reboot;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use redis::{AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisError};
 use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::action::{Failure, Outcome, PlannedCall, run_action, target_name, unsupported_target};
-use shared::config::{ElastiCacheSpec, RedisTarget, Target, TargetConfig};
+use shared::config::{RedisTarget, Target, TargetConfig};
 use shared::contract::{ActionKind, ActionRequest, ActionResponse, ClearMode};
 use shared::deadline::Deadline;
 use tokio::sync::Mutex;
@@ -35,13 +38,30 @@ pub struct Deps {
     pub elasticache: aws_sdk_elasticache::Client,
     pub targets: TargetConfig,
     pub passwords: PasswordSource,
+    /// How often a rebooting node is looked at ([`reboot::DEFAULT_POLL`]).
+    pub reboot_poll: Duration,
 }
 
-/// Where Redis passwords come from: Secrets Manager, cached per secret for warm invocations,
+/// How the function authenticates to Redis: the default user's password, or an ACL user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// An ElastiCache RBAC / Redis ACL user; `None` authenticates the default user.
+    pub username: Option<String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never the password, even in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Where Redis credentials come from: Secrets Manager, cached per secret for warm invocations,
 /// or `REDIS_PASSWORD` as a local fallback for targets without `passwordSecretArn`.
 pub struct PasswordSource {
     local_fallback: Option<String>,
-    cache: Mutex<HashMap<String, String>>,
+    cache: Mutex<HashMap<String, Credentials>>,
 }
 
 impl PasswordSource {
@@ -53,14 +73,16 @@ impl PasswordSource {
         Self::new(std::env::var("REDIS_PASSWORD").ok().filter(|p| !p.is_empty()))
     }
 
-    /// The password for a target; `refresh` bypasses the cache (after an authentication failure).
+    /// The credentials for a target; `refresh` bypasses the cache (after an authentication failure).
     async fn get(
         &self,
         secrets: &aws_sdk_secretsmanager::Client,
         arn: Option<&str>,
         refresh: bool,
-    ) -> Result<Option<String>, FunctionError> {
-        let Some(arn) = arn else { return Ok(self.local_fallback.clone()) };
+    ) -> Result<Option<Credentials>, FunctionError> {
+        let Some(arn) = arn else {
+            return Ok(self.local_fallback.clone().map(|password| Credentials { username: None, password }));
+        };
         let mut cache = self.cache.lock().await;
         if !refresh && let Some(password) = cache.get(arn) {
             return Ok(Some(password.clone()));
@@ -77,25 +99,34 @@ impl PasswordSource {
             code: "NoSecretString".into(),
             message: format!("secret {arn} has no string value; store the password as text or JSON"),
         })?;
-        let password = password_from_secret(text).map_err(|problem| FunctionError::Aws {
+        let credentials = credentials_from_secret(text).map_err(|problem| FunctionError::Aws {
             operation: "SecretsManager GetSecretValue".into(),
             code: "UnusableSecret".into(),
             message: format!("secret {arn}: {problem}"),
         })?;
-        cache.insert(arn.to_owned(), password.clone());
-        Ok(Some(password))
+        cache.insert(arn.to_owned(), credentials.clone());
+        Ok(Some(credentials))
     }
 }
 
-/// A secret string is the plain password, or JSON with a `password` field (the RDS/ElastiCache rotation shape).
-pub fn password_from_secret(secret: &str) -> Result<String, &'static str> {
+/// A secret string is the plain password, or JSON with a `password` field (the RDS/ElastiCache
+/// rotation shape) and, for an ElastiCache RBAC / Redis ACL user, a `username`.
+pub fn credentials_from_secret(secret: &str) -> Result<Credentials, &'static str> {
     match serde_json::from_str::<Value>(secret) {
-        Ok(Value::Object(fields)) => match fields.get("password") {
-            Some(Value::String(password)) if !password.is_empty() => Ok(password.clone()),
-            _ => Err("the secret is JSON but has no non-empty \"password\" field"),
-        },
+        Ok(Value::Object(fields)) => {
+            let password = match fields.get("password") {
+                Some(Value::String(password)) if !password.is_empty() => password.clone(),
+                _ => return Err("the secret is JSON but has no non-empty \"password\" field"),
+            };
+            let username = match fields.get("username") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+                Some(_) => return Err("the secret's \"username\" is not a non-empty string"),
+            };
+            Ok(Credentials { username, password })
+        }
         _ if secret.is_empty() => Err("the secret is empty"),
-        _ => Ok(secret.to_owned()),
+        _ => Ok(Credentials { username: None, password: secret.to_owned() }),
     }
 }
 
@@ -107,7 +138,7 @@ pub fn redis_host(url: &str) -> String {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::ClearCache, |request, deadline| clear(request, deadline, deps)).await)
+    Ok(run_action(event, ActionKind::ClearCache, |request, _, deadline| clear(request, deadline, deps)).await)
 }
 
 async fn clear(request: ActionRequest, deadline: Deadline, deps: &Deps) -> Result<Outcome, Failure> {
@@ -126,7 +157,7 @@ async fn clear(request: ActionRequest, deadline: Deadline, deps: &Deps) -> Resul
                     ),
                 )
             })?;
-            reboot(deps, spec, request.dry_run).await
+            reboot::reboot(&deps.elasticache, spec, request.dry_run, deps.reboot_poll, deadline).await
         }
         mode => clear_redis(deps, target, mode, request.key_pattern.as_deref(), request.dry_run, deadline).await,
     }
@@ -145,8 +176,8 @@ async fn clear_redis(
     let arn = target.password_secret_arn.as_deref();
     let mut refresh = false;
     loop {
-        let password = deps.passwords.get(&deps.secrets, arn, refresh).await?;
-        let result = match connect(&target.url, password, deadline).await {
+        let credentials = deps.passwords.get(&deps.secrets, arn, refresh).await?;
+        let result = match connect(&target.url, credentials, deadline).await {
             Ok(mut con) => match mode {
                 ClearMode::Pattern => clear_pattern(&mut con, &host, pattern.unwrap_or("*"), dry_run, deadline).await,
                 _ => flush(&mut con, &host, dry_run).await.map_err(RedisFailure::Redis),
@@ -183,7 +214,9 @@ fn is_auth_error(err: &RedisError) -> bool {
 
 fn redis_error(host: &str, err: &RedisError) -> FunctionError {
     let message = if is_auth_error(err) {
-        "authentication failed; check the password secret (passwordSecretArn)".to_owned()
+        "authentication failed; check the credentials secret (passwordSecretArn: the password, and the ACL \
+         username if the cache uses one)"
+            .to_owned()
     } else if err.is_timeout() {
         format!("timed out ({err}); check that the function can reach the cache (VPC, security group)")
     } else if err.is_connection_refusal() || err.is_io_error() {
@@ -194,9 +227,16 @@ fn redis_error(host: &str, err: &RedisError) -> FunctionError {
     FunctionError::Redis { host: host.to_owned(), message }
 }
 
-async fn connect(url: &str, password: Option<String>, deadline: Deadline) -> Result<MultiplexedConnection, RedisError> {
+async fn connect(
+    url: &str,
+    credentials: Option<Credentials>,
+    deadline: Deadline,
+) -> Result<MultiplexedConnection, RedisError> {
     let mut info = url.into_connection_info()?;
-    info.redis.password = password;
+    if let Some(Credentials { username, password }) = credentials {
+        info.redis.username = username;
+        info.redis.password = Some(password);
+    }
     let client = redis::Client::open(info)?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT.min(deadline.remaining()))
@@ -289,11 +329,9 @@ async fn clear_pattern(
             Err(_) => break false,
         }
     };
-    let after = if complete || !deadline.expired() {
-        key_count(con).await.unwrap_or(before - removed)
-    } else {
-        before - removed
-    };
+    // Keys written while the scan ran can be removed too, so `removed` may exceed `before`.
+    let estimate = before.saturating_sub(removed);
+    let after = if complete || !deadline.expired() { key_count(con).await.unwrap_or(estimate) } else { estimate };
     let mut details = json!({
         "mode": "pattern", "host": host, "keyPattern": pattern, "keysBefore": before, "keysAfter": after,
         "keysMatched": matched, "keysRemoved": removed, "scanSteps": steps, "complete": complete,
@@ -327,104 +365,26 @@ async fn clear_pattern(
     })
 }
 
-async fn reboot(deps: &Deps, spec: &ElastiCacheSpec, dry_run: bool) -> Result<Outcome, Failure> {
-    let clusters = match (&spec.cache_cluster_id, &spec.replication_group_id) {
-        (Some(cluster), _) => vec![cluster.clone()],
-        (None, Some(group)) => {
-            let out = deps.elasticache.describe_replication_groups().replication_group_id(group).send().await.map_err(
-                |err| match err.as_service_error() {
-                    Some(e) if e.is_replication_group_not_found_fault() => {
-                        FunctionError::ResourceNotFound { kind: "ElastiCache replication group", id: group.clone() }
-                    }
-                    _ => FunctionError::aws("ElastiCache DescribeReplicationGroups", &err),
-                },
-            )?;
-            out.replication_groups().first().map(|g| g.member_clusters().to_vec()).unwrap_or_default()
-        }
-        (None, None) => Vec::new(),
-    };
-    let mut plan = Vec::new();
-    for cluster_id in &clusters {
-        let out = deps
-            .elasticache
-            .describe_cache_clusters()
-            .cache_cluster_id(cluster_id)
-            .show_cache_node_info(true)
-            .send()
-            .await
-            .map_err(|err| match err.as_service_error() {
-                Some(e) if e.is_cache_cluster_not_found_fault() => {
-                    FunctionError::ResourceNotFound { kind: "ElastiCache cluster", id: cluster_id.clone() }
-                }
-                _ => FunctionError::aws("ElastiCache DescribeCacheClusters", &err),
-            })?;
-        let nodes: Vec<String> = out
-            .cache_clusters()
-            .iter()
-            .flat_map(|c| c.cache_nodes())
-            .filter_map(|n| n.cache_node_id().map(str::to_owned))
-            .collect();
-        plan.push((cluster_id.clone(), nodes));
-    }
-    let resource = format!("ElastiCache clusters {}", clusters.join(", "));
-    let report: Vec<Value> =
-        plan.iter().map(|(c, nodes)| json!({"cacheClusterId": c, "cacheNodeIds": nodes})).collect();
-    if plan.is_empty() || plan.iter().all(|(_, nodes)| nodes.is_empty()) {
-        return Err(FunctionError::Conflict(format!("no cache nodes found to reboot for {resource}")).into());
-    }
-    if dry_run {
-        let calls: Vec<PlannedCall> = plan
-            .iter()
-            .map(|(c, nodes)| {
-                PlannedCall::new(
-                    "ElastiCache RebootCacheCluster",
-                    json!({"cacheClusterId": c, "cacheNodeIdsToReboot": nodes}),
-                )
-            })
-            .collect();
-        return Ok(Outcome {
-            message: format!("Dry run: would reboot {resource}"),
-            resource,
-            before: json!({"clusters": report}),
-            after: json!({"clusters": report}),
-            details: json!({"mode": "reboot", "clusters": report, "plannedCalls": calls}),
-        });
-    }
-    for (cluster_id, nodes) in &plan {
-        deps.elasticache
-            .reboot_cache_cluster()
-            .cache_cluster_id(cluster_id)
-            .set_cache_node_ids_to_reboot(Some(nodes.clone()))
-            .send()
-            .await
-            .map_err(|err| match err.as_service_error() {
-                Some(e) if e.is_invalid_cache_cluster_state_fault() => FunctionError::Conflict(format!(
-                    "ElastiCache cluster {cluster_id} cannot be rebooted now (not available)"
-                )),
-                _ => FunctionError::aws("ElastiCache RebootCacheCluster", &err),
-            })?;
-    }
-    Ok(Outcome {
-        message: format!("Reboot initiated for {resource}"),
-        resource,
-        before: json!({"clusters": report}),
-        after: json!({"rebooting": report}),
-        details: json!({"mode": "reboot", "clusters": report}),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn secrets_hold_a_plain_password_or_json_with_one() {
-        assert_eq!(password_from_secret("s3cret").unwrap(), "s3cret");
-        assert_eq!(password_from_secret(r#"{"username":"default","password":"p@ss"}"#).unwrap(), "p@ss");
-        assert!(password_from_secret(r#"{"user":"x"}"#).is_err());
-        assert!(password_from_secret("").is_err());
+    fn secrets_hold_a_plain_password_or_json_with_one_and_maybe_a_user() {
+        let plain = |password: &str| Credentials { username: None, password: password.into() };
+        assert_eq!(credentials_from_secret("s3cret").unwrap(), plain("s3cret"));
+        assert_eq!(credentials_from_secret(r#"{"password":"p@ss"}"#).unwrap(), plain("p@ss"));
+        assert_eq!(
+            credentials_from_secret(r#"{"username":"oncall","password":"p@ss"}"#).unwrap(),
+            Credentials { username: Some("oncall".into()), password: "p@ss".into() }
+        );
+        assert!(credentials_from_secret(r#"{"user":"x"}"#).is_err());
+        assert!(credentials_from_secret(r#"{"username":7,"password":"p"}"#).is_err());
+        assert!(credentials_from_secret("").is_err());
         // A JSON string or number is still a plain password.
-        assert_eq!(password_from_secret("12345").unwrap(), "12345");
+        assert_eq!(credentials_from_secret("12345").unwrap(), plain("12345"));
+        let debug = format!("{:?}", credentials_from_secret(r#"{"username":"u","password":"hunter2"}"#).unwrap());
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         elasticache: aws_sdk_elasticache::Client::new(&config),
         targets,
         passwords: PasswordSource::from_env(),
+        reboot_poll: incident_clear_cache::reboot::DEFAULT_POLL,
     };
     runtime::run(|event| handler(event, &deps)).await
 }

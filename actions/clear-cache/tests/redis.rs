@@ -5,9 +5,13 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+
 use aws_sdk_elasticache::operation::describe_cache_clusters::DescribeCacheClustersOutput;
+use aws_sdk_elasticache::operation::describe_replication_groups::DescribeReplicationGroupsOutput;
 use aws_sdk_elasticache::operation::reboot_cache_cluster::RebootCacheClusterOutput;
-use aws_sdk_elasticache::types::{CacheCluster, CacheNode};
+use aws_sdk_elasticache::types::{CacheCluster, CacheNode, NodeGroup, NodeGroupMember, ReplicationGroup};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_clear_cache::{Deps, PasswordSource, handler};
 use redis::AsyncCommands;
@@ -47,6 +51,7 @@ async fn deps(targets_json: Value, fallback: Option<&str>) -> Deps {
         elasticache: aws_sdk_elasticache::Client::new(&config),
         targets: targets(targets_json),
         passwords: PasswordSource::new(fallback.map(str::to_owned)),
+        reboot_poll: Duration::from_millis(20),
     }
 }
 
@@ -191,38 +196,250 @@ async fn an_unreachable_redis_is_a_prompt_502() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// moto has no RebootCacheCluster: the mock pins the exact calls on the real client type.
 #[tokio::test]
-async fn reboot_mode_reboots_every_node_of_the_cluster() {
-    let describe = mock!(aws_sdk_elasticache::Client::describe_cache_clusters)
-        .match_requests(|r| r.cache_cluster_id() == Some("cache-001") && r.show_cache_node_info() == Some(true))
-        .then_output(|| {
-            let nodes = ["0001", "0002"].map(|id| CacheNode::builder().cache_node_id(id).build());
-            DescribeCacheClustersOutput::builder()
-                .cache_clusters(
-                    CacheCluster::builder().cache_cluster_id("cache-001").set_cache_nodes(Some(nodes.to_vec())).build(),
-                )
-                .build()
-        });
-    let reboot = mock!(aws_sdk_elasticache::Client::reboot_cache_cluster)
-        .match_requests(|r| {
-            r.cache_cluster_id() == Some("cache-001") && r.cache_node_ids_to_reboot() == ["0001", "0002"]
-        })
-        .then_output(|| RebootCacheClusterOutput::builder().build());
-    let mut deps = deps(
-        json!({"cache": {"kind": "redis", "url": "redis://cache:6379",
-               "elasticache": {"cacheClusterId": "cache-001", "scaleBy": "nodes", "maxNodes": 4}}}),
+async fn keys_written_during_a_pattern_scan_cannot_underflow_the_report() {
+    // A server of this test's own: a writer adds matching keys while the scan runs, so the scan
+    // removes more keys than the server held when it started (the report must not underflow).
+    let redis = TempRedis::start(&[]);
+    let mut con = redis_con(&redis.url()).await;
+    let deps = deps(json!({"sessions": {"kind": "redis", "url": redis.url()}}), None).await;
+    for attempt in 0..3 {
+        redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+        fill(&mut con, "session", 50_000).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (mut con, stop) = (redis_con(&redis.url()).await, stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut pipe = redis::pipe();
+                    for i in n..n + 500 {
+                        pipe.set(format!("session:new:{i}"), i).ignore();
+                    }
+                    pipe.query_async::<()>(&mut con).await.unwrap();
+                    n += 500;
+                }
+                n
+            })
+        };
+        let response = invoke(&deps, request("sessions", json!({"keyPattern": "session:*"}))).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.await.unwrap();
+        assert_eq!(response["success"], true, "{response}");
+        let (before, removed) =
+            (response["details"]["keysBefore"].as_u64().unwrap(), response["details"]["keysRemoved"].as_u64().unwrap());
+        assert!(response["details"]["keysAfter"].is_u64(), "{response}");
+        if removed > before {
+            assert!(written > 0);
+            return; // the case that used to panic in debug builds and wrap in release
+        }
+        eprintln!("attempt {attempt}: the writer's keys were not reached by the scan ({removed} <= {before})");
+    }
+    panic!("the scan never removed more keys than it started with; the test did not exercise the case");
+}
+
+#[tokio::test]
+async fn an_acl_user_from_the_secret_authenticates_as_that_user() {
+    let redis = TempRedis::start(&["--requirepass", "default-Pa55"]);
+    let mut admin = redis::Client::open(format!("redis://:default-Pa55@127.0.0.1:{}", redis.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // An ElastiCache RBAC-style user that may flush and count keys, and nothing it does not need.
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("oncall")
+        .arg(&["on", ">oncall-Pa55", "~*", "+flushall", "+info", "+scan", "+unlink", "+ping", "+client", "+hello"][..])
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    fill(&mut admin, "acl", 12).await;
+    let config = emulator_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_of = async |text: &str| {
+        let secret = secrets.create_secret().name(unique("redis-acl")).secret_string(text).send().await.unwrap();
+        secret.arn().unwrap().to_owned()
+    };
+    let good = secret_of(r#"{"username": "oncall", "password": "oncall-Pa55"}"#).await;
+    let wrong_user = secret_of(r#"{"username": "nobody", "password": "oncall-Pa55"}"#).await;
+    let deps = deps(
+        json!({"cache": {"kind": "redis", "url": redis.url(), "passwordSecretArn": good},
+               "other": {"kind": "redis", "url": format!("{}/1", redis.url()), "passwordSecretArn": wrong_user}}),
         None,
     )
     .await;
-    deps.elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe, &reboot]);
-    let response = invoke(&deps, request("cache", json!({"mode": "reboot"}))).await;
+    let response = invoke(&deps, request("cache", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["keysRemoved"], 12);
+    assert_eq!(dbsize(&mut admin).await, 0);
+    let who: String =
+        redis::cmd("ACL").arg("LOG").query_async::<Vec<redis::Value>>(&mut admin).await.map(|_| String::new()).unwrap();
+    drop(who);
+    let refused = invoke(&deps, request("other", json!({}))).await;
+    assert_eq!(refused["statusCode"], 502, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("authentication failed"), "{refused}");
+    assert!(!refused.to_string().contains("oncall-Pa55"));
+}
+
+/// A replication group's nodes in the mocked ElastiCache, whose status the reboots change.
+#[derive(Default)]
+struct FakeGroup {
+    /// cluster id -> (role, describes left before a rebooting node is available again)
+    nodes: Vec<(String, String)>,
+    rebooting: HashMap<String, u32>,
+    reboots: Vec<String>,
+}
+
+fn group_world(state: Arc<StdMutex<FakeGroup>>) -> aws_sdk_elasticache::Client {
+    let group_state = state.clone();
+    let describe_group =
+        mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_compute_output(move |_| {
+            let state = group_state.lock().unwrap();
+            let members = state.nodes.iter().map(|(cluster, role)| {
+                NodeGroupMember::builder().cache_cluster_id(cluster).cache_node_id("0001").current_role(role).build()
+            });
+            let group = ReplicationGroup::builder()
+                .replication_group_id("sessions")
+                .set_member_clusters(Some(state.nodes.iter().map(|(c, _)| c.clone()).collect()))
+                .node_groups(
+                    NodeGroup::builder().node_group_id("0001").set_node_group_members(Some(members.collect())).build(),
+                )
+                .cluster_enabled(false)
+                .build();
+            DescribeReplicationGroupsOutput::builder().replication_groups(group).build()
+        });
+    let cluster_state = state.clone();
+    let describe_cluster = mock!(aws_sdk_elasticache::Client::describe_cache_clusters)
+        .match_requests(|r| r.show_cache_node_info() == Some(true))
+        .then_compute_output(move |r| {
+            let mut state = cluster_state.lock().unwrap();
+            let id = r.cache_cluster_id().unwrap().to_owned();
+            let status = match state.rebooting.get_mut(&id) {
+                Some(0) => {
+                    state.rebooting.remove(&id);
+                    "available"
+                }
+                Some(left) => {
+                    *left -= 1;
+                    "rebooting cache cluster nodes"
+                }
+                None => "available",
+            };
+            let node = CacheNode::builder().cache_node_id("0001").cache_node_status(if status == "available" {
+                "available"
+            } else {
+                "rebooting"
+            });
+            let cluster =
+                CacheCluster::builder().cache_cluster_id(&id).cache_cluster_status(status).cache_nodes(node.build());
+            DescribeCacheClustersOutput::builder().cache_clusters(cluster.build()).build()
+        });
+    let reboot_state = state;
+    let reboot = mock!(aws_sdk_elasticache::Client::reboot_cache_cluster)
+        .match_requests(|r| r.cache_node_ids_to_reboot() == ["0001"])
+        .then_compute_output(move |r| {
+            let mut state = reboot_state.lock().unwrap();
+            assert!(state.rebooting.is_empty(), "a reboot started while {:?} was still rebooting", state.rebooting);
+            let id = r.cache_cluster_id().unwrap().to_owned();
+            state.rebooting.insert(id.clone(), 2);
+            state.reboots.push(id);
+            RebootCacheClusterOutput::builder().build()
+        });
+    mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe_group, &describe_cluster, &reboot])
+}
+
+fn three_node_group() -> Arc<StdMutex<FakeGroup>> {
+    Arc::new(StdMutex::new(FakeGroup {
+        nodes: vec![
+            ("sessions-001".into(), "primary".into()),
+            ("sessions-002".into(), "replica".into()),
+            ("sessions-003".into(), "replica".into()),
+        ],
+        ..FakeGroup::default()
+    }))
+}
+
+const GROUP_TARGET: &str = "sessions-rg";
+
+async fn group_deps(elasticache: aws_sdk_elasticache::Client) -> Deps {
+    let mut deps = deps(
+        json!({GROUP_TARGET: {"kind": "redis", "url": "redis://sessions:6379",
+               "elasticache": {"replicationGroupId": "sessions", "scaleBy": "replicas", "maxReplicas": 5}}}),
+        None,
+    )
+    .await;
+    deps.elasticache = elasticache;
+    deps
+}
+
+/// moto has no RebootCacheCluster: the mocks stand in for ElastiCache, and they refuse a reboot
+/// that starts while another node is still rebooting.
+#[tokio::test]
+async fn reboot_mode_reboots_one_node_at_a_time_replicas_first() {
+    let state = three_node_group();
+    let deps = group_deps(group_world(state.clone())).await;
+    let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(state.lock().unwrap().reboots, ["sessions-002", "sessions-003", "sessions-001"], "primary last");
+    assert_eq!(response["details"]["oneAtATime"], true);
+    let dry = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot", "dryRun": true}))).await;
+    let calls = dry["details"]["plannedCalls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0]["params"], json!({"cacheClusterId": "sessions-002", "cacheNodeIdsToReboot": ["0001"]}));
+    assert_eq!(state.lock().unwrap().reboots.len(), 3, "the dry run rebooted nothing");
+}
+
+#[tokio::test]
+async fn a_reboot_already_under_way_is_a_409_and_nothing_more_is_rebooted() {
+    let state = three_node_group();
+    state.lock().unwrap().rebooting.insert("sessions-003".into(), 100);
+    let deps = group_deps(group_world(state.clone())).await;
+    let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
+    assert_eq!(response["statusCode"], 409, "{response}");
+    assert!(response["message"].as_str().unwrap().contains("sessions-003"), "{response}");
+    assert!(state.lock().unwrap().reboots.is_empty());
+}
+
+#[tokio::test]
+async fn a_rolling_reboot_stops_cleanly_at_the_deadline_saying_how_far_it_got() {
+    let state = three_node_group();
+    let mut deps = group_deps(group_world(state.clone())).await;
+    deps.reboot_poll = Duration::from_millis(400);
+    let mut event = action_event(request(GROUP_TARGET, json!({"mode": "reboot"})));
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    event.context.deadline = now_ms + 3_000;
+    let response = response_json(&handler(event, &deps).await.unwrap());
+    assert_eq!(response["statusCode"], 504, "{response}");
+    let details = &response["details"];
     assert_eq!(
-        response["details"]["clusters"],
-        json!([{"cacheClusterId": "cache-001", "cacheNodeIds": ["0001", "0002"]}])
+        details["rebooted"].as_array().unwrap().len() + 1 + details["notStarted"].as_array().unwrap().len(),
+        3,
+        "{details}"
     );
-    assert_eq!(reboot.num_calls(), 1);
+    assert!(response["message"].as_str().unwrap().contains("still rebooting"), "{response}");
+    assert_eq!(state.lock().unwrap().reboots.len(), details["rebooted"].as_array().unwrap().len() + 1);
+}
+
+#[tokio::test]
+async fn a_cluster_mode_enabled_group_is_a_409_that_says_reboot_is_not_supported() {
+    let describe = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
+        let shards = (1..=2).map(|i| NodeGroup::builder().node_group_id(format!("000{i}")).build()).collect();
+        DescribeReplicationGroupsOutput::builder()
+            .replication_groups(
+                ReplicationGroup::builder()
+                    .replication_group_id("sessions")
+                    .cluster_enabled(true)
+                    .set_node_groups(Some(shards))
+                    .build(),
+            )
+            .build()
+    });
+    // Sequential with no other rule: a RebootCacheCluster call would fail the test.
+    let deps = group_deps(mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe])).await;
+    let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
+    assert_eq!(response["statusCode"], 409, "{response}");
+    assert!(response["message"].as_str().unwrap().contains("cluster mode enabled"), "{response}");
 }
 
 #[tokio::test]
@@ -236,7 +453,8 @@ async fn every_fixture_is_answered_as_expected() {
             .cache_clusters(
                 CacheCluster::builder()
                     .cache_cluster_id("cache-001")
-                    .cache_nodes(CacheNode::builder().cache_node_id("0001").build())
+                    .cache_cluster_status("available")
+                    .cache_nodes(CacheNode::builder().cache_node_id("0001").cache_node_status("available").build())
                     .build(),
             )
             .build()

@@ -35,6 +35,7 @@ async fn world(url: &str, password: &str) -> (World, String) {
                     "desiredCount": {"low": 1, "medium": 1, "high": 2, "critical": 2}, "maxCount": 4},
         })),
         passwords: PasswordSource::new(None),
+        reboot_poll: Duration::from_millis(20),
     };
     (World { deps, proxy }, arn)
 }

@@ -1,27 +1,30 @@
-//! `incident-notify-human`: pages the on-call engineers through SNS.
+//! `incident-notify-human`: pages the on-call engineers through SNS, and never drops a page for a
+//! cosmetic problem in the request (see [`page`]).
 //!
-//! The subject is valid for SNS (ASCII, one line, under 100 characters); the message reads well in
-//! an email and its first line is short enough for an SMS; the description is truncated so the
-//! message stays under SNS's 256 KB. Message attributes `priority`, `incidentId` and `action` let
-//! subscriptions filter (e.g. SMS only for critical). On a FIFO topic the incident id is the
-//! message group and the deduplication id is derived from the request, so a retried invocation
-//! does not page twice.
+//! One Publish with `MessageStructure=json` carries a form per protocol: `sms` is one SMS (priority,
+//! incident id and title in at most 160 GSM-7 characters, see [`sms`]); `email` and `default` (SQS,
+//! HTTP, Lambda subscribers) are the full message, which reads well as email and is cut to what SNS
+//! takes. The subject is valid for SNS (ASCII, one line, under 100 characters). Message attributes
+//! `priority`, `incidentId` and `action` let subscriptions filter (e.g. SMS only for critical). On a
+//! FIFO topic the incident id is the message group and the deduplication id is derived from the
+//! request, so a retried invocation does not page twice.
+
+pub mod page;
+pub mod sms;
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use shared::action::{Failure, Outcome, PlannedCall, run_action};
-use shared::contract::{ActionKind, ActionRequest, ActionResponse};
+use shared::action::{Failure, Outcome, PlannedCall, run_action_with};
+use shared::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment};
 use shared::{ConfigError, FunctionError};
 
 /// SNS subjects must be shorter than 100 characters.
 pub const MAX_SUBJECT_CHARS: usize = 99;
 /// SNS messages (with their attributes) must be at most 256 KiB; keep room for the attributes.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 - 4 * 1024;
-/// The first line is what an SMS shows.
-pub const MAX_FIRST_LINE_CHARS: usize = 140;
 
 const NO_TITLE: &str = "(no title provided)";
 const NO_DESCRIPTION: &str = "(no description provided)";
@@ -48,35 +51,80 @@ pub fn topic_from_env() -> Result<String, ConfigError> {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::NotifyHuman, |request, _deadline| notify(request, deps)).await)
+    Ok(run_action_with(event, ActionKind::NotifyHuman, page::parse_page, |request, adjustments, _deadline| {
+        notify(request, adjustments, deps)
+    })
+    .await)
 }
 
 /// Everything one SNS Publish carries, decided before any call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub subject: String,
+    /// The full page: the `email` form, and `default` for every protocol without a form of its own.
     pub message: String,
+    /// The `sms` form: one SMS.
+    pub sms: String,
     pub attributes: Vec<(&'static str, String)>,
     /// For FIFO topics: (message group id, deduplication id).
     pub fifo: Option<(String, String)>,
+    /// What composing had to cut (a description too long for SNS).
+    pub adjustments: Vec<Adjustment>,
 }
 
-pub fn compose(request: &ActionRequest, topic_arn: &str, now: DateTime<Utc>) -> Notification {
+impl Notification {
+    /// The Publish `Message` for `MessageStructure=json`.
+    pub fn structured(&self) -> String {
+        json!({"default": self.message, "email": self.message, "sms": self.sms}).to_string()
+    }
+}
+
+/// The page for `request`. `priority_note` says why the priority is not the request's own (missing
+/// or unreadable), and the message repeats it.
+pub fn compose(
+    request: &ActionRequest,
+    priority_note: Option<&str>,
+    topic_arn: &str,
+    now: DateTime<Utc>,
+) -> Notification {
     let priority = request.priority.as_str();
-    Notification {
+    let title = title_of(request);
+    let sms = sms::fit(&format!("[{}] {}: {title}", priority.to_uppercase(), request.incident_id));
+    let mut note = Notification {
         subject: sns_subject(&format!(
             "[{}] Incident {} requires attention",
             priority.to_uppercase(),
             request.incident_id
         )),
-        message: message_text(request, now),
+        message: String::new(),
+        sms,
         attributes: vec![
             ("priority", priority.to_owned()),
             ("incidentId", request.incident_id.clone()),
             ("action", ActionKind::NotifyHuman.as_str().to_owned()),
         ],
         fifo: topic_arn.ends_with(".fifo").then(|| (request.incident_id.clone(), deduplication_id(request))),
+        adjustments: Vec::new(),
+    };
+    // The full message appears twice (email and default), JSON-escaped: the description gets what is
+    // left. Escaping grows text unevenly, so the budget shrinks in proportion until the whole fits.
+    let mut budget = MAX_MESSAGE_BYTES / 2;
+    loop {
+        let (message, cut) = message_text(request, priority_note, now, budget);
+        note.message = message;
+        let size = note.structured().len();
+        if size <= MAX_MESSAGE_BYTES || budget == 0 {
+            note.adjustments = cut.into_iter().collect();
+            return note;
+        }
+        let scaled = budget as u128 * MAX_MESSAGE_BYTES as u128 / size as u128;
+        budget = usize::try_from(scaled).unwrap_or(0).saturating_sub(64);
     }
+}
+
+fn title_of(request: &ActionRequest) -> String {
+    let title = request.incident_details.as_ref().and_then(|d| d.title.clone());
+    title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| NO_TITLE.to_owned())
 }
 
 /// A subject SNS accepts: printable ASCII, no line breaks, under 100 characters.
@@ -93,32 +141,42 @@ pub fn sns_subject(text: &str) -> String {
     collapsed.chars().take(MAX_SUBJECT_CHARS).collect::<String>().trim_end().to_owned()
 }
 
-/// The email body. Its first line stands alone as an SMS.
-pub fn message_text(request: &ActionRequest, now: DateTime<Utc>) -> String {
-    let details = request.incident_details.clone().unwrap_or_default();
-    let title = details.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| NO_TITLE.to_owned());
-    let description = details.description.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| NO_DESCRIPTION.to_owned());
+/// The full message, at most `max_bytes` long (the description is cut to fit, with a note saying so,
+/// and the cut is returned as an adjustment). Its first line stands alone as a summary.
+pub fn message_text(
+    request: &ActionRequest,
+    priority_note: Option<&str>,
+    now: DateTime<Utc>,
+    max_bytes: usize,
+) -> (String, Option<Adjustment>) {
+    let title = title_of(request);
+    let description = request.incident_details.as_ref().and_then(|d| d.description.clone());
+    let description = description.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| NO_DESCRIPTION.to_owned());
     let priority = request.priority.as_str();
-    let first_line = truncate_chars(
-        &format!("[{}] {}: {}", priority.to_uppercase(), request.incident_id, title),
-        MAX_FIRST_LINE_CHARS,
-    );
+    let priority_line = match priority_note {
+        Some(why) => format!("{priority} (the request's priority: {why})"),
+        None => priority.to_owned(),
+    };
     let head = format!(
-        "{first_line}\n\nIncident:  {}\nPriority:  {priority}\nTime:      {}\nTitle:     {title}\n\nDescription:\n",
+        "[{}] {}: {title}\n\nIncident:  {}\nPriority:  {priority_line}\nTime:      {}\nTitle:     {title}\n\nDescription:\n",
+        priority.to_uppercase(),
+        request.incident_id,
         request.incident_id,
         now.to_rfc3339_opts(SecondsFormat::Secs, true),
     );
     let foot = "\n\nThis incident requires human attention. \
                 Log in to the incident management system to review and resolve it.\n";
-    let budget = MAX_MESSAGE_BYTES.saturating_sub(head.len() + foot.len());
-    let body = if description.len() <= budget {
-        description
-    } else {
-        let note = format!("\n[description truncated: showing the first part of {} bytes]", description.len());
-        let kept = truncate_bytes(&description, budget.saturating_sub(note.len()));
-        format!("{kept}{note}")
-    };
-    format!("{head}{body}{foot}")
+    let budget = max_bytes.saturating_sub(head.len() + foot.len());
+    if description.len() <= budget {
+        return (format!("{head}{description}{foot}"), None);
+    }
+    let marker = format!("\n[… description cut: the first part of {} bytes]", description.len());
+    let kept = truncate_bytes(&description, budget.saturating_sub(marker.len()));
+    let cut = Adjustment::new(
+        "incidentDetails.description",
+        format!("cut from {} to {} bytes to fit SNS", description.len(), kept.len() + marker.len()),
+    );
+    (format!("{head}{kept}{marker}{foot}"), Some(cut))
 }
 
 /// Same request, same id: SNS FIFO drops a retried publish within its five-minute window.
@@ -137,40 +195,38 @@ pub fn deduplication_id(request: &ActionRequest) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{kept}…")
-}
-
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
 fn truncate_bytes(text: &str, max: usize) -> &str {
     &text[..text.floor_char_boundary(max.min(text.len()))]
 }
 
-async fn notify(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
-    let note = compose(&request, &deps.topic_arn, Utc::now());
+async fn notify(request: ActionRequest, adjustments: Vec<Adjustment>, deps: &Deps) -> Result<Outcome, Failure> {
+    let priority_note = adjustments.iter().find(|a| a.field == page::PRIORITY_FIELD).map(|a| a.change.as_str());
+    let note = compose(&request, priority_note, &deps.topic_arn, Utc::now());
     let resource = format!("SNS topic {}", deps.topic_arn);
     let attributes: Value = note.attributes.iter().map(|(k, v)| ((*k).to_owned(), Value::from(v.clone()))).collect();
+    let message = note.structured();
     let mut params = json!({
-        "topicArn": deps.topic_arn, "subject": note.subject, "message": note.message, "messageAttributes": attributes,
+        "topicArn": deps.topic_arn, "subject": note.subject, "messageStructure": "json", "message": message,
+        "messageAttributes": attributes,
     });
     if let Some((group, dedup)) = &note.fifo {
         params["messageGroupId"] = json!(group);
         params["messageDeduplicationId"] = json!(dedup);
     }
+    let cut = json!(note.adjustments);
     if request.dry_run {
         return Ok(Outcome {
             message: format!("Dry run: would page on-call through {resource}"),
             resource,
             before: Value::Null,
             after: Value::Null,
-            details: json!({"topicArn": deps.topic_arn, "subject": note.subject, "plannedCalls": [PlannedCall::new("SNS Publish", params)]}),
+            details: json!({"topicArn": deps.topic_arn, "subject": note.subject, "sms": note.sms,
+                            "plannedCalls": [PlannedCall::new("SNS Publish", params)], "adjustments": cut}),
         });
     }
-    let mut publish = deps.sns.publish().topic_arn(&deps.topic_arn).subject(&note.subject).message(&note.message);
+    let mut publish =
+        deps.sns.publish().topic_arn(&deps.topic_arn).subject(&note.subject).message_structure("json").message(message);
     for (name, value) in &note.attributes {
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
@@ -194,8 +250,8 @@ async fn notify(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure>
         resource,
         before: Value::Null,
         after: json!({"messageId": message_id}),
-        details: json!({"messageId": message_id, "topicArn": deps.topic_arn, "subject": note.subject,
-                        "sequenceNumber": out.sequence_number()}),
+        details: json!({"messageId": message_id, "topicArn": deps.topic_arn, "subject": note.subject, "sms": note.sms,
+                        "sequenceNumber": out.sequence_number(), "adjustments": cut}),
     })
 }
 
@@ -214,6 +270,7 @@ mod tests {
             incident_details: Some(IncidentDetails {
                 title: title.map(Into::into),
                 description: description.map(Into::into),
+                ignored: Default::default(),
             }),
             dry_run: false,
             mode: None,
@@ -223,7 +280,7 @@ mod tests {
 
     #[test]
     fn the_subject_is_the_documented_ascii_line() {
-        let note = compose(&request(Some("DB down"), None), "arn:aws:sns:us-east-1:1:t", Utc::now());
+        let note = compose(&request(Some("DB down"), None), None, "arn:aws:sns:us-east-1:1:t", Utc::now());
         assert_eq!(note.subject, "[CRITICAL] Incident INC-42 requires attention");
     }
 
@@ -235,52 +292,76 @@ mod tests {
         assert!(long.is_ascii());
     }
 
+    const TOPIC: &str = "arn:aws:sns:us-east-1:1:t";
+
     #[test]
-    fn the_message_carries_everything_and_its_first_line_fits_an_sms() {
+    fn the_message_carries_everything_and_its_first_line_sums_it_up() {
         let now = DateTime::parse_from_rfc3339("2026-11-22T23:00:00Z").unwrap().with_timezone(&Utc);
-        let text =
-            message_text(&request(Some("DB connection pool exhausted"), Some("p99 latency 4s\npool 100/100")), now);
-        let first = text.lines().next().unwrap();
-        assert_eq!(first, "[CRITICAL] INC-42: DB connection pool exhausted");
+        let r = request(Some("DB connection pool exhausted"), Some("p99 latency 4s\npool 100/100"));
+        let (text, cut) = message_text(&r, None, now, MAX_MESSAGE_BYTES);
+        assert_eq!(cut, None);
+        assert_eq!(text.lines().next().unwrap(), "[CRITICAL] INC-42: DB connection pool exhausted");
         for part in [
             "Incident:  INC-42",
-            "Priority:  critical",
+            "Priority:  critical\n",
             "Time:      2026-11-22T23:00:00Z",
             "p99 latency 4s\npool 100/100",
         ] {
             assert!(text.contains(part), "missing {part:?} in\n{text}");
         }
-        let long_title = "t".repeat(200);
-        let text = message_text(&request(Some(&long_title), None), now);
-        assert!(text.lines().next().unwrap().chars().count() <= MAX_FIRST_LINE_CHARS);
+    }
+
+    #[test]
+    fn a_priority_the_request_did_not_give_is_said_in_the_page() {
+        let (text, _) = message_text(&request(Some("t"), None), Some("missing; paged as high"), Utc::now(), 10_000);
+        assert!(text.contains("Priority:  critical (the request's priority: missing; paged as high)"), "{text}");
+    }
+
+    #[test]
+    fn the_sms_form_is_one_gsm7_sms_with_priority_id_and_title() {
+        let note = compose(&request(Some("Checkout API “failing” – 5xx"), None), None, TOPIC, Utc::now());
+        assert_eq!(note.sms, "[CRITICAL] INC-42: Checkout API \"failing\" - 5xx");
+        let long = compose(&request(Some(&"y".repeat(200)), None), None, TOPIC, Utc::now());
+        assert!(sms::length(&long.sms) <= sms::SMS_SEPTETS);
+        assert!(long.sms.starts_with("[CRITICAL] INC-42: yyy") && long.sms.ends_with("..."));
+        let structured: Value = serde_json::from_str(&note.structured()).unwrap();
+        assert_eq!(structured["sms"], note.sms);
+        assert_eq!(structured["email"], note.message);
+        assert_eq!(structured["default"], note.message);
     }
 
     #[test]
     fn missing_details_get_placeholders() {
         let mut r = request(None, None);
         r.incident_details = None;
-        let text = message_text(&r, Utc::now());
+        let (text, _) = message_text(&r, None, Utc::now(), MAX_MESSAGE_BYTES);
         assert!(text.contains(NO_TITLE) && text.contains(NO_DESCRIPTION), "{text}");
     }
 
     #[test]
-    fn a_huge_description_is_truncated_on_a_character_boundary_under_the_sns_limit() {
-        let description = "é".repeat(200_000); // 400,000 bytes
-        let text = message_text(&request(Some("t"), Some(&description)), Utc::now());
-        assert!(text.len() <= MAX_MESSAGE_BYTES, "{}", text.len());
-        assert!(text.contains("[description truncated: showing the first part of 400000 bytes]"));
+    fn a_huge_description_is_cut_so_the_structured_message_fits_sns() {
+        for description in ["é".repeat(600_000), "\"quoted\"\n".repeat(100_000)] {
+            let note = compose(&request(Some("t"), Some(&description)), None, TOPIC, Utc::now());
+            assert!(note.structured().len() <= MAX_MESSAGE_BYTES, "{}", note.structured().len());
+            assert!(note.structured().len() > MAX_MESSAGE_BYTES - 4096, "not cut more than needed");
+            assert!(
+                note.message.contains(&format!("[… description cut: the first part of {} bytes]", description.len()))
+            );
+            assert_eq!(note.adjustments.len(), 1);
+            assert!(note.adjustments[0].change.starts_with(&format!("cut from {} to ", description.len())));
+        }
     }
 
     #[test]
     fn fifo_topics_get_a_group_and_a_stable_deduplication_id() {
         let r = request(Some("t"), Some("d"));
         let now = Utc::now();
-        assert_eq!(compose(&r, "arn:aws:sns:us-east-1:1:pager", now).fifo, None);
-        let (group, dedup) = compose(&r, "arn:aws:sns:us-east-1:1:pager.fifo", now).fifo.unwrap();
+        assert_eq!(compose(&r, None, "arn:aws:sns:us-east-1:1:pager", now).fifo, None);
+        let (group, dedup) = compose(&r, None, "arn:aws:sns:us-east-1:1:pager.fifo", now).fifo.unwrap();
         assert_eq!(group, "INC-42");
         assert_eq!(dedup.len(), 64);
         assert_eq!(
-            compose(&r, "arn:aws:sns:us-east-1:1:pager.fifo", Utc::now()).fifo.unwrap().1,
+            compose(&r, None, "arn:aws:sns:us-east-1:1:pager.fifo", Utc::now()).fifo.unwrap().1,
             dedup,
             "stable across retries"
         );
@@ -289,7 +370,7 @@ mod tests {
 
     #[test]
     fn attributes_let_subscriptions_filter() {
-        let note = compose(&request(None, None), "arn:aws:sns:us-east-1:1:t", Utc::now());
+        let note = compose(&request(None, None), None, TOPIC, Utc::now());
         assert_eq!(
             note.attributes,
             [

@@ -1,12 +1,15 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 //! incident-notify-human against the AWS emulator: the page is read back from an SQS queue
-//! subscribed to the topic, as an on-call integration would receive it.
+//! subscribed to the topic, as an on-call integration would receive it. The SMS form is read from
+//! the Publish request itself, as SNS received it (moto does not deliver SMS), through the proxy.
 
 use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use incident_notify_human::{Deps, handler};
+use incident_notify_human::sms::{SMS_SEPTETS, length, septets};
+use incident_notify_human::{Deps, MAX_MESSAGE_BYTES, handler};
 use serde_json::{Value, json};
-use shared::testing::{action_event, emulator_config, fixture_files, response_json};
+use shared::testing::corpus::messy_pages;
+use shared::testing::{FaultProxy, action_event, emulator_config, fixture_files, query_params, response_json};
 
 mod common;
 
@@ -55,6 +58,90 @@ async fn the_page_arrives_with_subject_body_and_attributes() {
     assert_eq!(page["MessageAttributes"]["action"]["Value"], "notify_human");
 }
 
+/// A pager whose SNS client goes through a proxy that records what SNS received.
+async fn recorded_pager() -> (Pager, FaultProxy) {
+    let inbox = subscribed_inbox().await;
+    let proxy = FaultProxy::start();
+    let sns = aws_sdk_sns::Client::new(&proxy.sdk_config().await);
+    (Pager { deps: Deps { sns, topic_arn: inbox.topic_arn.clone() }, inbox }, proxy)
+}
+
+/// The forms of the one Publish the proxy saw: (MessageStructure, the message JSON).
+fn published(proxy: &FaultProxy) -> (String, Value) {
+    let bodies = proxy.bodies("Publish");
+    assert_eq!(bodies.len(), 1, "one Publish");
+    let params = query_params(&bodies[0]);
+    (params["MessageStructure"].clone(), serde_json::from_str(&params["Message"]).unwrap())
+}
+
+#[tokio::test]
+async fn every_messy_page_is_sent_exactly_once_and_says_what_it_changed() {
+    for (what, payload, fields) in messy_pages() {
+        let p = pager().await;
+        let response = invoke(&p.deps, payload).await;
+        assert_eq!(response["success"], true, "{what}: {response}");
+        let adjusted: Vec<&str> = response["details"]["adjustments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["field"].as_str().unwrap())
+            .collect();
+        for field in fields {
+            assert!(adjusted.contains(field), "{what}: {field} not in {adjusted:?}");
+        }
+        let messages = received(&p).await;
+        assert_eq!(messages.len(), 1, "{what}: exactly one page");
+        let body = messages[0]["Message"].as_str().unwrap();
+        assert!(body.len() <= MAX_MESSAGE_BYTES, "{what}");
+        assert!(!body.lines().next().unwrap().chars().any(char::is_control), "{what}: a clean first line");
+    }
+}
+
+#[tokio::test]
+async fn a_long_messy_title_from_a_forwarded_record_pages_with_the_title_cut_and_the_priority_noted() {
+    let (p, proxy) = recorded_pager().await;
+    let title = format!("Checkout\u{7} API failing\n{}", "x".repeat(223));
+    let payload = json!({"action": "notify_human", "incidentId": "INC-88",
+        "incidentDetails": {"title": title, "description": "Error rate 38%.", "ticketUrl": "https://t/88"}});
+    let response = invoke(&p.deps, payload).await;
+    assert_eq!(response["success"], true, "{response}");
+    let messages = received(&p).await;
+    assert_eq!(messages.len(), 1);
+    let page = &messages[0];
+    let body = page["Message"].as_str().unwrap();
+    let first = body.lines().next().unwrap();
+    assert!(first.starts_with("[HIGH] INC-88: Checkout API failing xxx") && first.ends_with('…'), "{first}");
+    assert!(body.contains("Priority:  high (the request's priority: missing; paged as high)"), "{body}");
+    assert_eq!(page["MessageAttributes"]["priority"]["Value"], "high");
+    // The SMS form: one SMS of GSM-7 characters with priority, incident id and title.
+    let (structure, forms) = published(&proxy);
+    assert_eq!(structure, "json");
+    let sms = forms["sms"].as_str().unwrap();
+    assert!(sms.starts_with("[HIGH] INC-88: Checkout API failing x"), "{sms}");
+    assert!(length(sms) <= SMS_SEPTETS && sms.chars().all(|c| septets(c).is_some()), "{sms}");
+    // Email and SQS (default) get the full message; the queue got exactly the default form.
+    assert_eq!(forms["email"], forms["default"]);
+    assert_eq!(forms["default"].as_str().unwrap(), body);
+    assert_eq!(response["details"]["sms"], sms);
+}
+
+#[tokio::test]
+async fn a_megabyte_description_is_cut_so_that_the_page_still_fits_sns() {
+    let (p, proxy) = recorded_pager().await;
+    let payload = json!({"action": "notify_human", "incidentId": "INC-89", "priority": "critical",
+        "incidentDetails": {"title": "Huge log paste", "description": "log line\n".repeat(120_000)}});
+    let response = invoke(&p.deps, payload).await;
+    assert_eq!(response["success"], true, "{response}");
+    let (_, forms) = published(&proxy);
+    let message = query_params(&proxy.bodies("Publish")[0])["Message"].clone();
+    assert!(message.len() <= MAX_MESSAGE_BYTES, "{} bytes", message.len());
+    let body = forms["default"].as_str().unwrap();
+    assert!(body.contains("[… description cut: the first part of 1080000 bytes]"));
+    assert_eq!(received(&p).await.len(), 1);
+    let cut = &response["details"]["adjustments"][0];
+    assert_eq!(cut["field"], "incidentDetails.description");
+}
+
 #[tokio::test]
 async fn a_page_without_details_still_goes_out_with_placeholders() {
     let p = pager().await;
@@ -75,6 +162,9 @@ async fn a_dry_run_reports_the_publish_and_sends_nothing() {
     assert_eq!(call["call"], "SNS Publish");
     assert_eq!(call["params"]["subject"], "[LOW] Incident INC-6 requires attention");
     assert_eq!(call["params"]["messageAttributes"]["priority"], "low");
+    assert_eq!(call["params"]["messageStructure"], "json");
+    let forms: Value = serde_json::from_str(call["params"]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(forms["sms"], "[LOW] INC-6: (no title provided)");
     assert!(received(&p).await.is_empty(), "nothing was published");
 }
 

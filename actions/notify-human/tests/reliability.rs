@@ -78,7 +78,7 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
     let p = pager().await;
     let invoke = async |payload| handler(action_event(payload), &p.deps).await.unwrap();
     let cases = assert_action_corpus(&p.proxy, ActionKind::NotifyHuman, invoke).await;
-    assert!(cases >= 25, "{cases} cases");
+    assert!(cases >= 14, "{cases} cases: only a missing or broken action or incidentId refuses a page");
     assert_eq!(pages(&p).await, 0, "nobody was paged");
 }
 

@@ -51,7 +51,7 @@ pub fn cooldown_from_env() -> Result<Duration, ConfigError> {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::RestartService, |request, _deadline| restart(request, deps)).await)
+    Ok(run_action(event, ActionKind::RestartService, |request, _, _| restart(request, deps)).await)
 }
 
 async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {

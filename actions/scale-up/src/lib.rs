@@ -26,7 +26,7 @@ pub struct Deps {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::ScaleUp, |request, _deadline| scale_up(request, deps)).await)
+    Ok(run_action(event, ActionKind::ScaleUp, |request, _, _| scale_up(request, deps)).await)
 }
 
 async fn scale_up(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {

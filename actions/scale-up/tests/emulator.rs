@@ -200,6 +200,22 @@ async fn dry_runs_report_the_calls_and_change_nothing() {
     assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.t3.small");
 }
 
+/// The backend forwards its own incident record in incidentDetails: the action acts, and says which
+/// fields it ignored. The envelope stays strict: an unknown top-level field is still a 400 (corpus).
+#[tokio::test]
+async fn a_forwarded_incident_record_scales_and_reports_the_fields_it_ignored() {
+    let w = world(2, "db.r5.large", "cache.t3.small").await;
+    let details = json!({"incidentDetails": {"title": "API slow", "ticketUrl": "https://t/7", "severity": "SEV2"}});
+    let response = invoke(&w.deps, request("api", "high", details)).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 5);
+    assert_eq!(
+        response["details"]["adjustments"],
+        json!([{"field": "incidentDetails.severity", "change": "unknown field; ignored"},
+               {"field": "incidentDetails.ticketUrl", "change": "unknown field; ignored"}])
+    );
+}
+
 #[tokio::test]
 async fn every_fixture_is_answered_as_expected() {
     for file in fixture_files("actions/scale_up") {

@@ -36,7 +36,9 @@ fn without(base: &Value, field: &str) -> Value {
     out
 }
 
-/// Malformed requests for an incident action.
+/// Malformed requests for an incident action: each is refused with a 4xx and no AWS call. For
+/// notify_human only the envelope's two essentials can refuse a page (`action`, `incidentId`);
+/// its other problems are in [`messy_pages`].
 pub fn bad_action_requests(kind: ActionKind) -> Vec<(String, Value)> {
     let base = valid_action_request(kind);
     let other = if kind == ActionKind::ScaleUp { ActionKind::RestartService } else { ActionKind::ScaleUp };
@@ -48,37 +50,35 @@ pub fn bad_action_requests(kind: ActionKind) -> Vec<(String, Value)> {
         ("an empty object", json!({})),
         ("missing action", without(&base, "action")),
         ("missing incidentId", without(&base, "incidentId")),
-        ("missing priority", without(&base, "priority")),
         ("an unknown action", with(&base, "action", json!("reboot_everything"))),
         ("another function's action", with(&base, "action", json!(other.as_str()))),
         ("a 1 MB action", with(&base, "action", json!(one_mib('a')))),
-        ("priority of the wrong type", with(&base, "priority", json!(3))),
-        ("an unknown priority", with(&base, "priority", json!("urgent!!"))),
         ("incidentId of the wrong type", with(&base, "incidentId", json!(42))),
-        ("dryRun of the wrong type", with(&base, "dryRun", json!("yes"))),
-        ("incidentDetails of the wrong type", with(&base, "incidentDetails", json!("down"))),
-        ("an unknown field", with(&base, "bogus", json!(1))),
-        ("an unknown field in incidentDetails", with(&base, "incidentDetails", json!({"title": "x", "severity": 1}))),
         ("an empty incidentId", with(&base, "incidentId", json!(""))),
         ("a 1 MB incidentId", with(&base, "incidentId", json!(one_mib('9')))),
         ("a newline in incidentId", with(&base, "incidentId", json!("INC-1\nINC-2"))),
+    ];
+    if kind == ActionKind::NotifyHuman {
+        return cases.into_iter().map(|(what, event)| (what.to_owned(), event)).collect();
+    }
+    cases.extend([
+        ("missing priority", without(&base, "priority")),
+        ("priority of the wrong type", with(&base, "priority", json!(3))),
+        ("an unknown priority", with(&base, "priority", json!("urgent!!"))),
+        ("dryRun of the wrong type", with(&base, "dryRun", json!("yes"))),
+        ("incidentDetails of the wrong type", with(&base, "incidentDetails", json!("down"))),
+        ("an unknown field", with(&base, "bogus", json!(1))),
         ("a newline in the title", with(&base, "incidentDetails", json!({"title": "API down\nSubject: spoofed"}))),
         ("a control character in the title", with(&base, "incidentDetails", json!({"title": "bell \u{7} here"}))),
         ("a 201-character title", with(&base, "incidentDetails", json!({"title": "t".repeat(201)}))),
         ("a 1 MB description", with(&base, "incidentDetails", json!({"title": "t", "description": one_mib('d')}))),
         ("a NUL in the description", with(&base, "incidentDetails", json!({"description": "a\u{0}b"}))),
-    ];
-    if kind == ActionKind::NotifyHuman {
-        cases.push(("a target of the wrong type", with(&base, "target", json!(["api"]))));
-    } else {
-        cases.extend([
-            ("missing target", without(&base, "target")),
-            ("a target of the wrong type", with(&base, "target", json!(["api"]))),
-            ("a 1 MB target", with(&base, "target", json!(one_mib('x')))),
-            ("a target with spaces and newlines", with(&base, "target", json!("api\n; rm -rf /"))),
-            ("an unknown target", with(&base, "target", json!("no-such-target"))),
-        ]);
-    }
+        ("missing target", without(&base, "target")),
+        ("a target of the wrong type", with(&base, "target", json!(["api"]))),
+        ("a 1 MB target", with(&base, "target", json!(one_mib('x')))),
+        ("a target with spaces and newlines", with(&base, "target", json!("api\n; rm -rf /"))),
+        ("an unknown target", with(&base, "target", json!("no-such-target"))),
+    ]);
     if kind == ActionKind::ClearCache {
         cases.extend([
             ("an unknown mode", with(&base, "mode", json!("nuke"))),
@@ -94,6 +94,37 @@ pub fn bad_action_requests(kind: ActionKind) -> Vec<(String, Value)> {
         ]);
     }
     cases.into_iter().map(|(what, event)| (what.to_owned(), event)).collect()
+}
+
+/// Page requests with cosmetic problems, each of which must still page exactly once, the response
+/// saying what was changed (`details.adjustments`, naming each field here).
+pub fn messy_pages() -> Vec<(String, Value, &'static [&'static str])> {
+    let base = valid_action_request(ActionKind::NotifyHuman);
+    let details = |d: Value| with(&base, "incidentDetails", d);
+    let cases: Vec<(&str, Value, &'static [&'static str])> = vec![
+        ("a 223-character title", details(json!({"title": "t".repeat(223)})), &["incidentDetails.title"]),
+        (
+            "a 1 MB description",
+            details(json!({"title": "t", "description": one_mib('d')})),
+            &["incidentDetails.description"],
+        ),
+        ("a newline in the title", details(json!({"title": "API down\nSubject: spoofed"})), &["incidentDetails.title"]),
+        ("a control character in the title", details(json!({"title": "bell \u{7} here"})), &["incidentDetails.title"]),
+        ("a NUL in the description", details(json!({"description": "a\u{0}b"})), &["incidentDetails.description"]),
+        (
+            "an unknown field in incidentDetails",
+            details(json!({"title": "x", "severity": 1, "ticket": {"id": 7}})),
+            &["incidentDetails.severity", "incidentDetails.ticket"],
+        ),
+        ("missing priority", without(&base, "priority"), &["priority"]),
+        ("an unknown priority", with(&base, "priority", json!("urgent!!")), &["priority"]),
+        ("priority of the wrong type", with(&base, "priority", json!(3)), &["priority"]),
+        ("dryRun of the wrong type", with(&base, "dryRun", json!("yes")), &["dryRun"]),
+        ("incidentDetails as a string", with(&base, "incidentDetails", json!("disk full")), &["incidentDetails"]),
+        ("an unknown top-level field", with(&base, "source", json!("pagerduty")), &["source"]),
+        ("a target it does not use", with(&base, "target", json!(["api"])), &["target"]),
+    ];
+    cases.into_iter().map(|(what, event, fields)| (what.to_owned(), event, fields)).collect()
 }
 
 /// Malformed requests every lifecycle function (kill, wake, sleep) shares: the overrides.

@@ -40,6 +40,8 @@ struct State {
     faults: HashMap<String, (Fault, u32)>,
     /// Every operation that reached the proxy, in order, faulted or not.
     calls: Vec<String>,
+    /// Their request bodies, in the same order.
+    bodies: Vec<Vec<u8>>,
 }
 
 /// A running proxy; it lives until the test process exits.
@@ -88,11 +90,19 @@ impl FaultProxy {
         let mut state = self.lock();
         state.faults.clear();
         state.calls.clear();
+        state.bodies.clear();
     }
 
     /// Every operation that reached the proxy so far, in order.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
+    }
+
+    /// The request bodies of every call of `operation` that reached the proxy, in order: what the
+    /// service was sent (JSON, a query form, or CBOR, as the protocol has it).
+    pub fn bodies(&self, operation: &str) -> Vec<Vec<u8>> {
+        let state = self.lock();
+        state.calls.iter().zip(&state.bodies).filter(|(c, _)| *c == operation).map(|(_, b)| b.clone()).collect()
     }
 
     /// How many calls of `operation` reached the proxy (retries included).
@@ -112,6 +122,7 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
     let fault = {
         let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.calls.push(operation.clone());
+        state.bodies.push(request.body.clone());
         match state.faults.get_mut(&operation) {
             Some((fault, left)) if *left > 0 => {
                 if *left != ALWAYS {

@@ -248,6 +248,12 @@ impl Drop for TempRedis {
     }
 }
 
+/// The parameters of a query-protocol request body (`Action=Publish&Message=...`), as SNS, RDS or
+/// EC2 received them.
+pub fn query_params(body: &[u8]) -> std::collections::BTreeMap<String, String> {
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
 /// Calls moto's own HTTP API (`/moto-api/...`) with a JSON body.
 pub fn moto_api(path: &str, body: &Value) -> String {
     let url = format!("{}{path}", emulator_endpoint());
