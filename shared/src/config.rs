@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::contract::Priority;
 use crate::ecs::validate_name;
+use crate::settings::Settings;
 use crate::{ConfigError, FunctionError};
 
 /// Upper bound on any configured ECS count: a typo such as 1000 instead of 10 is refused at init.
@@ -40,8 +41,8 @@ impl<T> PerPriority<T> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// A validated target: which real resource a request's `target` name means.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     EcsService(EcsServiceTarget),
     Ec2Instances(Ec2InstancesTarget),
@@ -77,59 +78,177 @@ pub struct Ec2InstancesTarget {
     pub instance_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RdsInstanceTarget {
     pub instance_id: String,
-    /// scale_up's instance class for each priority.
+    /// scale_up's instance class for each priority; each is on the ladder.
     pub instance_class: PerPriority<String>,
-    /// Instance classes from smallest to largest: scale_up never moves down this ladder.
-    pub class_ladder: Vec<String>,
+    /// scale_up never moves down this ladder.
+    pub class_ladder: Ladder,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisTarget {
     /// `redis://host:port[/db]`, or `rediss://` for ElastiCache in-transit encryption. No password here.
     pub url: String,
-    /// Secrets Manager ARN of the password (plain string or JSON with a `password` field);
-    /// absent for a local Redis without AUTH.
-    #[serde(default)]
+    /// Secrets Manager ARN of the credentials (a password, `{"password"}`, or `{"username",
+    /// "password"}` for an ACL user); absent for a local Redis without AUTH.
     pub password_secret_arn: Option<String>,
-    #[serde(default)]
-    pub elasticache: Option<ElastiCacheSpec>,
+    pub elasticache: Option<ElastiCache>,
 }
 
-/// The ElastiCache resource behind a Redis target, for scale_up and clear_cache's reboot mode.
+/// Sizes from smallest to largest (instance classes, node types): non-empty, no size twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ladder(Vec<String>);
+
+impl Ladder {
+    /// A ladder of these sizes, smallest first: at least one, none twice.
+    pub fn new(sizes: Vec<String>) -> Result<Self, String> {
+        if sizes.is_empty() {
+            return Err("a ladder needs at least one size".to_owned());
+        }
+        if let Some(twice) = sizes.iter().enumerate().find(|(i, s)| sizes[..*i].contains(s)) {
+            return Err(format!("the ladder lists {:?} twice", twice.1));
+        }
+        Ok(Self(sizes))
+    }
+
+    pub fn sizes(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The position of `size` on the ladder, if it is on it.
+    pub fn rung(&self, size: &str) -> Option<usize> {
+        self.0.iter().position(|s| s == size)
+    }
+}
+
+/// The ElastiCache resource behind a Redis target, and how scale_up grows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElastiCache {
+    /// A replication group moved to the next node type up `ladder` (ModifyReplicationGroup).
+    NodeType { replication_group_id: String, ladder: Ladder },
+    /// A replication group given one more replica per node group, up to `max_replicas` (1-5).
+    Replicas { replication_group_id: String, max_replicas: i32 },
+    /// A cache cluster (Memcached) given one more node, up to `max_nodes` (1-60).
+    Nodes { cache_cluster_id: String, max_nodes: i32 },
+}
+
+impl ElastiCache {
+    pub fn replication_group_id(&self) -> Option<&str> {
+        match self {
+            Self::NodeType { replication_group_id, .. } | Self::Replicas { replication_group_id, .. } => {
+                Some(replication_group_id)
+            }
+            Self::Nodes { .. } => None,
+        }
+    }
+
+    pub fn cache_cluster_id(&self) -> Option<&str> {
+        match self {
+            Self::Nodes { cache_cluster_id, .. } => Some(cache_cluster_id),
+            _ => None,
+        }
+    }
+}
+
+/// The target map as JSON carries it, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RawTarget {
+    EcsService(EcsServiceTarget),
+    Ec2Instances(Ec2InstancesTarget),
+    RdsInstance(RawRds),
+    Redis(RawRedis),
+}
+
+impl RawTarget {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::EcsService(_) => "ecs_service",
+            Self::Ec2Instances(_) => "ec2_instances",
+            Self::RdsInstance(_) => "rds_instance",
+            Self::Redis(_) => "redis",
+        }
+    }
+
+    /// The typed target; only called once [`validate_target`] passed.
+    fn into_target(self) -> Target {
+        match self {
+            Self::EcsService(t) => Target::EcsService(t),
+            Self::Ec2Instances(t) => Target::Ec2Instances(t),
+            Self::RdsInstance(t) => Target::RdsInstance(RdsInstanceTarget {
+                instance_id: t.instance_id,
+                instance_class: t.instance_class,
+                class_ladder: Ladder(t.class_ladder),
+            }),
+            Self::Redis(t) => Target::Redis(RedisTarget {
+                url: t.url,
+                password_secret_arn: t.password_secret_arn,
+                elasticache: t.elasticache.map(RawElastiCache::into_typed),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ElastiCacheSpec {
+struct RawRds {
+    instance_id: String,
+    instance_class: PerPriority<String>,
+    class_ladder: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRedis {
+    url: String,
     #[serde(default)]
-    pub replication_group_id: Option<String>,
-    /// A single cache cluster: Memcached, or a Redis cluster outside a replication group.
+    password_secret_arn: Option<String>,
     #[serde(default)]
-    pub cache_cluster_id: Option<String>,
-    /// How scale_up grows it.
-    pub scale_by: ElastiCacheScaling,
-    /// Node types from smallest to largest, for `scaleBy: "node_type"`.
+    elasticache: Option<RawElastiCache>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawElastiCache {
     #[serde(default)]
-    pub node_type_ladder: Vec<String>,
-    /// Upper bound on replicas per node group, for `scaleBy: "replicas"` (ElastiCache allows 5).
+    replication_group_id: Option<String>,
     #[serde(default)]
-    pub max_replicas: Option<i32>,
-    /// Upper bound on nodes, for `scaleBy: "nodes"` (Memcached).
+    cache_cluster_id: Option<String>,
+    scale_by: ElastiCacheScaling,
     #[serde(default)]
-    pub max_nodes: Option<i32>,
+    node_type_ladder: Vec<String>,
+    #[serde(default)]
+    max_replicas: Option<i32>,
+    #[serde(default)]
+    max_nodes: Option<i32>,
+}
+
+impl RawElastiCache {
+    /// Only called once [`validate_redis`] passed, which checks every field this reads.
+    fn into_typed(self) -> ElastiCache {
+        let group = self.replication_group_id.unwrap_or_default();
+        match self.scale_by {
+            ElastiCacheScaling::NodeType => {
+                ElastiCache::NodeType { replication_group_id: group, ladder: Ladder(self.node_type_ladder) }
+            }
+            ElastiCacheScaling::Replicas => {
+                ElastiCache::Replicas { replication_group_id: group, max_replicas: self.max_replicas.unwrap_or(1) }
+            }
+            ElastiCacheScaling::Nodes => ElastiCache::Nodes {
+                cache_cluster_id: self.cache_cluster_id.unwrap_or_default(),
+                max_nodes: self.max_nodes.unwrap_or(1),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ElastiCacheScaling {
-    /// ModifyReplicationGroup to the next node type up the ladder.
+enum ElastiCacheScaling {
     NodeType,
-    /// IncreaseReplicaCount by one.
     Replicas,
-    /// ModifyCacheCluster(NumCacheNodes) by one (Memcached).
     Nodes,
 }
 
@@ -142,30 +261,28 @@ pub struct TargetConfig {
 impl TargetConfig {
     /// Loads from `TARGETS_JSON`, or else from the file named by `TARGETS_FILE`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        if let Ok(json) = std::env::var("TARGETS_JSON") {
+        let settings = Settings::from_env();
+        if let Some(json) = settings.optional("TARGETS_JSON") {
             return Self::parse(&json, "TARGETS_JSON");
         }
-        let path =
-            std::env::var("TARGETS_FILE").map_err(|_| ConfigError::MissingEnv("TARGETS_JSON or TARGETS_FILE"))?;
-        let json = std::fs::read_to_string(&path).map_err(|e| ConfigError::InvalidEnv {
-            name: "TARGETS_FILE",
-            problem: format!("cannot read {path}: {e}"),
-        })?;
+        let path = settings.optional("TARGETS_FILE").ok_or(ConfigError::MissingEnv("TARGETS_JSON or TARGETS_FILE"))?;
+        let json = std::fs::read_to_string(&path)
+            .map_err(|e| crate::settings::invalid("TARGETS_FILE", format!("cannot read {path}: {e}")))?;
         Self::parse(&json, &format!("TARGETS_FILE={path}"))
     }
 
     pub fn parse(json: &str, source_name: &str) -> Result<Self, ConfigError> {
         let invalid = |problem: String| ConfigError::Targets { source_name: source_name.to_owned(), problem };
         let mut de = serde_json::Deserializer::from_str(json);
-        let targets: BTreeMap<String, Target> = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let raw: BTreeMap<String, RawTarget> = serde_path_to_error::deserialize(&mut de).map_err(|err| {
             let path = err.path().to_string();
             invalid(format!("at `{path}`: {}", err.into_inner()))
         })?;
-        if targets.is_empty() {
+        if raw.is_empty() {
             return Err(invalid("no targets: define at least one".to_owned()));
         }
         let mut owners: HashMap<String, &str> = HashMap::new();
-        for (name, target) in &targets {
+        for (name, target) in &raw {
             validate_target_name(name).map_err(|p| invalid(format!("target name {name:?}: {p}")))?;
             validate_target(target).map_err(|p| invalid(format!("target \"{name}\" ({}): {p}", target.kind())))?;
             for resource in resources(target) {
@@ -174,15 +291,14 @@ impl TargetConfig {
                 }
             }
         }
-        Ok(Self { targets })
+        Ok(Self { targets: raw.into_iter().map(|(name, target)| (name, target.into_target())).collect() })
     }
 
     /// The target of that name, or `UnknownTarget` listing the known ones.
     pub fn get(&self, name: &str) -> Result<&Target, FunctionError> {
-        self.targets.get(name).ok_or_else(|| FunctionError::UnknownTarget {
-            target: crate::ecs::truncate_for_message(name),
-            known: self.names(),
-        })
+        self.targets
+            .get(name)
+            .ok_or_else(|| FunctionError::UnknownTarget { target: crate::text::shown(name), known: self.names() })
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -197,12 +313,12 @@ fn validate_target_name(name: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err("use 1-64 letters, digits, '-', '_' or '.'".to_owned()) }
 }
 
-fn validate_target(target: &Target) -> Result<(), String> {
+fn validate_target(target: &RawTarget) -> Result<(), String> {
     match target {
-        Target::EcsService(t) => validate_ecs(t),
-        Target::Ec2Instances(t) => validate_ec2(t),
-        Target::RdsInstance(t) => validate_rds(t),
-        Target::Redis(t) => validate_redis(t),
+        RawTarget::EcsService(t) => validate_ecs(t),
+        RawTarget::Ec2Instances(t) => validate_ec2(t),
+        RawTarget::RdsInstance(t) => validate_rds(t),
+        RawTarget::Redis(t) => validate_redis(t),
     }
 }
 
@@ -239,7 +355,7 @@ fn validate_ec2(t: &Ec2InstancesTarget) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_rds(t: &RdsInstanceTarget) -> Result<(), String> {
+fn validate_rds(t: &RawRds) -> Result<(), String> {
     let id_ok = !t.instance_id.is_empty()
         && t.instance_id.len() <= 63
         && t.instance_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
@@ -278,7 +394,7 @@ fn validate_ladder(field: &str, ladder: &[String], prefix: &str) -> Result<(), S
     Ok(())
 }
 
-fn validate_redis(t: &RedisTarget) -> Result<(), String> {
+fn validate_redis(t: &RawRedis) -> Result<(), String> {
     let rest = t
         .url
         .strip_prefix("redis://")
@@ -335,12 +451,12 @@ fn validate_redis(t: &RedisTarget) -> Result<(), String> {
 }
 
 /// The real resources a target points at, for the duplicate check.
-fn resources(target: &Target) -> Vec<String> {
+fn resources(target: &RawTarget) -> Vec<String> {
     match target {
-        Target::EcsService(t) => vec![format!("ECS service {}/{}", t.cluster, t.service)],
-        Target::Ec2Instances(t) => t.instance_ids.iter().map(|id| format!("EC2 instance {id}")).collect(),
-        Target::RdsInstance(t) => vec![format!("RDS instance {}", t.instance_id)],
-        Target::Redis(t) => {
+        RawTarget::EcsService(t) => vec![format!("ECS service {}/{}", t.cluster, t.service)],
+        RawTarget::Ec2Instances(t) => t.instance_ids.iter().map(|id| format!("EC2 instance {id}")).collect(),
+        RawTarget::RdsInstance(t) => vec![format!("RDS instance {}", t.instance_id)],
+        RawTarget::Redis(t) => {
             let mut r = vec![format!("Redis {}", t.url)];
             if let Some(ec) = &t.elasticache {
                 r.extend(ec.replication_group_id.iter().map(|id| format!("ElastiCache replication group {id}")));

@@ -1,8 +1,9 @@
 //! The request/response contract between the backend incident API and the four incident actions.
 
 use chrono::{SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::FunctionError;
 use crate::events::parse_request;
@@ -56,27 +57,46 @@ impl Priority {
     }
 }
 
-/// How clear_cache clears: the whole server, the keys matching a pattern, or by rebooting the nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClearMode {
-    Flush,
-    Pattern,
-    Reboot,
-}
+/// An incident id: 1-128 printable ASCII characters, no spaces (it reaches logs, SNS attributes
+/// and ledger keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IncidentId(String);
 
-impl ClearMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Flush => "flush",
-            Self::Pattern => "pattern",
-            Self::Reboot => "reboot",
+/// A target name as a request gives it: the same rules as an incident id (the target config's
+/// own names are stricter, so a name that breaks these is certainly unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TargetRef(String);
+
+macro_rules! id_newtype {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                check_id(&value).map(|()| Self(value))
+            }
         }
-    }
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
-
-/// Longest accepted clear_cache `keyPattern`.
-pub const MAX_KEY_PATTERN_LEN: usize = 256;
+id_newtype!(IncidentId);
+id_newtype!(TargetRef);
 
 /// The incident as the backend describes it: free text. Fields other than `title` and
 /// `description` (a backend forwarding its own incident record) are ignored, logged and reported,
@@ -105,39 +125,62 @@ pub struct Adjustment {
 impl Adjustment {
     pub fn new(field: impl Into<String>, change: impl Into<String>) -> Self {
         // A field name is the caller's text: bounded, so a 1 MB key cannot make a 1 MB response.
-        Self { field: crate::ecs::truncate_for_message(&field.into()), change: change.into() }
+        Self { field: crate::text::shown(&field.into()), change: change.into() }
     }
 }
 
-/// A request as the backend incident API sends it. Unknown fields are rejected.
+/// A request as the backend incident API sends it: the envelope every action shares, and the
+/// action's own parameters (`params`), which each action reads with its own type. The envelope's
+/// fields are checked here; an unknown field is refused by the action's parameter type.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ActionRequest {
     pub action: ActionKind,
     /// The target name in the target config; absent for notify_human.
     #[serde(default)]
-    pub target: Option<String>,
-    pub incident_id: String,
+    pub target: Option<TargetRef>,
+    pub incident_id: IncidentId,
     pub priority: Priority,
     #[serde(default)]
     pub incident_details: Option<IncidentDetails>,
     #[serde(default)]
     pub dry_run: bool,
-    /// clear_cache only: `flush` (default), `pattern` or `reboot`.
+    /// A dry run's `planToken`: apply only if the plan is still the one it was made for.
     #[serde(default)]
-    pub mode: Option<ClearMode>,
-    /// clear_cache only: the SCAN MATCH pattern of `pattern` mode (implies it when `mode` is absent).
-    #[serde(default)]
-    pub key_pattern: Option<String>,
+    pub plan_token: Option<String>,
+    /// Everything else: the action's own parameters, e.g. clear_cache's `mode` and `keyPattern`.
+    #[serde(flatten)]
+    pub params: Map<String, Value>,
 }
 
+/// The parameters of an action that has none of its own: any field beyond the envelope is refused.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// clear_cache's parameters, named so that the other actions' refusal says whose they are.
+const CLEAR_CACHE_PARAMS: [(&str, &str); 2] = [("mode", "a mode"), ("keyPattern", "a keyPattern")];
+
 impl ActionRequest {
-    /// Parses and fully validates a request for the function that handles `expected`.
-    /// Nothing about the request is trusted until this returns `Ok`.
-    pub fn parse(payload: Value, expected: ActionKind) -> Result<Self, FunctionError> {
+    /// Parses and fully validates a request for the function that handles `expected`, with that
+    /// action's parameters as `P`. Nothing about the request is trusted until this returns `Ok`.
+    pub fn parse_with<P: DeserializeOwned>(payload: Value, expected: ActionKind) -> Result<(Self, P), FunctionError> {
         let request: Self = parse_request(payload)?;
         request.validate(expected)?;
-        Ok(request)
+        if expected != ActionKind::ClearCache {
+            for (field, what) in CLEAR_CACHE_PARAMS {
+                if request.params.contains_key(field) {
+                    return Err(FunctionError::invalid(field, format!("only clear_cache takes {what}")));
+                }
+            }
+        }
+        let params = parse_request(Value::Object(request.params.clone()))?;
+        Ok((request, params))
+    }
+
+    /// [`Self::parse_with`] for an action without parameters of its own.
+    pub fn parse(payload: Value, expected: ActionKind) -> Result<Self, FunctionError> {
+        Self::parse_with::<NoParams>(payload, expected).map(|(request, _)| request)
     }
 
     fn validate(&self, expected: ActionKind) -> Result<(), FunctionError> {
@@ -147,13 +190,9 @@ impl ActionRequest {
                 format!("this function handles \"{}\", not \"{}\"", expected.as_str(), self.action.as_str()),
             ));
         }
-        validate_id("incidentId", &self.incident_id)?;
-        match (&self.target, expected) {
-            (Some(target), _) => validate_id("target", target)?,
-            (None, ActionKind::NotifyHuman) => {}
-            (None, _) => return Err(FunctionError::invalid("target", "missing: name a target from the target config")),
+        if self.target.is_none() && expected != ActionKind::NotifyHuman {
+            return Err(FunctionError::invalid("target", "missing: name a target from the target config"));
         }
-        self.validate_clear_options(expected)?;
         if let Some(details) = &self.incident_details {
             if let Some(title) = &details.title {
                 if title.chars().count() > MAX_TITLE_CHARS {
@@ -187,61 +226,22 @@ impl ActionRequest {
         Ok(())
     }
 
-    fn validate_clear_options(&self, expected: ActionKind) -> Result<(), FunctionError> {
-        if expected != ActionKind::ClearCache {
-            if self.mode.is_some() {
-                return Err(FunctionError::invalid("mode", "only clear_cache takes a mode"));
-            }
-            if self.key_pattern.is_some() {
-                return Err(FunctionError::invalid("keyPattern", "only clear_cache takes a keyPattern"));
-            }
-            return Ok(());
-        }
-        match (self.clear_mode(), &self.key_pattern) {
-            (ClearMode::Pattern, None) => Err(FunctionError::invalid(
-                "keyPattern",
-                "missing: mode \"pattern\" needs a keyPattern such as \"session:*\"",
-            )),
-            (ClearMode::Pattern, Some(pattern)) => {
-                if pattern.is_empty() || pattern.len() > MAX_KEY_PATTERN_LEN {
-                    return Err(FunctionError::invalid(
-                        "keyPattern",
-                        format!("must be 1-{MAX_KEY_PATTERN_LEN} bytes, got {}", pattern.len()),
-                    ));
-                }
-                if pattern.chars().any(char::is_control) {
-                    return Err(FunctionError::invalid("keyPattern", "contains control characters"));
-                }
-                Ok(())
-            }
-            (mode, Some(_)) => Err(FunctionError::invalid(
-                "keyPattern",
-                format!("only mode \"pattern\" takes a keyPattern, not \"{}\"", mode.as_str()),
-            )),
-            (_, None) => Ok(()),
-        }
-    }
-
-    /// clear_cache's mode: as given, else `pattern` when a keyPattern is given, else `flush`.
-    pub fn clear_mode(&self) -> ClearMode {
-        match (self.mode, &self.key_pattern) {
-            (Some(mode), _) => mode,
-            (None, Some(_)) => ClearMode::Pattern,
-            (None, None) => ClearMode::Flush,
-        }
-    }
-
     /// The incidentDetails fields this request carried that nothing reads.
     pub fn adjustments(&self) -> Vec<Adjustment> {
         let ignored = self.incident_details.iter().flat_map(|d| d.ignored.keys());
         ignored.map(|name| Adjustment::new(format!("incidentDetails.{name}"), "unknown field; ignored")).collect()
     }
 
+    /// The target name (every action but notify_human has one once validated).
+    pub fn target_name(&self) -> &str {
+        self.target.as_deref().unwrap_or_default()
+    }
+
     pub fn echo(&self) -> RequestEcho {
         RequestEcho {
-            incident_id: Some(self.incident_id.clone()),
+            incident_id: Some(self.incident_id.to_string()),
             action: Some(self.action.as_str().to_owned()),
-            target: self.target.clone(),
+            target: self.target.as_ref().map(ToString::to_string),
             dry_run: self.dry_run,
         }
     }
@@ -249,14 +249,18 @@ impl ActionRequest {
 
 /// Incident ids and target names: 1-128 printable ASCII characters, no spaces.
 pub fn validate_id(field: &str, value: &str) -> Result<(), FunctionError> {
+    check_id(value).map_err(|problem| FunctionError::invalid(field, problem))
+}
+
+fn check_id(value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return Err(FunctionError::invalid(field, "must not be empty"));
+        return Err("must not be empty".to_owned());
     }
     if value.len() > MAX_ID_LEN {
-        return Err(FunctionError::invalid(field, format!("{} characters; at most {MAX_ID_LEN}", value.len())));
+        return Err(format!("{} characters; at most {MAX_ID_LEN}", value.len()));
     }
     if !value.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(FunctionError::invalid(field, "use printable ASCII without spaces, e.g. \"INC-42\""));
+        return Err("use printable ASCII without spaces, e.g. \"INC-42\"".to_owned());
     }
     Ok(())
 }
@@ -392,6 +396,7 @@ mod tests {
     fn the_documented_request_parses() {
         let req = ActionRequest::parse(valid(), ActionKind::RestartService).unwrap();
         assert_eq!(req.target.as_deref(), Some("api"));
+        assert_eq!(req.incident_id.to_string(), "INC-42");
         assert_eq!(req.priority, Priority::High);
         assert!(!req.dry_run);
     }
@@ -436,21 +441,18 @@ mod tests {
     }
 
     #[test]
-    fn clear_cache_options_are_checked() {
-        let clear = |extra: Value| {
-            let mut v = with("action", json!("clear_cache"));
-            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            v
-        };
-        let c = ActionKind::ClearCache;
-        assert_eq!(ActionRequest::parse(clear(json!({})), c).unwrap().clear_mode(), ClearMode::Flush);
-        let implied = ActionRequest::parse(clear(json!({"keyPattern": "session:*"})), c).unwrap();
-        assert_eq!(implied.clear_mode(), ClearMode::Pattern);
-        assert!(parse_err(clear(json!({"mode": "pattern"})), c).contains("`keyPattern`: missing"));
-        assert!(parse_err(clear(json!({"mode": "flush", "keyPattern": "a*"})), c).contains("only mode"));
-        assert!(parse_err(clear(json!({"mode": "nuke"})), c).contains("`mode`: unknown variant `nuke`"));
-        assert!(parse_err(clear(json!({"keyPattern": "a\nb"})), c).contains("control characters"));
-        assert!(parse_err(with("mode", json!("flush")), ActionKind::RestartService).contains("only clear_cache"));
+    fn clear_cache_s_parameters_are_refused_elsewhere_by_name() {
+        assert!(
+            parse_err(with("mode", json!("flush")), ActionKind::RestartService)
+                .contains("only clear_cache takes a mode")
+        );
+        assert!(
+            parse_err(with("keyPattern", json!("a*")), ActionKind::RestartService)
+                .contains("only clear_cache takes a keyPattern")
+        );
+        let (_, params): (_, Map<String, Value>) =
+            ActionRequest::parse_with(with("action", json!("clear_cache")), ActionKind::ClearCache).unwrap();
+        assert!(params.is_empty());
     }
 
     #[test]

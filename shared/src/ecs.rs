@@ -7,6 +7,8 @@ use aws_sdk_ecs::types::{DesiredStatus, Service, ServiceField, Task};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures::{StreamExt, TryStreamExt, stream};
 
+use crate::plan::{Permission, arn};
+use crate::settings::{Settings, invalid};
 use crate::{ConfigError, FunctionError};
 
 /// DescribeTasks takes at most 100 task ARNs per call.
@@ -30,11 +32,15 @@ impl ServiceRef {
 
     /// The lifecycle functions' default target: `ECS_CLUSTER_NAME` and `ECS_SERVICE_NAME`, both required.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(settings: &Settings<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
         let read = |name: &'static str| -> Result<String, ConfigError> {
-            let value = std::env::var(name).map_err(|_| ConfigError::MissingEnv(name))?;
+            let value = settings.required(name)?;
             validate_name(name, &value).map_err(|err| match err {
-                FunctionError::InvalidRequest { problem, .. } => ConfigError::InvalidEnv { name, problem },
-                other => ConfigError::InvalidEnv { name, problem: other.to_string() },
+                FunctionError::InvalidRequest { problem, .. } => invalid(name, problem),
+                other => invalid(name, other.to_string()),
             })?;
             Ok(value)
         };
@@ -94,19 +100,35 @@ pub fn validate_name(field: &str, value: &str) -> Result<(), FunctionError> {
             field,
             format!(
                 "{:?} is not an ECS name: use 1-255 letters, digits, hyphens or underscores, or an ARN",
-                truncate_for_message(value)
+                crate::text::shown(value)
             ),
         ))
     }
 }
 
-/// Echoing a huge or hostile value back in full would make error messages useless.
-pub fn truncate_for_message(value: &str) -> String {
-    const MAX: usize = 80;
-    match value.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &value[..end]),
-        None => value.to_owned(),
-    }
+/// What describing a service needs: DescribeServices on it.
+pub fn describe_services_permission(cluster: &str, service: &str) -> Permission {
+    Permission::new("ecs:DescribeServices", arn("ecs", &format!("service/{cluster}/{service}")))
+}
+
+/// What changing a service needs: UpdateService on it.
+pub fn update_service_permission(cluster: &str, service: &str) -> Permission {
+    Permission::new("ecs:UpdateService", arn("ecs", &format!("service/{cluster}/{service}")))
+}
+
+/// What listing a cluster's tasks needs: ListTasks is authorised on `*`, scoped by `ecs:cluster`.
+pub fn list_tasks_permission(cluster: &str) -> Permission {
+    Permission::any_where("ecs:ListTasks", "ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))
+}
+
+/// What listing a cluster's services needs: ListServices on `*`, scoped by `ecs:cluster`.
+pub fn list_services_permission(cluster: &str) -> Permission {
+    Permission::any_where("ecs:ListServices", "ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))
+}
+
+/// What describing a cluster's tasks needs.
+pub fn describe_tasks_permission(cluster: &str) -> Permission {
+    Permission::new("ecs:DescribeTasks", arn("ecs", &format!("task/{cluster}/*")))
 }
 
 /// Describes one service. A missing service, a missing cluster or an INACTIVE service is `ServiceNotFound`.
@@ -243,17 +265,6 @@ pub fn task_eni(task: &Task) -> Option<(String, Option<String>)> {
         attachment.details().iter().find(|d| d.name() == Some(name)).and_then(|d| d.value()).map(str::to_owned)
     };
     Some((detail("networkInterfaceId")?, detail("privateIPv4Address")))
-}
-
-/// The public IPv4 address of a network interface, if it has one (EC2 DescribeNetworkInterfaces).
-pub async fn public_ip(ec2: &aws_sdk_ec2::Client, eni: &str) -> Result<Option<String>, FunctionError> {
-    let out = ec2
-        .describe_network_interfaces()
-        .network_interface_ids(eni)
-        .send()
-        .await
-        .map_err(|err| FunctionError::aws("EC2 DescribeNetworkInterfaces", &err))?;
-    Ok(out.network_interfaces().first().and_then(|n| n.association()).and_then(|a| a.public_ip()).map(str::to_owned))
 }
 
 /// Lists every service ARN in the cluster, following every page.
@@ -410,12 +421,5 @@ mod tests {
         assert_eq!(base.with_overrides(Some("other"), None).unwrap(), ServiceRef::new("other", "fluidity-server"));
         assert_eq!(base.with_overrides(None, Some("s2")).unwrap(), ServiceRef::new("fluidity", "s2"));
         assert!(base.with_overrides(Some("bad name"), None).is_err());
-    }
-
-    #[test]
-    fn long_values_are_truncated_in_messages() {
-        let long = "é".repeat(500);
-        let shown = truncate_for_message(&long);
-        assert_eq!(shown.chars().count(), 81);
     }
 }

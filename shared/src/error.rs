@@ -48,6 +48,11 @@ pub enum FunctionError {
     #[error("deadline exceeded: {during} could not finish before the Lambda deadline")]
     DeadlineExceeded { during: String },
 
+    /// A request carried a dry run's plan token, and the plan no longer holds (the state moved, or
+    /// the token is too old): nothing was changed, and the response carries the new plan.
+    #[error("plan not applied: {reason}; the new plan: {plan}")]
+    StalePlan { reason: String, plan: String },
+
     /// A run over many resources in which some failed and the rest were handled; `failures` names
     /// each failed one and why. The next run retries them.
     #[error("{} of {total} {what} failed ({summary}): {}", failures.len(), failures.join("; "))]
@@ -64,7 +69,7 @@ impl FunctionError {
         match self {
             Self::InvalidRequest { .. } => 400,
             Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
-            Self::Conflict(_) => 409,
+            Self::Conflict(_) | Self::StalePlan { .. } => 409,
             Self::Aws { .. } | Self::Redis { .. } | Self::PartialFailure { .. } => 502,
             Self::DeadlineExceeded { .. } => 504,
         }
@@ -78,6 +83,7 @@ impl FunctionError {
             Self::ServiceNotFound { .. } => "SERVICE_NOT_FOUND",
             Self::ResourceNotFound { .. } => "RESOURCE_NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::StalePlan { .. } => "STALE_PLAN",
             Self::Aws { .. } => "AWS_ERROR",
             Self::Redis { .. } => "REDIS_ERROR",
             Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
@@ -93,6 +99,7 @@ impl FunctionError {
             Self::ServiceNotFound { .. } => "ServiceNotFound",
             Self::ResourceNotFound { .. } => "ResourceNotFound",
             Self::Conflict(_) => "Conflict",
+            Self::StalePlan { .. } => "StalePlan",
             Self::Aws { .. } => "AwsError",
             Self::Redis { .. } => "RedisError",
             Self::DeadlineExceeded { .. } => "DeadlineExceeded",
@@ -111,7 +118,7 @@ impl FunctionError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let context = || truncate(&DisplayErrorContext(err).to_string(), 300);
+        let context = || crate::text::truncate(&DisplayErrorContext(err).to_string(), 300);
         let (code, message) = match err {
             SdkError::ServiceError(service) => match service.err().code() {
                 Some(code) => (code.to_owned(), service.err().message().map_or_else(context, str::to_owned)),
@@ -126,13 +133,6 @@ impl FunctionError {
             _ => ("ConstructionFailure".to_owned(), context()),
         };
         Self::Aws { operation: operation.to_owned(), code, message }
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
     }
 }
 

@@ -13,10 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use lambda_runtime::LambdaEvent;
-
 use crate::FunctionError;
-use crate::deadline::Deadline;
 
 /// Where an event came from, which decides how the answer is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,19 +73,19 @@ impl Inbound {
                     Value::Object(detail) if !detail.is_empty() => Value::Object(detail),
                     _ => Value::Object(Map::new()),
                 })
-                .map_err(|e| FunctionError::invalid("(EventBridge event)", bounded(&e.to_string())));
+                .map_err(|e| FunctionError::invalid("(EventBridge event)", crate::text::ends(&e.to_string())));
             return Self { source: EventSource::EventBridge, payload };
         }
         let http = fields.get("requestContext").and_then(Value::as_object);
         if http.is_some() && fields.contains_key("httpMethod") {
             let payload = serde_json::from_value::<ApiGatewayProxyRequest>(event)
-                .map_err(|e| FunctionError::invalid("(API Gateway event)", bounded(&e.to_string())))
+                .map_err(|e| FunctionError::invalid("(API Gateway event)", crate::text::ends(&e.to_string())))
                 .and_then(|req| body_json(req.body.as_deref(), req.is_base64_encoded));
             return Self { source: EventSource::ApiGateway, payload };
         }
         if http.is_some_and(|ctx| ctx.contains_key("http")) {
             let payload = serde_json::from_value::<LambdaFunctionUrlRequest>(event)
-                .map_err(|e| FunctionError::invalid("(Function URL event)", bounded(&e.to_string())))
+                .map_err(|e| FunctionError::invalid("(Function URL event)", crate::text::ends(&e.to_string())))
                 .and_then(|req| body_json(req.body.as_deref(), req.is_base64_encoded));
             return Self { source: EventSource::FunctionUrl, payload };
         }
@@ -105,31 +102,6 @@ impl Inbound {
     }
 }
 
-/// The frame of the lifecycle functions: recognise the event source, parse the request, do the work
-/// within the Lambda deadline, log a failure, and shape the answer for the source (see [`EventSource::respond`]).
-pub async fn run_lifecycle<Req, Resp, F, Fut>(
-    event: LambdaEvent<Value>,
-    name: &str,
-    work: F,
-) -> Result<Value, FunctionError>
-where
-    Req: DeserializeOwned,
-    Resp: Serialize,
-    F: FnOnce(Req, EventSource) -> Fut,
-    Fut: std::future::Future<Output = Result<Resp, FunctionError>>,
-{
-    let deadline = Deadline::from_context(&event.context);
-    let inbound = Inbound::classify(event.payload);
-    let outcome = match inbound.request::<Req>() {
-        Ok(request) => deadline.run(name, work(request, inbound.source)).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = &outcome {
-        tracing::warn!(source = ?inbound.source, code = err.code(), "{name} failed: {err}");
-    }
-    inbound.source.respond(outcome)
-}
-
 /// Deserialises a request, naming the offending field on failure.
 pub fn parse_request<T: DeserializeOwned>(payload: Value) -> Result<T, FunctionError> {
     if !payload.is_object() {
@@ -138,22 +110,8 @@ pub fn parse_request<T: DeserializeOwned>(payload: Value) -> Result<T, FunctionE
     serde_path_to_error::deserialize(payload).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { "(request)".to_owned() } else { path };
-        FunctionError::invalid(bounded(&field), bounded(&err.into_inner().to_string()))
+        FunctionError::invalid(crate::text::ends(&field), crate::text::ends(&err.into_inner().to_string()))
     })
-}
-
-/// Serde quotes the offending value in full; a 1 MB string must not become a 1 MB error message.
-/// Keeps both ends, where the value starts and where serde says what it expected.
-fn bounded(text: &str) -> String {
-    const KEEP: usize = 150;
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= 2 * KEEP + 20 {
-        return text.to_owned();
-    }
-    let omitted = chars.len() - 2 * KEEP;
-    let head: String = chars[..KEEP].iter().collect();
-    let tail: String = chars[chars.len() - KEEP..].iter().collect();
-    format!("{head}…({omitted} characters omitted)…{tail}")
 }
 
 fn body_json(body: Option<&str>, base64_encoded: bool) -> Result<Value, FunctionError> {

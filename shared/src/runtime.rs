@@ -24,9 +24,10 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Structured JSON logs on stderr. The level comes from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else info.
 /// Each line carries the spans it was logged in: the runtime's `requestId`, and the actions' `incidentId`.
 pub fn init_tracing() {
-    let directive = std::env::var("RUST_LOG")
-        .ok()
-        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|level| level.to_lowercase()))
+    let settings = crate::settings::Settings::from_env();
+    let directive = settings
+        .optional("RUST_LOG")
+        .or_else(|| settings.optional("AWS_LAMBDA_LOG_LEVEL").map(|level| level.to_lowercase()))
         .unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -38,6 +39,18 @@ pub fn init_tracing() {
         .flatten_event(true)
         .with_target(false)
         .try_init();
+}
+
+/// `<binary> --permissions` prints the function's declared IAM permissions as JSON and exits: the
+/// deployment checks compare them with the function's role. Call it first thing in `main`.
+pub fn permissions_flag(function: &str, permissions: fn() -> Vec<crate::plan::Permission>) {
+    if std::env::args().nth(1).as_deref() == Some("--permissions") {
+        let mut declared = permissions();
+        declared.sort();
+        declared.dedup();
+        println!("{}", json!({"function": function, "permissions": declared}));
+        std::process::exit(0);
+    }
 }
 
 /// Unwraps the result of cold-start configuration, or reports it as an init error and exits.
@@ -122,8 +135,8 @@ fn read_local_event(path: Option<&str>) -> Result<Value, String> {
 }
 
 fn local_context() -> Context {
-    let timeout = std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT")
-        .ok()
+    let timeout = crate::settings::Settings::from_env()
+        .optional("AWS_LAMBDA_FUNCTION_TIMEOUT")
         .and_then(|s| s.parse::<u64>().ok())
         .map_or(LOCAL_TIMEOUT, Duration::from_secs);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -1,36 +1,28 @@
 //! `incident-clear-cache`: clears a Redis cache.
 //!
 //! Modes: `flush` (default) runs `FLUSHALL ASYNC`; `pattern` removes the keys matching `keyPattern`
-//! with SCAN + UNLINK in batches (never KEYS), stopping cleanly before the deadline; `reboot`
-//! reboots the ElastiCache nodes one at a time (see [`reboot`]). The credentials come from Secrets
-//! Manager (a password, or an ACL user's name and password), are cached across warm invocations,
-//! are fetched again once after an authentication failure (rotation), and never appear in a log
-//! line or a response.
+//! with SCAN + UNLINK in batches (never KEYS), stopping cleanly before the deadline (see [`cache`]);
+//! `reboot` reboots the ElastiCache nodes one at a time (see [`reboot`]). Each is observed, planned
+//! and applied. The credentials come from Secrets Manager (a password, or an ACL user's name and
+//! password), are cached across warm invocations, are fetched again once after an authentication
+//! failure (rotation), and never appear in a log line or a response.
 
+pub mod cache;
 pub mod reboot;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use lambda_runtime::LambdaEvent;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisError};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::FunctionError;
-use shared::action::{Failure, Outcome, PlannedCall, run_action, target_name, unsupported_target};
 use shared::config::{RedisTarget, Target, TargetConfig};
-use shared::contract::{ActionKind, ActionRequest, ActionResponse, ClearMode};
+use shared::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment};
 use shared::deadline::Deadline;
+use shared::frame::action::{Failure, Outcome, run_action_with, unsupported_target};
+use shared::plan::{Change, Permission, PlanPolicy, carry_out};
 use tokio::sync::Mutex;
-
-/// Connecting must fail fast: a Lambda in the wrong subnet should hear about it in seconds.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One command (SCAN, UNLINK, FLUSHALL ASYNC, INFO) on a healthy server takes milliseconds.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// The pattern scan stops this long before the deadline, to report how far it got.
-pub const STOP_MARGIN: Duration = Duration::from_millis(1500);
-/// Keys asked for per SCAN step: large enough for few round trips, small enough not to block Redis.
-pub const SCAN_COUNT: u32 = 1000;
 
 /// Built once per cold start in `main`.
 pub struct Deps {
@@ -40,6 +32,131 @@ pub struct Deps {
     pub passwords: PasswordSource,
     /// How often a rebooting node is looked at ([`reboot::DEFAULT_POLL`]).
     pub reboot_poll: Duration,
+    pub plans: PlanPolicy,
+}
+
+/// How clear_cache clears: the whole server, the keys matching a pattern, or by rebooting the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearMode {
+    Flush,
+    Pattern,
+    Reboot,
+}
+
+impl ClearMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flush => "flush",
+            Self::Pattern => "pattern",
+            Self::Reboot => "reboot",
+        }
+    }
+}
+
+/// Longest accepted `keyPattern`.
+pub const MAX_KEY_PATTERN_LEN: usize = 256;
+
+/// clear_cache's own request parameters, beside the shared envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClearParams {
+    /// `flush` (default), `pattern` or `reboot`.
+    #[serde(default)]
+    pub mode: Option<ClearMode>,
+    /// The SCAN MATCH pattern of `pattern` mode (implies it when `mode` is absent).
+    #[serde(default)]
+    pub key_pattern: Option<String>,
+}
+
+impl ClearParams {
+    /// The mode: as given, else `pattern` when a keyPattern is given, else `flush`.
+    pub fn mode(&self) -> ClearMode {
+        match (self.mode, &self.key_pattern) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => ClearMode::Pattern,
+            (None, None) => ClearMode::Flush,
+        }
+    }
+
+    fn validate(&self) -> Result<(), FunctionError> {
+        match (self.mode(), &self.key_pattern) {
+            (ClearMode::Pattern, None) => Err(FunctionError::invalid(
+                "keyPattern",
+                "missing: mode \"pattern\" needs a keyPattern such as \"session:*\"",
+            )),
+            (ClearMode::Pattern, Some(pattern)) => {
+                if pattern.is_empty() || pattern.len() > MAX_KEY_PATTERN_LEN {
+                    return Err(FunctionError::invalid(
+                        "keyPattern",
+                        format!("must be 1-{MAX_KEY_PATTERN_LEN} bytes, got {}", pattern.len()),
+                    ));
+                }
+                if pattern.chars().any(char::is_control) {
+                    return Err(FunctionError::invalid("keyPattern", "contains control characters"));
+                }
+                Ok(())
+            }
+            (mode, Some(_)) => Err(FunctionError::invalid(
+                "keyPattern",
+                format!("only mode \"pattern\" takes a keyPattern, not \"{}\"", mode.as_str()),
+            )),
+            (_, None) => Ok(()),
+        }
+    }
+}
+
+/// The request, envelope and parameters, validated before any call.
+pub fn parse(payload: Value, kind: ActionKind) -> Result<(ActionRequest, Vec<Adjustment>), FunctionError> {
+    let (request, params) = ActionRequest::parse_with::<ClearParams>(payload, kind)?;
+    params.validate()?;
+    let adjustments = request.adjustments();
+    Ok((request, adjustments))
+}
+
+fn params_of(request: &ActionRequest) -> ClearParams {
+    // Validated in `parse`, before the work started.
+    serde_json::from_value(Value::Object(request.params.clone())).unwrap_or_default()
+}
+
+/// One change clear_cache makes. Serialised, it is the command's or the call's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum ClearChange {
+    /// `FLUSHALL ASYNC`.
+    FlushAll { host: String, args: Vec<&'static str> },
+    /// SCAN MATCH `keys_matching` in batches, UNLINK each batch.
+    UnlinkMatching { host: String, keys_matching: String, via: &'static str },
+    /// ElastiCache RebootCacheCluster of one node.
+    RebootNode { cache_cluster_id: String, cache_node_ids_to_reboot: Vec<String> },
+}
+
+impl Change for ClearChange {
+    fn call(&self) -> &'static str {
+        match self {
+            Self::FlushAll { .. } => "Redis FLUSHALL",
+            Self::UnlinkMatching { .. } => "Redis UNLINK",
+            Self::RebootNode { .. } => "ElastiCache RebootCacheCluster",
+        }
+    }
+
+    fn permission(&self) -> Option<Permission> {
+        match self {
+            // Redis commands are authorised by the cache's own ACL (the credentials), not by IAM.
+            Self::FlushAll { .. } | Self::UnlinkMatching { .. } => None,
+            Self::RebootNode { cache_cluster_id, .. } => Some(reboot::reboot_permission(cache_cluster_id)),
+        }
+    }
+}
+
+/// The IAM permissions of clear_cache's observe steps and changes.
+pub fn permissions() -> Vec<Permission> {
+    vec![
+        Permission::new("secretsmanager:GetSecretValue", "${passwordSecretArn}"),
+        reboot::describe_group_permission("${replicationGroupId}"),
+        reboot::describe_cluster_permission("${cacheClusterId}"),
+        reboot::reboot_permission("${cacheClusterId}"),
+    ]
 }
 
 /// How the function authenticates to Redis: the default user's password, or an ACL user.
@@ -70,7 +187,7 @@ impl PasswordSource {
     }
 
     pub fn from_env() -> Self {
-        Self::new(std::env::var("REDIS_PASSWORD").ok().filter(|p| !p.is_empty()))
+        Self::new(shared::settings::Settings::from_env().optional("REDIS_PASSWORD"))
     }
 
     /// The credentials for a target; `refresh` bypasses the cache (after an authentication failure).
@@ -138,231 +255,65 @@ pub fn redis_host(url: &str) -> String {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::ClearCache, |request, _, deadline| clear(request, deadline, deps)).await)
+    Ok(run_action_with(event, ActionKind::ClearCache, parse, |request, _, deadline| clear(request, deadline, deps))
+        .await)
 }
 
 async fn clear(request: ActionRequest, deadline: Deadline, deps: &Deps) -> Result<Outcome, Failure> {
-    let name = target_name(&request);
+    let name = request.target_name();
     let target = match deps.targets.get(name)? {
         Target::Redis(target) => target,
         other => return Err(unsupported_target(ActionKind::ClearCache, name, other, &["redis"]).into()),
     };
-    match request.clear_mode() {
-        ClearMode::Reboot => {
-            let spec = target.elasticache.as_ref().ok_or_else(|| {
-                FunctionError::invalid(
-                    "mode",
-                    format!(
-                        "\"reboot\" needs an ElastiCache cluster, and target \"{name}\" has no elasticache settings"
-                    ),
-                )
-            })?;
-            reboot::reboot(&deps.elasticache, spec, request.dry_run, deps.reboot_poll, deadline).await
-        }
-        mode => clear_redis(deps, target, mode, request.key_pattern.as_deref(), request.dry_run, deadline).await,
+    let params = params_of(&request);
+    if params.mode() != ClearMode::Reboot {
+        return clear_redis(&request, &params, target, deadline, deps).await;
     }
+    let spec = target.elasticache.as_ref().ok_or_else(|| {
+        FunctionError::invalid(
+            "mode",
+            format!("\"reboot\" needs an ElastiCache cluster, and target \"{name}\" has no elasticache settings"),
+        )
+    })?;
+    let plan = reboot::plan(&reboot::observe(&deps.elasticache, spec).await?)?;
+    carry_out(&request, plan, &deps.plans, |plan| reboot::apply(plan, &deps.elasticache, deps.reboot_poll, deadline))
+        .await
 }
 
-/// Runs the Redis work, fetching the password again once if the server refuses it.
+/// Flush or pattern: connected (fetching the credentials again once if the server refuses them),
+/// then observed, planned and applied on that connection.
 async fn clear_redis(
-    deps: &Deps,
+    request: &ActionRequest,
+    params: &ClearParams,
     target: &RedisTarget,
-    mode: ClearMode,
-    pattern: Option<&str>,
-    dry_run: bool,
     deadline: Deadline,
+    deps: &Deps,
 ) -> Result<Outcome, Failure> {
     let host = redis_host(&target.url);
-    let arn = target.password_secret_arn.as_deref();
-    let mut refresh = false;
-    loop {
-        let credentials = deps.passwords.get(&deps.secrets, arn, refresh).await?;
-        let result = match connect(&target.url, credentials, deadline).await {
-            Ok(mut con) => match mode {
-                ClearMode::Pattern => clear_pattern(&mut con, &host, pattern.unwrap_or("*"), dry_run, deadline).await,
-                _ => flush(&mut con, &host, dry_run).await.map_err(RedisFailure::Redis),
-            },
-            Err(err) => Err(RedisFailure::Redis(err)),
-        };
-        match result {
-            Ok(outcome) => return Ok(outcome),
-            Err(RedisFailure::Redis(err)) if is_auth_error(&err) && arn.is_some() && !refresh => {
-                tracing::warn!(host = %host, "Redis refused the cached password; fetching it again in case it was rotated");
-                refresh = true;
-            }
-            Err(RedisFailure::Redis(err)) => return Err(redis_error(&host, &err).into()),
-            Err(RedisFailure::Stopped(failure)) => return Err(*failure),
-        }
-    }
+    let mut con = connect_with_refresh(deps, target, &host, deadline).await?;
+    let (mode, pattern) = (params.mode(), params.key_pattern.as_deref().unwrap_or("*"));
+    let observed = cache::observe(&mut con, &host, mode, pattern, request.dry_run, deadline).await?;
+    let plan = cache::plan(&observed, mode, pattern);
+    carry_out(request, plan, &deps.plans, |plan| cache::apply(plan, &mut con, deadline)).await
 }
 
-enum RedisFailure {
-    Redis(RedisError),
-    /// The pattern scan stopped at the deadline, with its progress in the failure's details.
-    Stopped(Box<Failure>),
-}
-
-impl From<RedisError> for RedisFailure {
-    fn from(err: RedisError) -> Self {
-        Self::Redis(err)
-    }
-}
-
-fn is_auth_error(err: &RedisError) -> bool {
-    err.kind() == ErrorKind::AuthenticationFailed || matches!(err.code(), Some("NOAUTH" | "WRONGPASS"))
-}
-
-fn redis_error(host: &str, err: &RedisError) -> FunctionError {
-    let message = if is_auth_error(err) {
-        "authentication failed; check the credentials secret (passwordSecretArn: the password, and the ACL \
-         username if the cache uses one)"
-            .to_owned()
-    } else if err.is_timeout() {
-        format!("timed out ({err}); check that the function can reach the cache (VPC, security group)")
-    } else if err.is_connection_refusal() || err.is_io_error() {
-        format!("unreachable ({err}); check the URL, the VPC settings and the security group")
-    } else {
-        err.to_string()
-    };
-    FunctionError::Redis { host: host.to_owned(), message }
-}
-
-async fn connect(
-    url: &str,
-    credentials: Option<Credentials>,
-    deadline: Deadline,
-) -> Result<MultiplexedConnection, RedisError> {
-    let mut info = url.into_connection_info()?;
-    if let Some(Credentials { username, password }) = credentials {
-        info.redis.username = username;
-        info.redis.password = Some(password);
-    }
-    let client = redis::Client::open(info)?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(CONNECT_TIMEOUT.min(deadline.remaining()))
-        .set_response_timeout(COMMAND_TIMEOUT);
-    client.get_multiplexed_async_connection_with_config(&config).await
-}
-
-/// Total keys over every database, from `INFO keyspace` (`db0:keys=5,expires=0,...`).
-pub fn keys_in_keyspace(info: &str) -> u64 {
-    info.lines()
-        .filter(|line| line.starts_with("db"))
-        .filter_map(|line| line.split_once(':'))
-        .filter_map(|(_, stats)| stats.split(',').find_map(|kv| kv.strip_prefix("keys=")))
-        .filter_map(|n| n.parse::<u64>().ok())
-        .sum()
-}
-
-async fn key_count(con: &mut MultiplexedConnection) -> Result<u64, RedisError> {
-    let info: String = redis::cmd("INFO").arg("keyspace").query_async(con).await?;
-    Ok(keys_in_keyspace(&info))
-}
-
-async fn flush(con: &mut MultiplexedConnection, host: &str, dry_run: bool) -> Result<Outcome, RedisError> {
-    let before = key_count(con).await?;
-    let resource = format!("Redis {host}");
-    if dry_run {
-        let call = PlannedCall::new("Redis FLUSHALL", json!({"host": host, "args": ["ASYNC"]}));
-        return Ok(Outcome {
-            message: format!("Dry run: would flush {resource} ({before} keys)"),
-            resource,
-            before: json!({"keys": before}),
-            after: json!({"keys": before}),
-            details: json!({"mode": "flush", "host": host, "keysBefore": before, "keysAfter": before, "keysRemoved": 0,
-                            "plannedCalls": [call]}),
-        });
-    }
-    // ASYNC: the keys leave the keyspace at once and memory is reclaimed in the background, so a
-    // large cache does not block Redis (and everyone using it) while it is freed.
-    redis::cmd("FLUSHALL").arg("ASYNC").query_async::<()>(con).await?;
-    let after = key_count(con).await?;
-    Ok(Outcome {
-        message: format!("Cache cleared: {} keys removed from {resource}", before.saturating_sub(after)),
-        resource,
-        before: json!({"keys": before}),
-        after: json!({"keys": after}),
-        details: json!({"mode": "flush", "host": host, "keysBefore": before, "keysAfter": after,
-                        "keysRemoved": before.saturating_sub(after)}),
-    })
-}
-
-async fn clear_pattern(
-    con: &mut MultiplexedConnection,
+async fn connect_with_refresh(
+    deps: &Deps,
+    target: &RedisTarget,
     host: &str,
-    pattern: &str,
-    dry_run: bool,
     deadline: Deadline,
-) -> Result<Outcome, RedisFailure> {
-    let before = key_count(con).await?;
-    let resource = format!("Redis {host}");
-    let (mut cursor, mut matched, mut removed, mut steps) = (0u64, 0u64, 0u64, 0u64);
-    let complete = loop {
-        let budget = deadline.remaining().saturating_sub(STOP_MARGIN);
-        let step = async {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(con)
-                .await?;
-            let unlinked = if keys.is_empty() || dry_run {
-                0
-            } else {
-                redis::cmd("UNLINK").arg(&keys).query_async::<u64>(con).await?
-            };
-            Ok::<_, RedisError>((next, keys.len() as u64, unlinked))
-        };
-        match tokio::time::timeout(budget, step).await {
-            Ok(result) => {
-                let (next, found, unlinked) = result?;
-                matched += found;
-                removed += unlinked;
-                steps += 1;
-                cursor = next;
-                if cursor == 0 {
-                    break true;
-                }
-            }
-            Err(_) => break false,
+) -> Result<redis::aio::MultiplexedConnection, FunctionError> {
+    let arn = target.password_secret_arn.as_deref();
+    let credentials = deps.passwords.get(&deps.secrets, arn, false).await?;
+    match cache::connect(&target.url, credentials, deadline).await {
+        Ok(con) => Ok(con),
+        Err(err) if cache::is_auth_error(&err) && arn.is_some() => {
+            tracing::warn!(host = %host, "Redis refused the cached credentials; fetching them again in case they were rotated");
+            let credentials = deps.passwords.get(&deps.secrets, arn, true).await?;
+            cache::connect(&target.url, credentials, deadline).await.map_err(|err| cache::redis_error(host, &err))
         }
-    };
-    // Keys written while the scan ran can be removed too, so `removed` may exceed `before`.
-    let estimate = before.saturating_sub(removed);
-    let after = if complete || !deadline.expired() { key_count(con).await.unwrap_or(estimate) } else { estimate };
-    let mut details = json!({
-        "mode": "pattern", "host": host, "keyPattern": pattern, "keysBefore": before, "keysAfter": after,
-        "keysMatched": matched, "keysRemoved": removed, "scanSteps": steps, "complete": complete,
-    });
-    if !complete {
-        details["resumeCursor"] = json!(cursor);
-        let error = FunctionError::DeadlineExceeded {
-            during: format!("clear_cache pattern scan (stopped cleanly after {steps} steps; {removed} keys removed)"),
-        };
-        return Err(RedisFailure::Stopped(Box::new(Failure { error, details })));
+        Err(err) => Err(cache::redis_error(host, &err)),
     }
-    if dry_run {
-        details["plannedCalls"] = json!([PlannedCall::new(
-            "Redis UNLINK",
-            json!({"host": host, "keysMatching": pattern, "keyCount": matched, "via": "SCAN MATCH in batches"})
-        )]);
-        return Ok(Outcome {
-            message: format!("Dry run: would remove {matched} keys matching {pattern:?} from {resource}"),
-            resource,
-            before: json!({"keys": before}),
-            after: json!({"keys": before}),
-            details,
-        });
-    }
-    Ok(Outcome {
-        message: format!("Removed {removed} keys matching {pattern:?} from {resource}"),
-        resource,
-        before: json!({"keys": before}),
-        after: json!({"keys": after}),
-        details,
-    })
 }
 
 #[cfg(test)]
@@ -387,17 +338,36 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
     }
 
+    fn refused(extra: Value) -> String {
+        let mut request =
+            serde_json::json!({"action": "clear_cache", "target": "cache", "incidentId": "INC-1", "priority": "high"});
+        request.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let err = parse(request, ActionKind::ClearCache).unwrap_err();
+        assert_eq!(err.status(), 400, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn clear_cache_options_are_checked() {
+        let mode = |extra: Value| {
+            let mut request =
+                serde_json::json!({"action": "clear_cache", "target": "c", "incidentId": "I", "priority": "low"});
+            request.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            params_of(&parse(request, ActionKind::ClearCache).unwrap().0).mode()
+        };
+        assert_eq!(mode(serde_json::json!({})), ClearMode::Flush);
+        assert_eq!(mode(serde_json::json!({"keyPattern": "session:*"})), ClearMode::Pattern, "a keyPattern implies it");
+        assert!(refused(serde_json::json!({"mode": "pattern"})).contains("`keyPattern`: missing"));
+        assert!(refused(serde_json::json!({"mode": "flush", "keyPattern": "a*"})).contains("only mode"));
+        assert!(refused(serde_json::json!({"mode": "nuke"})).contains("`mode`: unknown variant `nuke`"));
+        assert!(refused(serde_json::json!({"keyPattern": "a\nb"})).contains("control characters"));
+        assert!(refused(serde_json::json!({"extra": 1})).contains("unknown field `extra`"));
+    }
+
     #[test]
     fn hosts_are_named_without_credentials() {
         assert_eq!(redis_host("redis://127.0.0.1:6390/2"), "127.0.0.1:6390");
         assert_eq!(redis_host("rediss://cache.example.com:6379"), "cache.example.com:6379");
         assert_eq!(redis_host("redis://user:hunter2@cache:6379/0"), "cache:6379");
-    }
-
-    #[test]
-    fn keyspace_info_is_summed_over_databases() {
-        let info = "# Keyspace\r\ndb0:keys=5,expires=0,avg_ttl=0\r\ndb3:keys=12,expires=1,avg_ttl=10\r\n";
-        assert_eq!(keys_in_keyspace(info), 17);
-        assert_eq!(keys_in_keyspace("# Keyspace\r\n"), 0);
     }
 }

@@ -12,15 +12,18 @@ use aws_sdk_elasticache::types::{CacheCluster, ClusterMode, ReplicationGroup};
 use serde::Serialize;
 use serde_json::json;
 use shared::FunctionError;
-use shared::action::{Failure, Outcome, PlannedCall};
-use shared::config::ElastiCacheSpec;
+use shared::config::ElastiCache;
 use shared::deadline::Deadline;
+use shared::frame::action::{Failure, Outcome};
+use shared::plan::{Permission, Plan, arn};
+
+use crate::ClearChange;
 
 /// How often a rebooting node is looked at.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(10);
 
 /// One cache node, as the reboot sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {
     pub cache_cluster_id: String,
@@ -43,7 +46,7 @@ pub struct RebootObserved {
 }
 
 /// The nodes to reboot, in order, or why not now.
-pub fn plan(observed: &RebootObserved) -> Result<Vec<NodeView>, FunctionError> {
+pub fn order(observed: &RebootObserved) -> Result<Vec<NodeView>, FunctionError> {
     if observed.cluster_mode_enabled {
         return Err(FunctionError::Conflict(format!(
             "{} has cluster mode enabled, where ElastiCache does not support RebootCacheCluster; \
@@ -67,22 +70,56 @@ pub fn plan(observed: &RebootObserved) -> Result<Vec<NodeView>, FunctionError> {
     Ok(order)
 }
 
+/// One RebootCacheCluster per node, in [`order`].
+pub fn plan(observed: &RebootObserved) -> Result<Plan<ClearChange>, FunctionError> {
+    let nodes = order(observed)?;
+    let resource = observed.resource.clone();
+    let state = json!({"nodes": nodes});
+    Ok(Plan {
+        intent: format!("reboot the {} node(s) of {resource} one at a time", nodes.len()),
+        done: format!("Rebooted the {} node(s) of {resource} one at a time; all available", nodes.len()),
+        no_change: String::new(),
+        details: json!({"mode": "reboot", "order": nodes, "oneAtATime": true}),
+        after: json!({"rebooted": nodes}),
+        before: state,
+        changes: nodes
+            .iter()
+            .map(|n| ClearChange::RebootNode {
+                cache_cluster_id: n.cache_cluster_id.clone(),
+                cache_node_ids_to_reboot: vec![n.cache_node_id.clone()],
+            })
+            .collect(),
+        resource,
+    })
+}
+
+pub fn describe_group_permission(id: &str) -> Permission {
+    Permission::new("elasticache:DescribeReplicationGroups", arn("elasticache", &format!("replicationgroup:{id}")))
+}
+
+pub fn describe_cluster_permission(id: &str) -> Permission {
+    Permission::new("elasticache:DescribeCacheClusters", arn("elasticache", &format!("cluster:{id}")))
+}
+
+pub fn reboot_permission(cluster: &str) -> Permission {
+    Permission::new("elasticache:RebootCacheCluster", arn("elasticache", &format!("cluster:{cluster}")))
+}
+
 pub async fn observe(
     elasticache: &aws_sdk_elasticache::Client,
-    spec: &ElastiCacheSpec,
+    spec: &ElastiCache,
 ) -> Result<RebootObserved, FunctionError> {
-    let (group, cluster_ids) = match (&spec.replication_group_id, &spec.cache_cluster_id) {
-        (_, Some(cluster)) => (None, vec![cluster.clone()]),
-        (Some(group_id), None) => {
+    let (group, cluster_ids, resource) = match (spec.replication_group_id(), spec.cache_cluster_id()) {
+        (Some(group_id), _) => {
             let group = describe_group(elasticache, group_id).await?;
             let members = group.member_clusters().to_vec();
-            (Some(group), members)
+            (Some(group), members, format!("ElastiCache replication group {group_id}"))
         }
-        (None, None) => (None, Vec::new()),
-    };
-    let resource = match (&spec.replication_group_id, &spec.cache_cluster_id) {
-        (Some(group), None) => format!("ElastiCache replication group {group}"),
-        _ => format!("ElastiCache cluster {}", cluster_ids.join(", ")),
+        (None, cluster) => {
+            let ids: Vec<String> = cluster.into_iter().map(str::to_owned).collect();
+            let resource = format!("ElastiCache cluster {}", ids.join(", "));
+            (None, ids, resource)
+        }
     };
     let cluster_mode_enabled = group.as_ref().is_some_and(|g| {
         g.cluster_enabled() == Some(true)
@@ -131,57 +168,38 @@ fn node_views(cluster: &CacheCluster, group: Option<&ReplicationGroup>) -> Vec<N
         .collect()
 }
 
-/// The RebootCacheCluster call for one node, as the dry run reports it and as apply sends it.
-pub fn planned_call(node: &NodeView) -> PlannedCall {
-    PlannedCall::new(
-        "ElastiCache RebootCacheCluster",
-        json!({"cacheClusterId": node.cache_cluster_id, "cacheNodeIdsToReboot": [node.cache_node_id]}),
-    )
-}
-
-pub async fn reboot(
+/// Reboots the nodes in the plan's order, each only once the one before it is available again;
+/// stops cleanly before the deadline, saying how far it got.
+pub async fn apply(
+    plan: Plan<ClearChange>,
     elasticache: &aws_sdk_elasticache::Client,
-    spec: &ElastiCacheSpec,
-    dry_run: bool,
     poll: Duration,
     deadline: Deadline,
 ) -> Result<Outcome, Failure> {
-    let observed = observe(elasticache, spec).await?;
-    let order = plan(&observed)?;
-    let resource = observed.resource.clone();
-    let nodes = json!(order);
-    if dry_run {
-        let calls: Vec<PlannedCall> = order.iter().map(planned_call).collect();
-        return Ok(Outcome {
-            message: format!("Dry run: would reboot the {} node(s) of {resource} one at a time", order.len()),
-            resource,
-            before: json!({"nodes": nodes}),
-            after: json!({"nodes": nodes}),
-            details: json!({"mode": "reboot", "order": nodes, "oneAtATime": true, "plannedCalls": calls}),
-        });
-    }
-    let mut rebooted: Vec<&NodeView> = Vec::new();
-    for (i, node) in order.iter().enumerate() {
-        let call = reboot_node(elasticache, node).await;
-        let waited = match call {
-            Ok(()) => wait_until_available(elasticache, node, poll, deadline).await,
+    let nodes: Vec<NodeView> = serde_json::from_value(plan.details["order"].clone()).unwrap_or_default();
+    for (i, change) in plan.changes.iter().enumerate() {
+        let ClearChange::RebootNode { cache_cluster_id, cache_node_ids_to_reboot } = change else { continue };
+        let node = NodeView {
+            cache_cluster_id: cache_cluster_id.clone(),
+            cache_node_id: cache_node_ids_to_reboot.join(","),
+            role: None,
+            status: String::new(),
+        };
+        let waited = match reboot_node(elasticache, &node).await {
+            Ok(()) => wait_until_available(elasticache, &node, poll, deadline).await,
             Err(err) => Err(err),
         };
         if let Err(error) = waited {
             let details = json!({
-                "mode": "reboot", "rebooted": rebooted, "stoppedAt": node, "notStarted": &order[i + 1..],
+                "mode": "reboot", "rebooted": &nodes[..i], "stoppedAt": nodes.get(i), "notStarted": nodes.get(i + 1..),
             });
             return Err(Failure { error, details });
         }
-        rebooted.push(node);
     }
-    Ok(Outcome {
-        message: format!("Rebooted the {} node(s) of {resource} one at a time; all available", order.len()),
-        resource,
-        before: json!({"nodes": nodes}),
-        after: json!({"rebooted": nodes}),
-        details: json!({"mode": "reboot", "rebooted": nodes, "oneAtATime": true}),
-    })
+    let order = plan.details["order"].clone();
+    let mut plan = plan;
+    plan.details = json!({"mode": "reboot", "oneAtATime": true});
+    Ok(plan.as_done(json!({"rebooted": order})))
 }
 
 async fn reboot_node(elasticache: &aws_sdk_elasticache::Client, node: &NodeView) -> Result<(), FunctionError> {
@@ -281,7 +299,7 @@ mod tests {
 
     #[test]
     fn replicas_go_first_and_the_primary_last() {
-        let order = plan(&observed(vec![
+        let order = order(&observed(vec![
             node("rg-001", Some("primary"), "available"),
             node("rg-003", Some("replica"), "available"),
             node("rg-002", Some("replica"), "available"),
@@ -293,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_node_that_is_not_available_holds_the_whole_reboot() {
-        let err = plan(&observed(vec![
+        let err = order(&observed(vec![
             node("rg-001", Some("primary"), "available"),
             node("rg-002", Some("replica"), "rebooting cache cluster nodes"),
         ]))
@@ -306,9 +324,28 @@ mod tests {
     fn cluster_mode_enabled_is_a_clear_409() {
         let mut o = observed(Vec::new());
         o.cluster_mode_enabled = true;
-        let err = plan(&o).unwrap_err();
+        let err = order(&o).unwrap_err();
         assert_eq!(err.status(), 409);
         assert!(err.to_string().contains("does not support RebootCacheCluster"), "{err}");
-        assert!(plan(&observed(Vec::new())).unwrap_err().to_string().contains("no cache nodes"));
+        assert!(order(&observed(Vec::new())).unwrap_err().to_string().contains("no cache nodes"));
+    }
+
+    #[test]
+    fn the_plan_is_one_reboot_per_node_in_order() {
+        let plan = plan(&observed(vec![
+            node("rg-001", Some("primary"), "available"),
+            node("rg-002", Some("replica"), "available"),
+        ]))
+        .unwrap();
+        let clusters: Vec<&str> = plan
+            .changes
+            .iter()
+            .map(|c| match c {
+                ClearChange::RebootNode { cache_cluster_id, .. } => cache_cluster_id.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert_eq!(clusters, ["rg-002", "rg-001"]);
+        assert_eq!(plan.intent, "reboot the 2 node(s) of ElastiCache replication group rg one at a time");
     }
 }

@@ -16,7 +16,9 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_clear_cache::{Deps, PasswordSource, handler};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use shared::testing::{TempRedis, action_event, emulator_config, fixture_files, response_json, targets, unique};
+use shared::testing::{
+    TempRedis, action_event, emulator_config, fixture_files, function_config, response_json, targets, unique,
+};
 use tokio::sync::Mutex;
 
 static SHARED_REDIS: Mutex<()> = Mutex::const_new(());
@@ -45,13 +47,14 @@ async fn dbsize(con: &mut redis::aio::MultiplexedConnection) -> u64 {
 }
 
 async fn deps(targets_json: Value, fallback: Option<&str>) -> Deps {
-    let config = emulator_config().await;
+    let config = function_config(env!("CARGO_PKG_NAME")).await;
     Deps {
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         elasticache: aws_sdk_elasticache::Client::new(&config),
         targets: targets(targets_json),
         passwords: PasswordSource::new(fallback.map(str::to_owned)),
         reboot_poll: Duration::from_millis(20),
+        plans: shared::plan::PlanPolicy::default(),
     }
 }
 

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use incident_clear_cache::{COMMAND_TIMEOUT, CONNECT_TIMEOUT, Deps, PasswordSource, handler};
+use incident_clear_cache::cache::{COMMAND_TIMEOUT, CONNECT_TIMEOUT};
+use incident_clear_cache::{Deps, PasswordSource, handler};
 use serde_json::{Value, json};
 use shared::contract::ActionKind;
 use shared::testing::corpus::{assert_action_corpus, fuzz_action};
@@ -25,7 +26,7 @@ async fn world(url: &str, password: &str) -> (World, String) {
     let secret = secrets.create_secret().name(unique("redis-auth")).secret_string(password).send().await.unwrap();
     let arn = secret.arn().unwrap().to_owned();
     let proxy = FaultProxy::start();
-    let config = proxy.sdk_config().await;
+    let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         elasticache: aws_sdk_elasticache::Client::new(&config),
@@ -36,6 +37,7 @@ async fn world(url: &str, password: &str) -> (World, String) {
         })),
         passwords: PasswordSource::new(None),
         reboot_poll: Duration::from_millis(20),
+        plans: shared::plan::PlanPolicy::default(),
     };
     (World { deps, proxy }, arn)
 }

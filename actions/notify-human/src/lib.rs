@@ -17,8 +17,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use shared::action::{Failure, Outcome, PlannedCall, run_action_with};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 use shared::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment};
+use shared::frame::action::{Failure, Outcome, run_action_with};
+use shared::plan::{Change, Permission, Plan, PlanPolicy, carry_out};
+use shared::settings::Settings;
 use shared::{ConfigError, FunctionError};
 
 /// SNS subjects must be shorter than 100 characters.
@@ -34,19 +39,21 @@ pub struct Deps {
     pub sns: aws_sdk_sns::Client,
     /// `SNS_TOPIC_ARN`.
     pub topic_arn: String,
+    pub plans: PlanPolicy,
 }
 
 /// `SNS_TOPIC_ARN`, required, an SNS topic ARN.
 pub fn topic_from_env() -> Result<String, ConfigError> {
-    let arn = std::env::var("SNS_TOPIC_ARN").map_err(|_| ConfigError::MissingEnv("SNS_TOPIC_ARN"))?;
+    let settings = Settings::from_env();
+    settings.parsed("SNS_TOPIC_ARN", valid_topic_arn)?.ok_or(ConfigError::MissingEnv("SNS_TOPIC_ARN"))
+}
+
+fn valid_topic_arn(arn: &str) -> Result<String, String> {
     let parts: Vec<&str> = arn.split(':').collect();
     if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
-        Ok(arn)
+        Ok(arn.to_owned())
     } else {
-        Err(ConfigError::InvalidEnv {
-            name: "SNS_TOPIC_ARN",
-            problem: format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"),
-        })
+        Err(format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"))
     }
 }
 
@@ -100,10 +107,10 @@ pub fn compose(
         sms,
         attributes: vec![
             ("priority", priority.to_owned()),
-            ("incidentId", request.incident_id.clone()),
+            ("incidentId", request.incident_id.to_string()),
             ("action", ActionKind::NotifyHuman.as_str().to_owned()),
         ],
-        fifo: topic_arn.ends_with(".fifo").then(|| (request.incident_id.clone(), deduplication_id(request))),
+        fifo: topic_arn.ends_with(".fifo").then(|| (request.incident_id.to_string(), deduplication_id(request))),
         adjustments: Vec::new(),
     };
     // The full message appears twice (email and default), JSON-escaped: the description gets what is
@@ -171,7 +178,7 @@ pub fn message_text(
         return (format!("{head}{description}{foot}"), None);
     }
     let marker = format!("\n[… description cut: the first part of {} bytes]", description.len());
-    let kept = truncate_bytes(&description, budget.saturating_sub(marker.len()));
+    let kept = shared::text::prefix_bytes(&description, budget.saturating_sub(marker.len()));
     let cut = Adjustment::new(
         "incidentDetails.description",
         format!("cut from {} to {} bytes to fit SNS", description.len(), kept.len() + marker.len()),
@@ -184,7 +191,7 @@ pub fn deduplication_id(request: &ActionRequest) -> String {
     let details = request.incident_details.clone().unwrap_or_default();
     let mut hash = Sha256::new();
     for part in [
-        request.incident_id.as_str(),
+        &request.incident_id,
         request.priority.as_str(),
         details.title.as_deref().unwrap_or(""),
         details.description.as_deref().unwrap_or(""),
@@ -195,69 +202,111 @@ pub fn deduplication_id(request: &ActionRequest) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn truncate_bytes(text: &str, max: usize) -> &str {
-    &text[..text.floor_char_boundary(max.min(text.len()))]
+/// The one change notify_human makes: SNS Publish. Serialised, it is the call's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Publish {
+    pub topic_arn: String,
+    pub subject: String,
+    pub message_structure: &'static str,
+    /// The forms per protocol, as JSON (see [`Notification::structured`]).
+    pub message: String,
+    pub message_attributes: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_deduplication_id: Option<String>,
+}
+
+impl Change for Publish {
+    fn call(&self) -> &'static str {
+        "SNS Publish"
+    }
+
+    fn permission(&self) -> Option<Permission> {
+        Some(publish_permission(&self.topic_arn))
+    }
+}
+
+fn publish_permission(topic_arn: &str) -> Permission {
+    Permission::new("sns:Publish", topic_arn)
+}
+
+/// notify_human's one permission.
+pub fn permissions() -> Vec<Permission> {
+    vec![publish_permission("${SNS_TOPIC_ARN}")]
+}
+
+/// The page as a plan of one Publish; the priority note, if any, is said in the page itself.
+pub fn plan(request: &ActionRequest, adjustments: &[Adjustment], topic_arn: &str, now: DateTime<Utc>) -> Plan<Publish> {
+    let priority_note = adjustments.iter().find(|a| a.field == page::PRIORITY_FIELD).map(|a| a.change.as_str());
+    let note = compose(request, priority_note, topic_arn, now);
+    let resource = format!("SNS topic {topic_arn}");
+    let (group, dedup) = note.fifo.clone().unzip();
+    let publish = Publish {
+        topic_arn: topic_arn.to_owned(),
+        subject: note.subject.clone(),
+        message_structure: "json",
+        message: note.structured(),
+        message_attributes: note.attributes.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        message_group_id: group,
+        message_deduplication_id: dedup,
+    };
+    Plan {
+        intent: format!("page on-call through {resource}"),
+        done: "Notification sent successfully".to_owned(),
+        no_change: String::new(),
+        before: Value::Null,
+        after: Value::Null,
+        details: json!({"topicArn": topic_arn, "subject": note.subject, "sms": note.sms, "adjustments": note.adjustments}),
+        changes: vec![publish],
+        resource,
+    }
 }
 
 async fn notify(request: ActionRequest, adjustments: Vec<Adjustment>, deps: &Deps) -> Result<Outcome, Failure> {
-    let priority_note = adjustments.iter().find(|a| a.field == page::PRIORITY_FIELD).map(|a| a.change.as_str());
-    let note = compose(&request, priority_note, &deps.topic_arn, Utc::now());
-    let resource = format!("SNS topic {}", deps.topic_arn);
-    let attributes: Value = note.attributes.iter().map(|(k, v)| ((*k).to_owned(), Value::from(v.clone()))).collect();
-    let message = note.structured();
-    let mut params = json!({
-        "topicArn": deps.topic_arn, "subject": note.subject, "messageStructure": "json", "message": message,
-        "messageAttributes": attributes,
-    });
-    if let Some((group, dedup)) = &note.fifo {
-        params["messageGroupId"] = json!(group);
-        params["messageDeduplicationId"] = json!(dedup);
-    }
-    let cut = json!(note.adjustments);
-    if request.dry_run {
-        return Ok(Outcome {
-            message: format!("Dry run: would page on-call through {resource}"),
-            resource,
-            before: Value::Null,
-            after: Value::Null,
-            details: json!({"topicArn": deps.topic_arn, "subject": note.subject, "sms": note.sms,
-                            "plannedCalls": [PlannedCall::new("SNS Publish", params)], "adjustments": cut}),
-        });
-    }
-    let mut publish =
-        deps.sns.publish().topic_arn(&deps.topic_arn).subject(&note.subject).message_structure("json").message(message);
-    for (name, value) in &note.attributes {
+    let plan = plan(&request, &adjustments, &deps.topic_arn, Utc::now());
+    carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps)).await
+}
+
+async fn apply(plan: Plan<Publish>, deps: &Deps) -> Result<Outcome, Failure> {
+    let Some(publish) = plan.changes.first() else { return Ok(plan.as_no_change()) };
+    let (message_id, sequence) = send(publish, &deps.sns).await?;
+    let mut plan = plan;
+    plan.after = json!({"messageId": message_id});
+    Ok(plan.as_done(json!({"messageId": message_id, "sequenceNumber": sequence})))
+}
+
+/// The Publish call, from exactly the values the dry run reported.
+async fn send(publish: &Publish, sns: &aws_sdk_sns::Client) -> Result<(String, Option<String>), FunctionError> {
+    let mut call = sns
+        .publish()
+        .topic_arn(&publish.topic_arn)
+        .subject(&publish.subject)
+        .message_structure(publish.message_structure)
+        .message(&publish.message)
+        .set_message_group_id(publish.message_group_id.clone())
+        .set_message_deduplication_id(publish.message_deduplication_id.clone());
+    for (name, value) in &publish.message_attributes {
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
             .string_value(value)
             .build()
             .map_err(|e| FunctionError::invalid(*name, e.to_string()))?;
-        publish = publish.message_attributes(*name, attribute);
+        call = call.message_attributes(*name, attribute);
     }
-    if let Some((group, dedup)) = &note.fifo {
-        publish = publish.message_group_id(group).message_deduplication_id(dedup);
-    }
-    let out = publish.send().await.map_err(|err| match err.as_service_error() {
+    let out = call.send().await.map_err(|err| match err.as_service_error() {
         Some(e) if e.is_not_found_exception() => {
-            FunctionError::ResourceNotFound { kind: "SNS topic", id: deps.topic_arn.clone() }
+            FunctionError::ResourceNotFound { kind: "SNS topic", id: publish.topic_arn.clone() }
         }
         _ => FunctionError::aws("SNS Publish", &err),
     })?;
-    let message_id = out.message_id().unwrap_or_default().to_owned();
-    Ok(Outcome {
-        message: "Notification sent successfully".to_owned(),
-        resource,
-        before: Value::Null,
-        after: json!({"messageId": message_id}),
-        details: json!({"messageId": message_id, "topicArn": deps.topic_arn, "subject": note.subject, "sms": note.sms,
-                        "sequenceNumber": out.sequence_number(), "adjustments": cut}),
-    })
+    Ok((out.message_id().unwrap_or_default().to_owned(), out.sequence_number().map(str::to_owned)))
 }
 
 #[cfg(test)]
 mod tests {
-    use shared::contract::{IncidentDetails, Priority};
+    use shared::contract::{IncidentDetails, IncidentId, Priority};
 
     use super::*;
 
@@ -265,7 +314,7 @@ mod tests {
         ActionRequest {
             action: ActionKind::NotifyHuman,
             target: None,
-            incident_id: "INC-42".into(),
+            incident_id: IncidentId::try_from("INC-42".to_owned()).unwrap(),
             priority: Priority::Critical,
             incident_details: Some(IncidentDetails {
                 title: title.map(Into::into),
@@ -273,8 +322,8 @@ mod tests {
                 ignored: Default::default(),
             }),
             dry_run: false,
-            mode: None,
-            key_pattern: None,
+            plan_token: None,
+            params: Default::default(),
         }
     }
 

@@ -9,9 +9,7 @@
 
 use serde_json::{Map, Value};
 use shared::FunctionError;
-use shared::contract::{
-    ActionKind, ActionRequest, Adjustment, IncidentDetails, MAX_TITLE_CHARS, Priority, validate_id,
-};
+use shared::contract::{ActionKind, ActionRequest, Adjustment, IncidentDetails, IncidentId, MAX_TITLE_CHARS, Priority};
 use shared::events::kind_of;
 
 /// The priority a page gets when the request's is missing or unreadable: someone is woken, but not
@@ -21,7 +19,7 @@ pub const FALLBACK_PRIORITY: Priority = Priority::High;
 /// The adjustment field that carries the priority note, which the page itself repeats.
 pub const PRIORITY_FIELD: &str = "priority";
 
-/// What [`shared::action::run_action_with`] calls for notify_human.
+/// What [`shared::frame::action::run_action_with`] calls for notify_human.
 pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, Vec<Adjustment>), FunctionError> {
     let Value::Object(mut fields) = payload else {
         return Err(FunctionError::invalid("(request)", format!("expected a JSON object, got {}", kind_of(&payload))));
@@ -29,7 +27,7 @@ pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, V
     match fields.remove("action") {
         Some(Value::String(action)) if action == ActionKind::NotifyHuman.as_str() => {}
         Some(Value::String(action)) => {
-            let shown = shared::ecs::truncate_for_message(&action);
+            let shown = shared::text::shown(&action);
             return Err(FunctionError::invalid(
                 "action",
                 format!("this function handles \"notify_human\", not {shown:?}"),
@@ -45,8 +43,7 @@ pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, V
     }
     let incident_id = match fields.remove("incidentId") {
         Some(Value::String(id)) => {
-            validate_id("incidentId", &id)?;
-            id
+            IncidentId::try_from(id).map_err(|problem| FunctionError::invalid("incidentId", problem))?
         }
         Some(other) => {
             return Err(FunctionError::invalid("incidentId", format!("expected a string, got {}", kind_of(&other))));
@@ -66,7 +63,7 @@ pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, V
     let incident_details = read_details(fields.remove("incidentDetails"), &mut adjustments);
     for (name, _) in fields {
         let change = match name.as_str() {
-            "target" | "mode" | "keyPattern" => "notify_human does not use it; ignored",
+            "target" | "mode" | "keyPattern" | "planToken" => "notify_human does not use it; ignored",
             _ => "unknown field; ignored",
         };
         adjustments.push(Adjustment::new(name, change));
@@ -78,8 +75,8 @@ pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, V
         priority,
         incident_details,
         dry_run,
-        mode: None,
-        key_pattern: None,
+        plan_token: None,
+        params: Map::new(),
     };
     Ok((request, adjustments))
 }
@@ -166,8 +163,7 @@ pub fn clean_title(title: &str, adjustments: &mut Vec<Adjustment>) -> String {
         return cleaned;
     }
     adjustments.push(Adjustment::new(field, format!("cut from {count} to {MAX_TITLE_CHARS} characters")));
-    let kept: String = cleaned.chars().take(MAX_TITLE_CHARS - 1).collect();
-    format!("{}…", kept.trim_end())
+    shared::text::truncate(&cleaned, MAX_TITLE_CHARS)
 }
 
 /// Line breaks (`\r\n` and `\r` as `\n`) and tabs stay, other control characters go. Its length
@@ -183,7 +179,7 @@ pub fn clean_description(description: &str, adjustments: &mut Vec<Adjustment>) -
 
 /// A value as a message may show it: short, whatever its size.
 fn shown(value: &Value) -> String {
-    shared::ecs::truncate_for_message(&value.to_string())
+    shared::text::shown(&value.to_string())
 }
 
 #[cfg(test)]

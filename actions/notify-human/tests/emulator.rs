@@ -8,8 +8,9 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_notify_human::sms::{SMS_SEPTETS, length, septets};
 use incident_notify_human::{Deps, MAX_MESSAGE_BYTES, handler};
 use serde_json::{Value, json};
+use shared::plan::PlanPolicy;
 use shared::testing::corpus::messy_pages;
-use shared::testing::{FaultProxy, action_event, emulator_config, fixture_files, query_params, response_json};
+use shared::testing::{FaultProxy, action_event, fixture_files, function_config, query_params, response_json};
 
 mod common;
 
@@ -23,8 +24,8 @@ struct Pager {
 /// A topic with a queue subscribed to it; the function publishes to the topic straight in moto.
 async fn pager() -> Pager {
     let inbox = subscribed_inbox().await;
-    let sns = aws_sdk_sns::Client::new(&emulator_config().await);
-    Pager { deps: Deps { sns, topic_arn: inbox.topic_arn.clone() }, inbox }
+    let sns = aws_sdk_sns::Client::new(&function_config(env!("CARGO_PKG_NAME")).await);
+    Pager { deps: Deps { sns, topic_arn: inbox.topic_arn.clone(), plans: PlanPolicy::default() }, inbox }
 }
 
 async fn received(p: &Pager) -> Vec<Value> {
@@ -62,8 +63,8 @@ async fn the_page_arrives_with_subject_body_and_attributes() {
 async fn recorded_pager() -> (Pager, FaultProxy) {
     let inbox = subscribed_inbox().await;
     let proxy = FaultProxy::start();
-    let sns = aws_sdk_sns::Client::new(&proxy.sdk_config().await);
-    (Pager { deps: Deps { sns, topic_arn: inbox.topic_arn.clone() }, inbox }, proxy)
+    let sns = aws_sdk_sns::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
+    (Pager { deps: Deps { sns, topic_arn: inbox.topic_arn.clone(), plans: PlanPolicy::default() }, inbox }, proxy)
 }
 
 /// The forms of the one Publish the proxy saw: (MessageStructure, the message JSON).
@@ -198,6 +199,7 @@ async fn fifo_topics_get_the_incident_as_group_and_a_stable_deduplication_id() {
     let deps = Deps {
         sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:oncall.fifo".into(),
+        plans: PlanPolicy::default(),
     };
     let payload = json!({"action": "notify_human", "incidentId": "INC-77", "priority": "high"});
     let first = invoke(&deps, payload.clone()).await;

@@ -25,7 +25,8 @@ struct Pager {
 async fn pager() -> Pager {
     let inbox = subscribed_inbox().await;
     let proxy = FaultProxy::start();
-    let deps = Deps { sns: aws_sdk_sns::Client::new(&proxy.sdk_config().await), topic_arn: inbox.topic_arn.clone() };
+    let sns = aws_sdk_sns::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
+    let deps = Deps { sns, topic_arn: inbox.topic_arn.clone(), plans: shared::plan::PlanPolicy::default() };
     Pager { deps, proxy, inbox }
 }
 

@@ -1,8 +1,9 @@
-//! `incident-restart-service`: restarts what a target names.
+//! `incident-restart-service`: restarts what a target names, observed, planned and applied.
 //!
 //! - `ecs_service`: `UpdateService(forceNewDeployment=true)`, a rolling restart, unless the primary
 //!   deployment is already rolling out and started less than the cooldown ago, or another invocation
-//!   claimed the restart within the cooldown (409: no restart storm; see [`lock`]).
+//!   claimed the restart within the cooldown (409: no restart storm; see [`lock`]). The claim and
+//!   its release when the update fails are steps of applying the plan.
 //! - `ec2_instances`: `RebootInstances` for the configured instances that are running; the others are
 //!   reported as skipped.
 
@@ -11,15 +12,18 @@ pub mod lock;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
-use aws_sdk_ecs::types::Deployment;
+use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState};
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::{Value, json};
-use shared::action::{Failure, Outcome, PlannedCall, run_action, target_name, unsupported_target};
 use shared::aws::to_chrono;
 use shared::config::{Ec2InstancesTarget, EcsServiceTarget, Target, TargetConfig};
 use shared::contract::{ActionKind, ActionRequest, ActionResponse};
 use shared::ecs::{self, ServiceRef};
+use shared::frame::action::{Failure, Outcome, run_action, unsupported_target};
+use shared::plan::{Change, Permission, Plan, PlanPolicy, arn, carry_out};
+use shared::settings::Settings;
 use shared::{ConfigError, FunctionError};
 
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(300);
@@ -36,18 +40,14 @@ pub struct Deps {
     pub cooldown: Duration,
     /// `RESTART_LOCK_PREFIX`: the SSM path under which restart claims are written.
     pub lock_prefix: String,
+    pub plans: PlanPolicy,
 }
 
 /// `RESTART_COOLDOWN_SECONDS`, default 300, at most a day.
 pub fn cooldown_from_env() -> Result<Duration, ConfigError> {
-    let Ok(text) = std::env::var("RESTART_COOLDOWN_SECONDS") else { return Ok(DEFAULT_COOLDOWN) };
-    match text.trim().parse::<u64>() {
-        Ok(seconds) if seconds <= MAX_COOLDOWN_SECONDS => Ok(Duration::from_secs(seconds)),
-        _ => Err(ConfigError::InvalidEnv {
-            name: "RESTART_COOLDOWN_SECONDS",
-            problem: format!("{text:?} is not a whole number of seconds from 0 to {MAX_COOLDOWN_SECONDS}"),
-        }),
-    }
+    let settings = Settings::from_env();
+    let seconds = settings.whole("RESTART_COOLDOWN_SECONDS", DEFAULT_COOLDOWN.as_secs(), 0..=MAX_COOLDOWN_SECONDS)?;
+    Ok(Duration::from_secs(seconds))
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
@@ -55,14 +55,69 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionRes
 }
 
 async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
-    let name = target_name(&request);
+    let name = request.target_name();
     match deps.targets.get(name)? {
-        Target::EcsService(target) => restart_ecs_service(deps, target, &request).await,
-        Target::Ec2Instances(target) => reboot_instances(deps, target, request.dry_run).await,
+        Target::EcsService(target) => {
+            let observed = observe_ecs(deps, target, request.dry_run).await?;
+            let plan = plan_ecs(&observed, target, Utc::now(), deps.cooldown)?;
+            carry_out(&request, plan, &deps.plans, |plan| apply_ecs(plan, &request, deps)).await
+        }
+        Target::Ec2Instances(target) => {
+            let plan = plan_ec2(&observe_ec2(deps, target).await?, target)?;
+            carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps)).await
+        }
         other => {
             Err(unsupported_target(ActionKind::RestartService, name, other, &["ecs_service", "ec2_instances"]).into())
         }
     }
+}
+
+/// One change restart_service makes. Serialised, it is the call's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum RestartChange {
+    /// ECS UpdateService with forceNewDeployment: a rolling restart of the same task definition.
+    ForceNewDeployment { cluster: String, service: String, force_new_deployment: bool },
+    /// EC2 RebootInstances of the running instances.
+    RebootInstances { instance_ids: Vec<String> },
+}
+
+impl Change for RestartChange {
+    fn call(&self) -> &'static str {
+        match self {
+            Self::ForceNewDeployment { .. } => "ECS UpdateService",
+            Self::RebootInstances { .. } => "EC2 RebootInstances",
+        }
+    }
+
+    fn permission(&self) -> Option<Permission> {
+        Some(match self {
+            Self::ForceNewDeployment { cluster, service, .. } => ecs::update_service_permission(cluster, service),
+            Self::RebootInstances { instance_ids } => {
+                let id = instance_ids.first().map_or("*", String::as_str);
+                Permission::new("ec2:RebootInstances", arn("ec2", &format!("instance/{id}")))
+            }
+        })
+    }
+}
+
+/// The permissions of restart_service's observe steps, changes and claim.
+pub fn permissions() -> Vec<Permission> {
+    let (cluster, service) = ("${cluster}", "${service}");
+    let restart = RestartChange::ForceNewDeployment {
+        cluster: cluster.into(),
+        service: service.into(),
+        force_new_deployment: true,
+    };
+    let reboot = RestartChange::RebootInstances { instance_ids: vec!["${instanceId}".into()] };
+    let mut declared = vec![
+        ecs::describe_services_permission(cluster, service),
+        // DescribeInstances has no resource-level permissions.
+        Permission::any("ec2:DescribeInstances"),
+    ];
+    declared.extend([restart, reboot].iter().filter_map(Change::permission));
+    declared.extend(lock::permissions("${lockPrefix}"));
+    declared
 }
 
 /// The facts about a deployment the restart-storm guard needs.
@@ -70,7 +125,7 @@ async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure
 pub struct DeploymentView {
     pub id: String,
     pub status: String,
-    pub rollout_state: Option<String>,
+    pub rollout_state: Option<DeploymentRolloutState>,
     pub created_at: Option<DateTime<Utc>>,
     pub desired: i32,
     pub running: i32,
@@ -81,12 +136,21 @@ impl From<&Deployment> for DeploymentView {
         Self {
             id: d.id().unwrap_or_default().to_owned(),
             status: d.status().unwrap_or_default().to_owned(),
-            rollout_state: d.rollout_state().map(|s| s.as_str().to_owned()),
+            rollout_state: d.rollout_state().cloned(),
             created_at: d.created_at().map(to_chrono),
             desired: d.desired_count(),
             running: d.running_count(),
         }
     }
+}
+
+/// What restart_service sees of an ECS service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsObserved {
+    pub deployments: Vec<DeploymentView>,
+    pub task_definition: Option<String>,
+    /// A live restart claim, read for a dry run (a real run takes the claim atomically instead).
+    pub claim: Option<lock::HeldClaim>,
 }
 
 /// When the primary deployment is still rolling out and started less than `cooldown` before `now`,
@@ -98,8 +162,8 @@ pub fn rollout_in_progress(
     cooldown: Duration,
 ) -> Option<&DeploymentView> {
     let primary = deployments.iter().find(|d| d.status == "PRIMARY")?;
-    let rolling_out = match primary.rollout_state.as_deref() {
-        Some(state) => state == "IN_PROGRESS",
+    let rolling_out = match &primary.rollout_state {
+        Some(state) => *state == DeploymentRolloutState::InProgress,
         // Without rollout state (external controllers), an older deployment still active or missing
         // tasks means the rollout has not finished.
         None => deployments.iter().any(|d| d.status == "ACTIVE") || primary.running < primary.desired,
@@ -109,55 +173,71 @@ pub fn rollout_in_progress(
     (rolling_out && recent).then_some(primary)
 }
 
-async fn restart_ecs_service(
-    deps: &Deps,
-    target: &EcsServiceTarget,
-    request: &ActionRequest,
-) -> Result<Outcome, Failure> {
+async fn observe_ecs(deps: &Deps, target: &EcsServiceTarget, dry_run: bool) -> Result<EcsObserved, FunctionError> {
     let service_ref = ServiceRef::new(&target.cluster, &target.service);
-    let resource = format!("ECS service {}/{}", target.cluster, target.service);
     let service = ecs::describe_service(&deps.ecs, &service_ref).await?;
-    let deployments: Vec<DeploymentView> = service.deployments().iter().map(DeploymentView::from).collect();
-    if let Some(primary) = rollout_in_progress(&deployments, Utc::now(), deps.cooldown) {
+    let claim = match dry_run && !deps.cooldown.is_zero() {
+        true => lock::current(&deps.ssm, &lock::claim_name(&deps.lock_prefix, &service_ref), deps.cooldown).await?,
+        false => None,
+    };
+    Ok(EcsObserved {
+        deployments: service.deployments().iter().map(DeploymentView::from).collect(),
+        task_definition: service.task_definition().map(str::to_owned),
+        claim,
+    })
+}
+
+/// A restart of the service, or a 409 while its primary deployment is still young and rolling out.
+pub fn plan_ecs(
+    observed: &EcsObserved,
+    target: &EcsServiceTarget,
+    now: DateTime<Utc>,
+    cooldown: Duration,
+) -> Result<Plan<RestartChange>, FunctionError> {
+    let resource = format!("ECS service {}/{}", target.cluster, target.service);
+    if let Some(primary) = rollout_in_progress(&observed.deployments, now, cooldown) {
         let since = primary.created_at.map(|t| t.to_rfc3339()).unwrap_or_default();
         return Err(FunctionError::Conflict(format!(
             "restart already in progress since {since} (deployment {} of {resource} is rolling out; cooldown {} s)",
             primary.id,
-            deps.cooldown.as_secs()
-        ))
-        .into());
+            cooldown.as_secs()
+        )));
     }
+    if let Some(held) = &observed.claim {
+        return Err(held.conflict(&resource, cooldown));
+    }
+    let current = observed.deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.id.clone());
+    let before = json!({"deploymentId": current, "taskDefinition": observed.task_definition});
+    Ok(Plan {
+        intent: format!("restart {resource} with a new deployment"),
+        done: format!("Service {} restart initiated", target.service),
+        no_change: String::new(),
+        details: json!({
+            "cluster": target.cluster, "service": target.service,
+            "currentDeploymentId": current, "taskDefinition": observed.task_definition,
+        }),
+        after: before.clone(),
+        before,
+        changes: vec![RestartChange::ForceNewDeployment {
+            cluster: target.cluster.clone(),
+            service: target.service.clone(),
+            force_new_deployment: true,
+        }],
+        resource,
+    })
+}
+
+/// The restart, guarded by the claim: taken first, given back if the update fails.
+async fn apply_ecs(plan: Plan<RestartChange>, request: &ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
+    let Some(RestartChange::ForceNewDeployment { cluster, service, .. }) = plan.changes.first().cloned() else {
+        return apply(plan, deps).await;
+    };
+    let service_ref = ServiceRef::new(&cluster, &service);
     let claim = (!deps.cooldown.is_zero()).then(|| lock::claim_name(&deps.lock_prefix, &service_ref));
-    let before = json!({
-        "deploymentId": deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.id.clone()),
-        "taskDefinition": service.task_definition(),
-    });
-    if request.dry_run {
-        if let Some(name) = &claim
-            && let Some(held) = lock::current(&deps.ssm, name, deps.cooldown).await?
-        {
-            return Err(held.conflict(&resource, deps.cooldown).into());
-        }
-        let call = PlannedCall::new(
-            "ECS UpdateService",
-            json!({"cluster": target.cluster, "service": target.service, "forceNewDeployment": true}),
-        );
-        return Ok(Outcome {
-            message: format!("Dry run: would restart {resource} with a new deployment"),
-            resource,
-            after: before.clone(),
-            details: json!({
-                "cluster": target.cluster, "service": target.service,
-                "currentDeploymentId": before["deploymentId"], "taskDefinition": before["taskDefinition"],
-                "plannedCalls": [call],
-            }),
-            before,
-        });
-    }
     if let Some(name) = &claim {
         let holder = format!("incident {}", request.incident_id);
         if let Err(held) = lock::claim(&deps.ssm, name, &holder, deps.cooldown).await? {
-            return Err(held.conflict(&resource, deps.cooldown).into());
+            return Err(held.conflict(&plan.resource, deps.cooldown).into());
         }
     }
     let updated = match ecs::force_new_deployment(&deps.ecs, &service_ref).await {
@@ -169,26 +249,16 @@ async fn restart_ecs_service(
             return Err(err.into());
         }
     };
-    let new_primary = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-    let after = json!({
-        "deploymentId": new_primary.and_then(Deployment::id),
-        "taskDefinition": updated.task_definition(),
-    });
-    Ok(Outcome {
-        message: format!(
-            "Service {} restart initiated: new deployment {}",
-            target.service,
-            after["deploymentId"].as_str().unwrap_or("(unknown)")
-        ),
-        resource,
-        details: json!({
-            "cluster": target.cluster, "service": target.service,
-            "deploymentId": after["deploymentId"], "previousDeploymentId": before["deploymentId"],
-            "taskDefinition": after["taskDefinition"],
-        }),
-        before,
-        after,
-    })
+    let deployment = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(Deployment::id);
+    let task_definition = updated.task_definition();
+    let mut plan = plan;
+    plan.done = format!("{}: new deployment {}", plan.done, deployment.unwrap_or("(unknown)"));
+    plan.after = json!({"deploymentId": deployment, "taskDefinition": task_definition});
+    let previous = plan.before["deploymentId"].clone();
+    plan.details = json!({"cluster": cluster, "service": service});
+    Ok(plan.as_done(
+        json!({"deploymentId": deployment, "previousDeploymentId": previous, "taskDefinition": task_definition}),
+    ))
 }
 
 /// Which of the configured instances can be rebooted now, and which are skipped with their state.
@@ -205,8 +275,8 @@ pub fn split_running(states: &[(String, String)]) -> (Vec<&str>, Vec<Value>) {
     (running, skipped)
 }
 
-async fn reboot_instances(deps: &Deps, target: &Ec2InstancesTarget, dry_run: bool) -> Result<Outcome, Failure> {
-    let resource = format!("EC2 instances {}", target.instance_ids.join(", "));
+/// Each configured instance's state, in the configured order.
+async fn observe_ec2(deps: &Deps, target: &Ec2InstancesTarget) -> Result<Vec<(String, String)>, FunctionError> {
     let out = deps.ec2.describe_instances().set_instance_ids(Some(target.instance_ids.clone())).send().await.map_err(
         |err| match err.as_service_error().and_then(|e| e.meta().code()) {
             Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed") => FunctionError::ResourceNotFound {
@@ -227,36 +297,52 @@ async fn reboot_instances(deps: &Deps, target: &Ec2InstancesTarget, dry_run: boo
         .collect();
     // Keep the configured order, so reports read the same way every time.
     states.sort_by_key(|(id, _)| target.instance_ids.iter().position(|c| c == id));
-    let (running, skipped) = split_running(&states);
+    Ok(states)
+}
+
+/// A reboot of the running instances; the others are skipped, and none running is a 409.
+pub fn plan_ec2(
+    states: &[(String, String)],
+    target: &Ec2InstancesTarget,
+) -> Result<Plan<RestartChange>, FunctionError> {
+    let resource = format!("EC2 instances {}", target.instance_ids.join(", "));
+    let (running, skipped) = split_running(states);
     let before: Value = states.iter().map(|(id, state)| (id.clone(), Value::from(state.clone()))).collect();
     if running.is_empty() {
-        return Err(
-            FunctionError::Conflict(format!("none of {resource} is running; nothing to reboot ({before})")).into()
-        );
+        return Err(FunctionError::Conflict(format!("none of {resource} is running; nothing to reboot ({before})")));
     }
-    let call = PlannedCall::new("EC2 RebootInstances", json!({"instanceIds": running}));
-    if dry_run {
-        return Ok(Outcome {
-            message: format!("Dry run: would reboot {} running instance(s), skip {}", running.len(), skipped.len()),
-            resource,
-            after: before.clone(),
-            before,
-            details: json!({"rebooting": running, "skipped": skipped, "plannedCalls": [call]}),
-        });
-    }
-    deps.ec2
-        .reboot_instances()
-        .set_instance_ids(Some(running.iter().map(|s| (*s).to_owned()).collect()))
-        .send()
-        .await
-        .map_err(|err| FunctionError::aws("EC2 RebootInstances", &err))?;
-    Ok(Outcome {
-        message: format!("Reboot initiated for {} instance(s); {} skipped", running.len(), skipped.len()),
-        resource,
+    let (n, m) = (running.len(), skipped.len());
+    Ok(Plan {
+        intent: format!("reboot {n} running instance(s), skip {m}"),
+        done: format!("Reboot initiated for {n} instance(s); {m} skipped"),
+        no_change: String::new(),
         after: json!({"rebooted": running}),
+        details: json!({"rebooting": running, "skipped": skipped}),
+        changes: vec![RestartChange::RebootInstances {
+            instance_ids: running.iter().map(|s| (*s).to_owned()).collect(),
+        }],
         before,
-        details: json!({"rebooted": running, "skipped": skipped}),
+        resource,
     })
+}
+
+/// Applies the changes in order.
+async fn apply(plan: Plan<RestartChange>, deps: &Deps) -> Result<Outcome, Failure> {
+    for change in &plan.changes {
+        if let RestartChange::RebootInstances { instance_ids } = change {
+            deps.ec2
+                .reboot_instances()
+                .set_instance_ids(Some(instance_ids.clone()))
+                .send()
+                .await
+                .map_err(|err| FunctionError::aws("EC2 RebootInstances", &err))?;
+        }
+    }
+    let rebooted = plan.details["rebooting"].clone();
+    let skipped = plan.details["skipped"].clone();
+    let mut plan = plan;
+    plan.details = json!({});
+    Ok(plan.as_done(json!({"rebooted": rebooted, "skipped": skipped})))
 }
 
 #[cfg(test)]
@@ -267,7 +353,7 @@ mod tests {
         DeploymentView {
             id: format!("ecs-svc/{status}"),
             status: status.into(),
-            rollout_state: rollout.map(str::to_owned),
+            rollout_state: rollout.map(DeploymentRolloutState::from),
             created_at: Some(now - chrono::Duration::seconds(age_secs)),
             desired: 2,
             running: 2,

@@ -20,9 +20,9 @@ pub const DEFAULT_LOCK_PREFIX: &str = "/incident-actions/restart-locks";
 
 /// `RESTART_LOCK_PREFIX`: an SSM parameter path such as `/incident-actions/prod/restart-locks`.
 pub fn lock_prefix_from_env() -> Result<String, ConfigError> {
-    let prefix = std::env::var("RESTART_LOCK_PREFIX").unwrap_or_else(|_| DEFAULT_LOCK_PREFIX.to_owned());
-    validate_prefix(&prefix).map_err(|problem| ConfigError::InvalidEnv { name: "RESTART_LOCK_PREFIX", problem })?;
-    Ok(prefix)
+    let prefix = shared::settings::Settings::from_env()
+        .parsed("RESTART_LOCK_PREFIX", |prefix| validate_prefix(prefix).map(|()| prefix.to_owned()))?;
+    Ok(prefix.unwrap_or_else(|| DEFAULT_LOCK_PREFIX.to_owned()))
 }
 
 /// An SSM hierarchy path: starts with `/`, no trailing `/`, only the characters SSM allows.
@@ -40,6 +40,14 @@ pub fn validate_prefix(prefix: &str) -> Result<(), String> {
 /// The claim parameter of one service. Cluster and service names are already validated (`[A-Za-z0-9_-]`).
 pub fn claim_name(prefix: &str, service: &ServiceRef) -> String {
     format!("{prefix}/{}/{}", service.cluster, service.service)
+}
+
+/// What the claim needs: creating, reading and (on a failed restart) deleting its parameters.
+pub fn permissions(prefix: &str) -> Vec<shared::plan::Permission> {
+    let resource = shared::plan::arn("ssm", &format!("parameter{prefix}/*"));
+    ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"]
+        .map(|action| shared::plan::Permission::new(action, resource.clone()))
+        .to_vec()
 }
 
 /// A claim someone else holds.

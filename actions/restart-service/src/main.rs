@@ -1,15 +1,19 @@
 use incident_restart_service::lock::lock_prefix_from_env;
-use incident_restart_service::{Deps, cooldown_from_env, handler};
+use incident_restart_service::{Deps, cooldown_from_env, handler, permissions};
 use shared::config::TargetConfig;
 use shared::runtime;
 
+const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let targets = runtime::init_or_exit(TargetConfig::from_env());
     let cooldown = runtime::init_or_exit(cooldown_from_env());
     let lock_prefix = runtime::init_or_exit(lock_prefix_from_env());
-    let config = shared::aws::load_sdk_config().await;
+    let plans = runtime::init_or_exit(shared::plan::PlanPolicy::from_env());
+    let config = shared::aws::load_sdk_config(FUNCTION).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
@@ -17,6 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         targets,
         cooldown,
         lock_prefix,
+        plans,
     };
     runtime::run(|event| handler(event, &deps)).await
 }

@@ -8,11 +8,14 @@ use incident_restart_service::{DEFAULT_COOLDOWN, Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
 use shared::testing::{
-    action_event, create_service, emulator_config, fixture, fixture_files, response_json, targets, unique,
+    action_event, create_service, emulator_config, fixture, fixture_files, function_config, response_json, targets,
+    unique,
 };
 
 struct World {
     deps: Deps,
+    /// The tests' own ECS client (the function's is in `deps`).
+    moto: aws_sdk_ecs::Client,
     api: ServiceRef,
     running: String,
     stopped: String,
@@ -50,14 +53,18 @@ async fn world(cooldown: Duration) -> World {
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ids},
         "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390"},
     }));
-    let ssm = aws_sdk_ssm::Client::new(&config);
+    let function = function_config(env!("CARGO_PKG_NAME")).await;
     let lock_prefix = format!("/{}", unique("restart-locks"));
-    World {
-        deps: Deps { ecs, ec2, ssm, targets, cooldown, lock_prefix },
-        api,
-        running: ids[0].clone(),
-        stopped: ids[1].clone(),
-    }
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&function),
+        ec2: aws_sdk_ec2::Client::new(&function),
+        ssm: aws_sdk_ssm::Client::new(&function),
+        targets,
+        cooldown,
+        lock_prefix,
+        plans: shared::plan::PlanPolicy::default(),
+    };
+    World { deps, moto: ecs, api, running: ids[0].clone(), stopped: ids[1].clone() }
 }
 
 fn request(extra: Value) -> Value {
@@ -69,10 +76,10 @@ fn request(extra: Value) -> Value {
 #[tokio::test]
 async fn a_restart_starts_a_new_deployment() {
     let w = world(Duration::ZERO).await;
-    let before = primary_deployment(&w.deps.ecs, &w.api).await;
+    let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({}))), &w.deps).await.unwrap());
     assert_eq!(response["success"], true, "{response}");
-    let after = primary_deployment(&w.deps.ecs, &w.api).await;
+    let after = primary_deployment(&w.moto, &w.api).await;
     assert_ne!(after, before, "the emulator holds a new primary deployment");
     assert_eq!(response["details"]["deploymentId"], after);
     assert_eq!(response["details"]["previousDeploymentId"], before);
@@ -85,18 +92,18 @@ async fn a_restart_starts_a_new_deployment() {
 async fn a_second_restart_within_the_cooldown_is_refused_and_changes_nothing() {
     // A freshly created or restarted service is rolling out (moto keeps rolloutState IN_PROGRESS).
     let w = world(DEFAULT_COOLDOWN).await;
-    let before = primary_deployment(&w.deps.ecs, &w.api).await;
+    let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({}))), &w.deps).await.unwrap());
     assert_eq!(response["statusCode"], 409, "{response}");
     assert_eq!(response["error"]["code"], "CONFLICT");
     assert!(response["message"].as_str().unwrap().contains("restart already in progress since"), "{response}");
-    assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before);
+    assert_eq!(primary_deployment(&w.moto, &w.api).await, before);
 }
 
 #[tokio::test]
 async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
     let w = world(Duration::ZERO).await;
-    let before = primary_deployment(&w.deps.ecs, &w.api).await;
+    let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({"dryRun": true}))), &w.deps).await.unwrap());
     assert_eq!(response["success"], true, "{response}");
     assert_eq!(response["dryRun"], true);
@@ -104,7 +111,7 @@ async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
         response["details"]["plannedCalls"],
         json!([{"call": "ECS UpdateService", "params": {"cluster": w.api.cluster, "service": w.api.service, "forceNewDeployment": true}}])
     );
-    assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before);
+    assert_eq!(primary_deployment(&w.moto, &w.api).await, before);
 }
 
 #[tokio::test]
@@ -136,22 +143,22 @@ async fn unknown_and_unsuitable_targets_are_refused() {
 async fn every_fixture_is_answered_as_expected() {
     for file in fixture_files("actions/restart_service") {
         let w = world(Duration::ZERO).await;
-        let before = primary_deployment(&w.deps.ecs, &w.api).await;
+        let before = primary_deployment(&w.moto, &w.api).await;
         let payload = fixture(file.strip_prefix(shared::testing::fixtures_dir()).unwrap().to_str().unwrap());
         let response = response_json(&handler(action_event(payload.clone()), &w.deps).await.unwrap());
         assert_eq!(response["success"], true, "{}: {response}", file.display());
         if payload["dryRun"] == true {
-            assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before, "{}", file.display());
+            assert_eq!(primary_deployment(&w.moto, &w.api).await, before, "{}", file.display());
         }
     }
     for file in fixture_files("actions/restart_service/invalid") {
         let w = world(Duration::ZERO).await;
-        let before = primary_deployment(&w.deps.ecs, &w.api).await;
+        let before = primary_deployment(&w.moto, &w.api).await;
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let response = response_json(&handler(action_event(payload), &w.deps).await.unwrap());
         let status = response["statusCode"].as_u64().unwrap();
         assert!((400..500).contains(&status), "{}: {response}", file.display());
         assert!(response["error"]["code"].is_string());
-        assert_eq!(primary_deployment(&w.deps.ecs, &w.api).await, before, "{}", file.display());
+        assert_eq!(primary_deployment(&w.moto, &w.api).await, before, "{}", file.display());
     }
 }

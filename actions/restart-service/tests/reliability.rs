@@ -28,7 +28,7 @@ async fn world(cooldown: Duration) -> World {
     let moto = aws_sdk_ecs::Client::new(&emulator_config().await);
     let api = create_service(&moto, "restart-rel", 2).await;
     let proxy = FaultProxy::start();
-    let config = proxy.sdk_config().await;
+    let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
@@ -39,6 +39,7 @@ async fn world(cooldown: Duration) -> World {
         })),
         cooldown,
         lock_prefix: format!("/{}", unique("restart-locks")),
+        plans: shared::plan::PlanPolicy::default(),
     };
     World { deps, proxy, moto, api }
 }

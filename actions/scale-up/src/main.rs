@@ -1,18 +1,24 @@
-use incident_scale_up::{Deps, handler};
+use incident_scale_up::{Deps, handler, permissions};
 use shared::config::TargetConfig;
+use shared::plan::PlanPolicy;
 use shared::runtime;
+
+const FUNCTION: &str = env!("CARGO_PKG_NAME");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let targets = runtime::init_or_exit(TargetConfig::from_env());
-    let config = shared::aws::load_sdk_config().await;
+    let plans = runtime::init_or_exit(PlanPolicy::from_env());
+    let config = shared::aws::load_sdk_config(FUNCTION).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
         rds: aws_sdk_rds::Client::new(&config),
         elasticache: aws_sdk_elasticache::Client::new(&config),
         targets,
+        plans,
     };
     runtime::run(|event| handler(event, &deps)).await
 }

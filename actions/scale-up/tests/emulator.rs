@@ -12,8 +12,10 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_scale_up::{Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
+use shared::plan::PlanPolicy;
 use shared::testing::{
-    action_event, create_service, desired_count, emulator_config, fixture_files, response_json, targets,
+    action_event, create_service, desired_count, emulator_config, fixture_files, function_config, response_json,
+    targets,
 };
 
 mod common;
@@ -22,8 +24,17 @@ use common::{create_db, db_class};
 
 const NODE_LADDER: [&str; 3] = ["cache.t3.small", "cache.m5.large", "cache.m5.xlarge"];
 
+/// The tests' own clients, for setting up and reading back (the function's are in `deps`).
+struct Moto {
+    ecs: aws_sdk_ecs::Client,
+    rds: aws_sdk_rds::Client,
+    elasticache: aws_sdk_elasticache::Client,
+    autoscaling: aws_sdk_applicationautoscaling::Client,
+}
+
 struct World {
     deps: Deps,
+    moto: Moto,
     api: ServiceRef,
     db: String,
     group: String,
@@ -68,9 +79,22 @@ async fn world(api_count: i32, db_class_now: &str, node_type_now: &str) -> World
                 "elasticache": {"replicationGroupId": group, "scaleBy": "node_type", "nodeTypeLadder": NODE_LADDER}},
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ["i-0123456789abcdef0"]},
     }));
-    let deps =
-        Deps { ecs, autoscaling: aws_sdk_applicationautoscaling::Client::new(&config), rds, elasticache, targets };
-    World { deps, api, db, group }
+    let function = function_config(env!("CARGO_PKG_NAME")).await;
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&function),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&function),
+        rds: aws_sdk_rds::Client::new(&function),
+        elasticache: aws_sdk_elasticache::Client::new(&function),
+        targets,
+        plans: PlanPolicy::default(),
+    };
+    World {
+        deps,
+        moto: Moto { ecs, rds, elasticache, autoscaling: aws_sdk_applicationautoscaling::Client::new(&config) },
+        api,
+        db,
+        group,
+    }
 }
 
 fn request(target: &str, priority: &str, extra: Value) -> Value {
@@ -111,9 +135,9 @@ async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
         .unwrap();
     let response = invoke(&w.deps, request("api", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
-    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 10);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 10);
     assert_eq!(
-        scalable_capacity(&w.deps.autoscaling, &w.api).await,
+        scalable_capacity(&w.moto.autoscaling, &w.api).await,
         (10, 10),
         "MinCapacity raised, MaxCapacity lifted to it"
     );
@@ -127,7 +151,7 @@ async fn an_ecs_service_without_autoscaling_is_scaled_and_says_so() {
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "medium", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
-    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 5);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
     assert_eq!(response["details"]["scalableTarget"], Value::Null);
 }
 
@@ -138,7 +162,7 @@ async fn an_ecs_service_is_never_scaled_down() {
     assert_eq!(response["success"], true, "{response}");
     assert_eq!(response["details"]["change"], "no change");
     assert!(response["message"].as_str().unwrap().starts_with("No change"), "{response}");
-    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 12);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 12);
 }
 
 #[tokio::test]
@@ -146,23 +170,23 @@ async fn an_rds_instance_moves_up_to_the_priority_class_and_never_down() {
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
-    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.2xlarge");
+    assert_eq!(db_class(&w.moto.rds, &w.db).await, "db.r5.2xlarge");
     assert_eq!(response["details"]["previousInstanceClass"], "db.r5.large");
 
     // Already larger than what "high" asks for: no change.
     let response = invoke(&w.deps, request("database", "high", json!({}))).await;
     assert_eq!(response["details"]["change"], "no change", "{response}");
-    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.2xlarge");
+    assert_eq!(db_class(&w.moto.rds, &w.db).await, "db.r5.2xlarge");
 }
 
 #[tokio::test]
 async fn an_rds_instance_that_is_not_available_is_a_conflict() {
     let w = world(1, "db.r5.large", "cache.t3.small").await;
-    w.deps.rds.stop_db_instance().db_instance_identifier(&w.db).send().await.unwrap();
+    w.moto.rds.stop_db_instance().db_instance_identifier(&w.db).send().await.unwrap();
     let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
     assert_eq!(response["statusCode"], 409, "{response}");
     assert!(response["message"].as_str().unwrap().contains("not available"));
-    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.large");
+    assert_eq!(db_class(&w.moto.rds, &w.db).await, "db.r5.large");
 }
 
 #[tokio::test]
@@ -170,14 +194,14 @@ async fn a_replication_group_climbs_the_node_type_ladder_and_stops_at_the_top() 
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("cache", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
-    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.m5.large");
+    assert_eq!(node_type(&w.moto.elasticache, &w.group).await, "cache.m5.large");
     invoke(&w.deps, request("cache", "high", json!({}))).await;
-    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.m5.xlarge");
+    assert_eq!(node_type(&w.moto.elasticache, &w.group).await, "cache.m5.xlarge");
     let response = invoke(&w.deps, request("cache", "critical", json!({}))).await;
     assert_eq!(response["success"], true);
     assert_eq!(response["details"]["change"], "no change");
     assert!(response["message"].as_str().unwrap().contains("already at the largest size on the ladder"), "{response}");
-    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.m5.xlarge");
+    assert_eq!(node_type(&w.moto.elasticache, &w.group).await, "cache.m5.xlarge");
 }
 
 #[tokio::test]
@@ -189,15 +213,15 @@ async fn dry_runs_report_the_calls_and_change_nothing() {
         response["details"]["plannedCalls"],
         json!([{"call": "ECS UpdateService", "params": {"cluster": w.api.cluster, "service": w.api.service, "desiredCount": 10}}])
     );
-    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 2);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 2);
 
     let response = invoke(&w.deps, request("database", "critical", json!({"dryRun": true}))).await;
     assert_eq!(response["details"]["plannedCalls"][0]["call"], "RDS ModifyDBInstance", "{response}");
-    assert_eq!(db_class(&w.deps.rds, &w.db).await, "db.r5.large");
+    assert_eq!(db_class(&w.moto.rds, &w.db).await, "db.r5.large");
 
     let response = invoke(&w.deps, request("cache", "critical", json!({"dryRun": true}))).await;
     assert_eq!(response["details"]["plannedCalls"][0]["params"]["cacheNodeType"], "cache.m5.large", "{response}");
-    assert_eq!(node_type(&w.deps.elasticache, &w.group).await, "cache.t3.small");
+    assert_eq!(node_type(&w.moto.elasticache, &w.group).await, "cache.t3.small");
 }
 
 /// The backend forwards its own incident record in incidentDetails: the action acts, and says which
@@ -208,7 +232,7 @@ async fn a_forwarded_incident_record_scales_and_reports_the_fields_it_ignored() 
     let details = json!({"incidentDetails": {"title": "API slow", "ticketUrl": "https://t/7", "severity": "SEV2"}});
     let response = invoke(&w.deps, request("api", "high", details)).await;
     assert_eq!(response["success"], true, "{response}");
-    assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 5);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
     assert_eq!(
         response["details"]["adjustments"],
         json!([{"field": "incidentDetails.severity", "change": "unknown field; ignored"},
@@ -224,7 +248,7 @@ async fn every_fixture_is_answered_as_expected() {
         let response = invoke(&w.deps, payload.clone()).await;
         assert_eq!(response["success"], true, "{}: {response}", file.display());
         if payload["dryRun"] == true {
-            assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 1, "{}", file.display());
+            assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 1, "{}", file.display());
         }
     }
     for file in fixture_files("actions/scale_up/invalid") {
@@ -233,7 +257,7 @@ async fn every_fixture_is_answered_as_expected() {
         let response = invoke(&w.deps, payload).await;
         let status = response["statusCode"].as_u64().unwrap();
         assert!((400..500).contains(&status), "{}: {response}", file.display());
-        assert_eq!(desired_count(&w.deps.ecs, &w.api).await, 1, "{}", file.display());
+        assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 1, "{}", file.display());
     }
 }
 
@@ -271,6 +295,7 @@ async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
         elasticache,
         targets: targets(json!({"sessions": {"kind": "redis", "url": "redis://sessions:6379",
             "elasticache": {"replicationGroupId": "sessions-rg", "scaleBy": "replicas", "maxReplicas": 4}}})),
+        plans: PlanPolicy::default(),
     };
     let response = invoke(&deps, request("sessions", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -307,6 +332,7 @@ async fn a_memcached_cluster_gets_one_more_node() {
         elasticache,
         targets: targets(json!({"memcached": {"kind": "redis", "url": "redis://mc:11211",
             "elasticache": {"cacheClusterId": "mc", "scaleBy": "nodes", "maxNodes": 3}}})),
+        plans: PlanPolicy::default(),
     };
     let response = invoke(&deps, request("memcached", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");

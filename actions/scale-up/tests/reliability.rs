@@ -35,7 +35,7 @@ async fn world() -> World {
     let rds = aws_sdk_rds::Client::new(&config);
     let db = create_db(&rds, "db.t3.medium").await;
     let proxy = FaultProxy::start();
-    let through = proxy.sdk_config().await;
+    let through = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&through),
         autoscaling: aws_sdk_applicationautoscaling::Client::new(&through),
@@ -49,6 +49,7 @@ async fn world() -> World {
                                      "critical": "db.r6g.xlarge"},
                    "classLadder": ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]},
         })),
+        plans: shared::plan::PlanPolicy::default(),
     };
     World { deps, proxy, moto: aws_sdk_ecs::Config::new(&config), api, rds, db }
 }

@@ -1,17 +1,27 @@
-//! The drain watcher (seed 004, phase 2). Each task polls its deployment's SSM state parameter;
-//! on the first `draining` it starts a grace timer, and once the grace has passed it reports
-//! `ShutdownReady = 1`. One CloudWatch Embedded Metric Format line per poll goes to stdout
-//! (namespace `App/Drain`, dimensions `deployment_name`, `deployment_id`, `task_id`), which the
-//! reaper reads. Rust apps use [`DrainWatcher`] (`is_draining()`, `is_shutdown_ready()`); any other
-//! app runs the `fluidity-drain-watcher` sidecar.
+//! The drain watcher. Each task polls its deployment's SSM state parameter; on the first
+//! `draining` it starts a grace timer, and once the grace has passed it reports `ShutdownReady = 1`.
+//! One CloudWatch Embedded Metric Format line per poll goes to stdout (namespace `App/Drain`,
+//! dimensions `deployment_name`, `deployment_id`, `task_id`), which the reaper reads. Rust apps use
+//! [`DrainWatcher`] (`is_draining()`, `is_shutdown_ready()`); any other app runs the
+//! `fluidity-drain-watcher` sidecar, which also writes the state to a file and serves it over HTTP.
+//!
+//! It depends on no Lambda runtime and on no AWS SDK but SSM's, since applications embed it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
-use shared::ConfigError;
+use fluidity_names::emf::{MetricRecord, Unit};
 use tokio::time::Instant;
+
+/// A setting the watcher cannot start with; it names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
 
 pub const NAMESPACE: &str = "App/Drain";
 pub const METRIC: &str = "ShutdownReady";
@@ -33,14 +43,14 @@ pub struct DrainConfig {
 
 impl DrainConfig {
     /// From the task definition's environment; the task id from the ECS metadata endpoint or `TASK_ID`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let required = |name: &'static str| std::env::var(name).map_err(|_| ConfigError::MissingEnv(name));
-        let seconds = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+    pub fn from_env() -> Result<Self, DrainConfigError> {
+        let required = |name: &'static str| std::env::var(name).map_err(|_| DrainConfigError::Missing(name));
+        let seconds = |name: &'static str, default: Duration| -> Result<Duration, DrainConfigError> {
             match std::env::var(name) {
                 Err(_) => Ok(default),
                 Ok(text) => {
                     text.trim().parse::<u64>().ok().filter(|s| (1..=3600).contains(s)).map(Duration::from_secs).ok_or(
-                        ConfigError::InvalidEnv {
+                        DrainConfigError::Invalid {
                             name,
                             problem: format!("{text:?} must be whole seconds from 1 to 3600"),
                         },
@@ -51,10 +61,10 @@ impl DrainConfig {
         let deployment_name = required("DEPLOYMENT_NAME")?;
         let deployment_id = required("DEPLOYMENT_ID")?;
         let parameter = std::env::var("DRAIN_PARAM")
-            .unwrap_or_else(|_| shared::deployment::state_parameter(&deployment_name, &deployment_id));
+            .unwrap_or_else(|_| fluidity_names::deployment::state_parameter(&deployment_name, &deployment_id));
         let task_id = match std::env::var("ECS_CONTAINER_METADATA_URI_V4") {
             Ok(uri) => task_id_from_metadata(&uri)
-                .map_err(|problem| ConfigError::InvalidEnv { name: "ECS_CONTAINER_METADATA_URI_V4", problem })?,
+                .map_err(|problem| DrainConfigError::Invalid { name: "ECS_CONTAINER_METADATA_URI_V4", problem })?,
             Err(_) => required("TASK_ID")?,
         };
         Ok(Self {
@@ -119,21 +129,12 @@ impl DrainState {
 
 /// One EMF line: `ShutdownReady` (0 or 1) with the task's dimensions.
 pub fn emf_line(config: &DrainConfig, ready: bool, timestamp_ms: i64) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["deployment_name", "deployment_id", "task_id"]],
-                "Metrics": [{"Name": METRIC, "Unit": "Count"}]
-            }]
-        },
-        "deployment_name": config.deployment_name,
-        "deployment_id": config.deployment_id,
-        "task_id": config.task_id,
-        METRIC: u8::from(ready)
-    })
-    .to_string()
+    MetricRecord::new(NAMESPACE, timestamp_ms)
+        .dimension("deployment_name", &config.deployment_name)
+        .dimension("deployment_id", &config.deployment_id)
+        .dimension("task_id", &config.task_id)
+        .metric(METRIC, f64::from(u8::from(ready)), Unit::Count)
+        .to_line()
 }
 
 /// The watcher running in the background; cheap to clone and ask from request handlers.
@@ -180,6 +181,11 @@ impl DrainWatcher {
     /// Draining for at least the grace period: the reaper may retire this task.
     pub fn is_shutdown_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// `{"draining": .., "shutdownReady": ..}`: what the sidecar writes to its file and serves over HTTP.
+    pub fn status_json(&self) -> String {
+        format!(r#"{{"draining":{},"shutdownReady":{}}}"#, self.is_draining(), self.is_shutdown_ready())
     }
 }
 

@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
 use shared::ecs::{self, ServiceOverrides, ServiceRef};
-use shared::events::{EventSource, run_lifecycle};
+use shared::events::EventSource;
+use shared::frame::lifecycle::run_lifecycle;
 
 /// Built once per cold start in `main`.
 pub struct Deps {
@@ -33,6 +34,11 @@ impl KillResponse {
         desired_count: 0,
         message: "Service shutdown initiated. ECS tasks will terminate immediately.",
     };
+}
+
+/// kill's one permission: UpdateService on its service.
+pub fn permissions() -> Vec<shared::plan::Permission> {
+    vec![ecs::update_service_permission("${ECS_CLUSTER_NAME}", "${ECS_SERVICE_NAME}")]
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {

@@ -9,10 +9,17 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::ecs::ServiceRef;
-use shared::testing::{create_service, desired_count, emulator_config, ensure_service, fixture_files, run_binary};
+use shared::testing::{
+    create_service, desired_count, emulator_config, ensure_service, fixture_files, function_config, run_binary,
+};
 
 async fn ecs() -> aws_sdk_ecs::Client {
     aws_sdk_ecs::Client::new(&emulator_config().await)
+}
+
+/// The function's own client: its calls are recorded as kill's.
+async fn function_ecs() -> aws_sdk_ecs::Client {
+    aws_sdk_ecs::Client::new(&function_config(env!("CARGO_PKG_NAME")).await)
 }
 
 async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
@@ -28,7 +35,7 @@ async fn a_service_at_three_goes_to_zero() {
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill3", 3).await;
     assert_eq!(desired_count(&ecs, &target).await, 3);
-    let deps = Deps { ecs: ecs.clone(), default_target: target.clone() };
+    let deps = Deps { ecs: function_ecs().await, default_target: target.clone() };
     assert_eq!(invoke(&deps, json!({})).await.unwrap(), killed());
     assert_eq!(desired_count(&ecs, &target).await, 0);
 }
@@ -37,7 +44,7 @@ async fn a_service_at_three_goes_to_zero() {
 async fn a_stopped_service_stays_at_zero_and_kill_succeeds_again() {
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill0", 0).await;
-    let deps = Deps { ecs: ecs.clone(), default_target: target.clone() };
+    let deps = Deps { ecs: function_ecs().await, default_target: target.clone() };
     for _ in 0..2 {
         assert_eq!(invoke(&deps, json!({})).await.unwrap(), killed());
         assert_eq!(desired_count(&ecs, &target).await, 0);
@@ -49,7 +56,7 @@ async fn overrides_kill_the_named_service_and_leave_the_default_alone() {
     let ecs = ecs().await;
     let default_target = create_service(&ecs, "killdef", 2).await;
     let other = create_service(&ecs, "killother", 3).await;
-    let deps = Deps { ecs: ecs.clone(), default_target: default_target.clone() };
+    let deps = Deps { ecs: function_ecs().await, default_target: default_target.clone() };
     let request = json!({"cluster_name": other.cluster, "service_name": other.service});
     assert_eq!(invoke(&deps, request).await.unwrap(), killed());
     assert_eq!(desired_count(&ecs, &other).await, 0);
@@ -61,7 +68,7 @@ async fn a_missing_service_is_a_clear_error_naming_cluster_and_service() {
     let ecs = ecs().await;
     let existing = create_service(&ecs, "killnf", 1).await;
     let missing_service = ServiceRef::new(existing.cluster.clone(), "no-such-service");
-    let deps = Deps { ecs: ecs.clone(), default_target: missing_service };
+    let deps = Deps { ecs: function_ecs().await, default_target: missing_service };
     let err = invoke(&deps, json!({})).await.unwrap_err();
     assert_eq!(
         err,
@@ -70,7 +77,7 @@ async fn a_missing_service_is_a_clear_error_naming_cluster_and_service() {
     assert!(err.to_string().contains(&existing.cluster));
 
     let missing_cluster = ServiceRef::new("no-such-cluster", "fluidity-server");
-    let deps = Deps { ecs, default_target: missing_cluster };
+    let deps = Deps { ecs: function_ecs().await, default_target: missing_cluster };
     let err = invoke(&deps, json!({})).await.unwrap_err();
     assert_eq!(err.error_type(), "ServiceNotFound");
     assert!(err.to_string().contains("no-such-cluster"), "{err}");

@@ -26,7 +26,10 @@ async fn world() -> World {
     let moto = aws_sdk_ecs::Client::new(&emulator_config().await);
     let target = create_service(&moto, "kill-rel", 2).await;
     let proxy = FaultProxy::start();
-    let deps = Deps { ecs: aws_sdk_ecs::Client::new(&proxy.sdk_config().await), default_target: target.clone() };
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await),
+        default_target: target.clone(),
+    };
     World { deps, proxy, moto, target }
 }
 

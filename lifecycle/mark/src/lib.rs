@@ -62,6 +62,18 @@ pub struct MarkReport {
     pub changed: usize,
 }
 
+/// The deployer's permissions (the reaper stack's DeployerPolicy): the deployment name's services
+/// and state parameters.
+pub fn permissions() -> Vec<shared::plan::Permission> {
+    use shared::plan::{Permission, arn};
+    let services = arn("ecs", "service/${CLUSTER}/svc-${DEPLOYMENT_NAME}-*");
+    let parameters = arn("ssm", "parameter/apps/${DEPLOYMENT_NAME}/*");
+    let mut declared = vec![ecs::list_services_permission("${CLUSTER}")];
+    declared.extend(["ecs:DescribeServices", "ecs:TagResource"].map(|a| Permission::new(a, services.clone())));
+    declared.extend(["ssm:GetParameter", "ssm:PutParameter"].map(|a| Permission::new(a, parameters.clone())));
+    declared
+}
+
 pub async fn mark(
     ecs_client: &aws_sdk_ecs::Client,
     ssm: &aws_sdk_ssm::Client,

@@ -2,7 +2,7 @@
 //! JSON on stdout; exit status 0 on success, 1 on failure (with the reason on stderr), 2 on bad usage.
 
 use clap::Parser;
-use fluidity_mark_deployment::{MarkRequest, mark};
+use fluidity_mark_deployment::{MarkRequest, mark, permissions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,6 +26,7 @@ struct Args {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    shared::runtime::permissions_flag(env!("CARGO_PKG_NAME"), permissions);
     shared::runtime::init_tracing();
     let args = Args::parse();
     let request = MarkRequest {
@@ -38,7 +39,7 @@ async fn main() {
         eprintln!("fluidity-mark-deployment: {err}");
         std::process::exit(2);
     }
-    let config = shared::aws::load_sdk_config().await;
+    let config = shared::aws::load_sdk_config(env!("CARGO_PKG_NAME")).await;
     let (ecs, ssm) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ssm::Client::new(&config));
     match mark(&ecs, &ssm, &request).await {
         Ok(report) => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),

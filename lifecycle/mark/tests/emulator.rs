@@ -9,17 +9,24 @@ use shared::ecs::ServiceRef;
 use shared::testing::{emulator_config, ensure_service, unique};
 
 struct World {
+    /// The tests' own clients.
     ecs: aws_sdk_ecs::Client,
     ssm: aws_sdk_ssm::Client,
+    /// The deployer's (mark's) clients: its calls are recorded as the deployer's.
+    mark_ecs: aws_sdk_ecs::Client,
+    mark_ssm: aws_sdk_ssm::Client,
     cluster: String,
     name: String,
 }
 
 async fn world() -> World {
     let config = emulator_config().await;
+    let function = shared::testing::function_config(env!("CARGO_PKG_NAME")).await;
     World {
         ecs: aws_sdk_ecs::Client::new(&config),
         ssm: aws_sdk_ssm::Client::new(&config),
+        mark_ecs: aws_sdk_ecs::Client::new(&function),
+        mark_ssm: aws_sdk_ssm::Client::new(&function),
         cluster: unique("mark"),
         name: format!("app{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     }
@@ -59,12 +66,12 @@ impl World {
 async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
     let w = world().await;
     w.deploy("a1").await;
-    let report = mark(&w.ecs, &w.ssm, &w.request("a1", false)).await.unwrap();
+    let report = mark(&w.mark_ecs, &w.mark_ssm, &w.request("a1", false)).await.unwrap();
     assert_eq!((report.changed, report.draining.len()), (1, 0));
     assert_eq!(w.state("a1").await.as_deref(), Some("active"));
 
     w.deploy("b2").await;
-    let report = mark(&w.ecs, &w.ssm, &w.request("b2", false)).await.unwrap();
+    let report = mark(&w.mark_ecs, &w.mark_ssm, &w.request("b2", false)).await.unwrap();
     assert_eq!(report.changed, 2, "{report:?}");
     assert_eq!(report.draining[0].previous_state.as_deref(), Some("active"));
     assert_eq!(w.state("a1").await.as_deref(), Some("draining"));
@@ -73,7 +80,7 @@ async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
     assert_eq!(w.tag("b2", "state").await.as_deref(), Some("active"));
     assert_eq!(w.tag("b2", "deployment_id").await.as_deref(), Some("b2"));
 
-    let again = mark(&w.ecs, &w.ssm, &w.request("b2", false)).await.unwrap();
+    let again = mark(&w.mark_ecs, &w.mark_ssm, &w.request("b2", false)).await.unwrap();
     assert_eq!(again.changed, 0, "idempotent: {again:?}");
 }
 
@@ -81,9 +88,9 @@ async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
 async fn a_dry_run_reports_the_changes_and_makes_none() {
     let w = world().await;
     w.deploy("a1").await;
-    mark(&w.ecs, &w.ssm, &w.request("a1", false)).await.unwrap();
+    mark(&w.mark_ecs, &w.mark_ssm, &w.request("a1", false)).await.unwrap();
     w.deploy("b2").await;
-    let report = mark(&w.ecs, &w.ssm, &w.request("b2", true)).await.unwrap();
+    let report = mark(&w.mark_ecs, &w.mark_ssm, &w.request("b2", true)).await.unwrap();
     assert!(report.dry_run);
     assert_eq!(report.changed, 2);
     assert_eq!(w.state("a1").await.as_deref(), Some("active"));

@@ -32,7 +32,9 @@ use serde_json::Value;
 use shared::aws::to_chrono;
 use shared::deployment::{self, DRAINING};
 use shared::ecs::{self, DESCRIBE_CONCURRENCY, ServiceRef};
-use shared::events::run_lifecycle;
+use shared::frame::lifecycle::run_lifecycle;
+use shared::plan::{Permission, arn};
+use shared::settings::{Settings, invalid};
 use shared::{ConfigError, FunctionError};
 
 /// GetMetricData takes at most 500 queries per call.
@@ -78,61 +80,33 @@ impl ReaperSettings {
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_settings(&Settings::from_env())
     }
 
-    /// The settings from any variable lookup (the environment, or a map in tests).
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let optional = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let invalid = |name: &'static str, problem: String| ConfigError::InvalidEnv { name, problem };
-        let cluster = optional("CLUSTER").ok_or(ConfigError::MissingEnv("CLUSTER"))?;
+    pub fn from_settings(settings: &Settings<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let cluster = settings.required("CLUSTER")?;
         ecs::validate_name("CLUSTER", &cluster).map_err(|e| invalid("CLUSTER", e.to_string()))?;
         let mut s = Self::new(cluster);
-        s.deployment_name = optional("DEPLOYMENT_NAME");
-        if let Some(name) = &s.deployment_name
-            && !deployment::valid_id(name)
-        {
-            return Err(invalid("DEPLOYMENT_NAME", format!("{name:?} is not a deployment name")));
-        }
-        s.listener_arn = optional("LISTENER_ARN");
-        let whole =
-            |name: &'static str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
-                optional(name)
-                    .map(|text| {
-                        text.trim().parse::<u64>().ok().filter(|v| (min..=max).contains(v)).ok_or_else(|| {
-                            invalid(name, format!("{text:?} must be a whole number from {min} to {max}"))
-                        })
-                    })
-                    .transpose()
-            };
-        let number = |name: &'static str, min: f64, max: f64| -> Result<Option<f64>, ConfigError> {
-            optional(name)
-                .map(|text| {
-                    text.trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|v| v.is_finite() && *v >= min && *v <= max)
-                        .ok_or_else(|| invalid(name, format!("{text:?} must be a number from {min} to {max}")))
-                })
-                .transpose()
-        };
-        if let Some(v) = whole("CONSEC", 1, 100)? {
-            s.consec = u32::try_from(v).unwrap_or(1);
-        }
-        if let Some(text) = optional("PERIOD") {
-            // CloudWatch accepts only multiples of 60 for standard-resolution metrics, and says so
-            // only at query time; refusing at init names the problem before the first run.
-            s.period =
-                text.trim().parse::<i32>().ok().filter(|p| *p > 0 && p % 60 == 0 && *p <= 86_400).ok_or_else(|| {
-                    invalid("PERIOD", format!("{text:?} must be a positive multiple of 60 seconds, at most 86400"))
-                })?;
-        }
-        if let Some(v) = number("MIN_AGE_SEC", 0.0, 86_400.0)? {
-            s.min_age = Duration::from_secs_f64(v);
-        }
-        if let Some(v) = number("MAX_AGE_HR", 0.001, 24.0 * 365.0)? {
-            s.max_age = Duration::from_secs_f64(v * 3600.0);
-        }
+        s.deployment_name = settings.parsed("DEPLOYMENT_NAME", |name| {
+            deployment::valid_id(name)
+                .then(|| name.to_owned())
+                .ok_or_else(|| format!("{name:?} is not a deployment name"))
+        })?;
+        s.listener_arn = settings.optional("LISTENER_ARN");
+        s.consec = settings.whole("CONSEC", s.consec, 1..=100)?;
+        // CloudWatch accepts only multiples of 60 for standard-resolution metrics, and says so only at
+        // query time; refusing at init names the problem before the first run.
+        s.period = settings
+            .parsed("PERIOD", |text| {
+                text.parse::<i32>()
+                    .ok()
+                    .filter(|p| *p > 0 && p % 60 == 0 && *p <= 86_400)
+                    .ok_or_else(|| format!("{text:?} must be a positive multiple of 60 seconds, at most 86400"))
+            })?
+            .unwrap_or(s.period);
+        s.min_age = Duration::from_secs_f64(settings.number("MIN_AGE_SEC", s.min_age.as_secs_f64(), 0.0..=86_400.0)?);
+        let max_age_hours = settings.number("MAX_AGE_HR", s.max_age.as_secs_f64() / 3600.0, 0.001..=24.0 * 365.0)?;
+        s.max_age = Duration::from_secs_f64(max_age_hours * 3600.0);
         Ok(s)
     }
 }
@@ -287,6 +261,37 @@ pub struct ReaperReport {
     pub skipped: usize,
     pub failed: usize,
     pub services: Vec<ServiceReport>,
+}
+
+/// The reaper's permissions: the managed deployments' services, tasks, metrics, listener rules,
+/// target groups and parameters.
+pub fn permissions() -> Vec<Permission> {
+    let cluster = "${CLUSTER}";
+    let services = arn("ecs", "service/${CLUSTER}/svc-${DEPLOYMENT_NAME}-*");
+    let parameters = arn("ssm", "parameter/apps/${DEPLOYMENT_NAME}/*");
+    let rules = arn("elasticloadbalancing", "listener-rule/app/*");
+    let mut declared = vec![
+        ecs::list_services_permission(cluster),
+        ecs::list_tasks_permission(cluster),
+        ecs::describe_tasks_permission(cluster),
+    ];
+    declared.extend(
+        ["ecs:DescribeServices", "ecs:UpdateService", "ecs:DeleteService"]
+            .map(|a| Permission::new(a, services.clone())),
+    );
+    // GetMetricData and the ELBv2 describe calls have no resource-level permissions.
+    declared.extend(["cloudwatch:GetMetricData", "elasticloadbalancing:DescribeRules"].map(Permission::any));
+    declared.extend(
+        ["elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule"]
+            .map(|a| Permission::new(a, rules.clone())),
+    );
+    declared
+        .push(Permission::new("elasticloadbalancing:DeleteTargetGroup", arn("elasticloadbalancing", "targetgroup/*")));
+    declared.extend(
+        ["ssm:GetParameters", "ssm:GetParametersByPath", "ssm:DeleteParameters"]
+            .map(|a| Permission::new(a, parameters.clone())),
+    );
+    declared
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
@@ -885,7 +890,7 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Result<ReaperSettings, String> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        ReaperSettings::from_lookup(|name| vars.get(name).cloned()).map_err(|e| e.to_string())
+        ReaperSettings::from_settings(&Settings::with(|name: &str| vars.get(name).cloned())).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -1,11 +1,14 @@
-use fluidity_reaper::{Deps, ReaperSettings, handler};
+use fluidity_reaper::{Deps, ReaperSettings, handler, permissions};
 use shared::runtime;
+
+const FUNCTION: &str = env!("CARGO_PKG_NAME");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let settings = runtime::init_or_exit(ReaperSettings::from_env());
-    let config = shared::aws::load_sdk_config().await;
+    let config = shared::aws::load_sdk_config(FUNCTION).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),

@@ -20,10 +20,13 @@ use fluidity_mark_deployment::{MarkRequest, mark};
 use fluidity_reaper::{Deps, ReaperReport, ReaperSettings, ServiceAction, reap, reap_at};
 use shared::ecs::ServiceRef;
 use shared::testing::cloudwatch::put_emf;
-use shared::testing::{FaultProxy, desired_count, emulator_config, keep_tasks_running, unique};
+use shared::testing::{FaultProxy, desired_count, emulator_config, function_config, keep_tasks_running, unique};
 
 struct World {
+    /// The tests' own config (setting up, reading back).
     config: shared::aws::SdkConfig,
+    /// The reaper's: its calls are recorded as the reaper's.
+    function: shared::aws::SdkConfig,
     cluster: String,
     name: String,
     listener: String,
@@ -76,7 +79,8 @@ async fn world() -> World {
         .build();
     ecs.register_task_definition().family("reaper-app").container_definitions(container).send().await.unwrap();
     let name = format!("app{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    World { config, cluster, name, listener, vpc }
+    let function = function_config(env!("CARGO_PKG_NAME")).await;
+    World { config, function, cluster, name, listener, vpc }
 }
 
 fn fixed_404() -> Action {
@@ -128,14 +132,14 @@ impl World {
     fn deps(&self, settings: impl FnOnce(&mut ReaperSettings)) -> Deps {
         let mut s = self.settings();
         settings(&mut s);
-        self.deps_with(&self.config, s)
+        self.deps_with(&self.function, s)
     }
 
     /// The reaper's clients through a fault proxy, with MIN_AGE 0.
     async fn proxied(&self, proxy: &FaultProxy) -> Deps {
         let mut settings = self.settings();
         settings.min_age = Duration::ZERO;
-        self.deps_with(&proxy.sdk_config().await, settings)
+        self.deps_with(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await, settings)
     }
 
     /// A deployment retired by an earlier run (desiredCount 0; moto reports runningCount 0 with it).
@@ -241,7 +245,8 @@ impl World {
             deployment_id: id.to_owned(),
             dry_run: false,
         };
-        mark(&self.ecs(), &self.ssm(), &request).await.unwrap();
+        let deployer = function_config("fluidity-mark-deployment").await;
+        mark(&aws_sdk_ecs::Client::new(&deployer), &aws_sdk_ssm::Client::new(&deployer), &request).await.unwrap();
     }
 
     /// The deployment's tasks report ShutdownReady at these times, through the drain watcher's EMF
@@ -399,12 +404,12 @@ async fn max_age_retires_a_deployment_that_never_reports_counting_from_when_it_b
     let t = Utc::now();
     let report = reap_at(false, &deps, t).await.unwrap();
     assert_eq!(only(&report).reason, "0 of 2 task(s) ready", "the drain wait starts at marking: {report:?}");
-    assert_eq!(desired_count(&deps.ecs, &old.target).await, 2);
+    assert_eq!(desired_count(&w.ecs(), &old.target).await, 2);
 
     let report = reap_at(false, &deps, at(t, 3)).await.unwrap();
     assert_eq!(report.retired, 1, "{report:?}");
     assert!(only(&report).reason.starts_with("MAX_AGE exceeded: draining for"), "{report:?}");
-    assert_eq!(desired_count(&deps.ecs, &old.target).await, 0);
+    assert_eq!(desired_count(&w.ecs(), &old.target).await, 0);
     let report = reap_at(false, &deps, at(t, 60)).await.unwrap();
     assert_eq!(report.cleaned_up, 1, "{report:?}");
     assert_eq!(w.exists(&old).await, (false, false, false, false));
@@ -455,7 +460,7 @@ async fn silent_tasks_keep_a_deployment_waiting_and_the_newest_period_decides() 
     w.tasks_report(&a, &a.tasks, &[(at(t, 210), true), (at(t, 270), true)]).await;
     let report = reap_at(false, &deps, at(t, 300)).await.unwrap();
     assert_eq!(report.retired, 1, "{report:?}");
-    assert_eq!(desired_count(&deps.ecs, &a.target).await, 0);
+    assert_eq!(desired_count(&w.ecs(), &a.target).await, 0);
 }
 
 #[tokio::test]
@@ -473,7 +478,7 @@ async fn too_young_services_wait_and_a_dry_run_changes_nothing() {
     let report = reap_at(true, &deps, t).await.unwrap();
     assert_eq!(report.retired, 1);
     assert!(only(&report).reason.starts_with("dry run, nothing changed"), "{report:?}");
-    assert_eq!(desired_count(&deps.ecs, &a.target).await, 2);
+    assert_eq!(desired_count(&w.ecs(), &a.target).await, 2);
 }
 
 #[tokio::test]
@@ -608,7 +613,7 @@ async fn in_a_shared_cluster_only_the_managed_services_are_described_or_touched(
     let proxy = FaultProxy::start();
     let mut settings = w.settings();
     settings.deployment_name = None;
-    let deps = w.deps_with(&proxy.sdk_config().await, settings);
+    let deps = w.deps_with(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await, settings);
     let report = reap(false, &deps).await.unwrap();
     assert_eq!(report.draining, 0, "{report:?}");
     assert_eq!(proxy.count("DescribeServices"), 1, "only svc-* services are described: {:?}", proxy.calls());
@@ -648,8 +653,8 @@ async fn a_half_finished_cleanup_completes_on_the_next_run() {
     let deps = w.deps(|s| s.min_age = Duration::ZERO);
     w.retired(&a).await;
     // An earlier run got as far as the rule and the target group, then stopped.
-    deps.elb.delete_rule().rule_arn(&a.rule).send().await.unwrap();
-    deps.elb.delete_target_group().target_group_arn(&a.target_group).send().await.unwrap();
+    w.elb().delete_rule().rule_arn(&a.rule).send().await.unwrap();
+    w.elb().delete_target_group().target_group_arn(&a.target_group).send().await.unwrap();
     let report = reap(false, &deps).await.unwrap();
     assert_eq!(report.cleaned_up, 1, "{report:?}");
     assert_eq!(w.exists(&a).await, (false, false, false, false));

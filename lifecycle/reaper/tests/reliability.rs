@@ -23,7 +23,7 @@ async fn world() -> World {
     let cluster = unique("reaper-rel");
     ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
     let proxy = FaultProxy::start();
-    let config = proxy.sdk_config().await;
+    let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::ecs::{self, ServiceRef};
 use shared::emf::{MetricRecord, MetricSink, Unit};
-use shared::events::run_lifecycle;
+use shared::frame::lifecycle::run_lifecycle;
+use shared::settings::Settings;
 use shared::{ConfigError, FunctionError};
 
 pub const DEFAULT_IDLE_THRESHOLD_MINUTES: f64 = 15.0;
@@ -63,49 +64,30 @@ impl Default for SleepSettings {
 
 impl SleepSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut settings = Self::default();
-        if let Ok(text) = std::env::var("IDLE_THRESHOLD_MINUTES") {
-            settings.idle_threshold_minutes = text
-                .trim()
-                .parse::<f64>()
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(settings: &Settings<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let minutes = |text: &str| -> Result<f64, String> {
+            text.parse::<f64>()
                 .ok()
                 .filter(|m| valid_threshold(*m))
-                .ok_or_else(|| invalid_env("IDLE_THRESHOLD_MINUTES", &text))?;
-        }
-        if let Ok(text) = std::env::var("LOOKBACK_PERIOD_MINUTES") {
-            settings.lookback_minutes = text
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|m| (1..=MAX_MINUTES).contains(m))
-                .ok_or_else(|| invalid_env("LOOKBACK_PERIOD_MINUTES", &text))?;
-        }
-        if let Ok(namespace) = std::env::var("METRIC_NAMESPACE")
-            && !namespace.trim().is_empty()
-        {
-            settings.namespace = namespace.trim().to_owned();
-        }
-        if let Ok(text) = std::env::var("METRIC_DIMENSIONS")
-            && !text.trim().is_empty()
-        {
-            settings.dimensions = Some(
-                parse_dimensions(&text)
-                    .map_err(|problem| ConfigError::InvalidEnv { name: "METRIC_DIMENSIONS", problem })?,
-            );
-        }
-        Ok(settings)
+                .ok_or_else(|| format!("{text:?} must be a positive number of minutes, at most {MAX_MINUTES}"))
+        };
+        Ok(Self {
+            idle_threshold_minutes: settings
+                .parsed("IDLE_THRESHOLD_MINUTES", minutes)?
+                .unwrap_or(defaults.idle_threshold_minutes),
+            lookback_minutes: settings.whole("LOOKBACK_PERIOD_MINUTES", defaults.lookback_minutes, 1..=MAX_MINUTES)?,
+            namespace: settings.optional("METRIC_NAMESPACE").unwrap_or(defaults.namespace),
+            dimensions: settings.parsed("METRIC_DIMENSIONS", parse_dimensions)?,
+        })
     }
 }
 
 fn valid_threshold(minutes: f64) -> bool {
     minutes.is_finite() && minutes > 0.0 && minutes <= f64::from(MAX_MINUTES)
-}
-
-fn invalid_env(name: &'static str, text: &str) -> ConfigError {
-    ConfigError::InvalidEnv {
-        name,
-        problem: format!("{text:?} must be a positive number of minutes, at most {MAX_MINUTES}"),
-    }
 }
 
 /// `Service=fluidity-server,Env=prod` → pairs. At most 30 dimensions (CloudWatch's limit).
@@ -214,6 +196,16 @@ pub fn decide(obs: &Observation, now: i64, threshold_secs: i64, woken_at: Option
         );
     }
     decision(true, format!("Service scaled down due to inactivity (idle for {idle_seconds} seconds)"))
+}
+
+/// sleep's permissions: the service, and the metrics (GetMetricData has no resource-level permissions).
+pub fn permissions() -> Vec<shared::plan::Permission> {
+    let (cluster, service) = ("${ECS_CLUSTER_NAME}", "${ECS_SERVICE_NAME}");
+    vec![
+        ecs::describe_services_permission(cluster, service),
+        ecs::update_service_permission(cluster, service),
+        shared::plan::Permission::any("cloudwatch:GetMetricData"),
+    ]
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {

@@ -1,13 +1,16 @@
-use fluidity_sleep::{Deps, SleepSettings, handler};
+use fluidity_sleep::{Deps, SleepSettings, handler, permissions};
 use shared::ecs::ServiceRef;
 use shared::runtime;
 
+const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let default_target = runtime::init_or_exit(ServiceRef::from_env());
     let settings = runtime::init_or_exit(SleepSettings::from_env());
-    let config = shared::aws::load_sdk_config().await;
+    let config = shared::aws::load_sdk_config(FUNCTION).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),

@@ -41,7 +41,7 @@ async fn world(desired: i32) -> World {
     )
     .await;
     let proxy = FaultProxy::start();
-    let through_proxy = proxy.sdk_config().await;
+    let through_proxy = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&through_proxy),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&through_proxy),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
 use shared::ecs::{self, ServiceOverrides, ServiceRef};
-use shared::events::run_lifecycle;
+use shared::frame::lifecycle::run_lifecycle;
 
 /// How long a Fargate task takes to start, for `estimatedStartTime`.
 pub const ESTIMATED_START_SECONDS: i64 = 90;
@@ -56,6 +56,19 @@ pub struct WakeResponse {
     pub public_ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_ip: Option<String>,
+}
+
+/// wake's permissions: the service, its tasks, and the task's network interface.
+pub fn permissions() -> Vec<shared::plan::Permission> {
+    let (cluster, service) = ("${ECS_CLUSTER_NAME}", "${ECS_SERVICE_NAME}");
+    vec![
+        ecs::describe_services_permission(cluster, service),
+        ecs::update_service_permission(cluster, service),
+        ecs::list_tasks_permission(cluster),
+        ecs::describe_tasks_permission(cluster),
+        // DescribeNetworkInterfaces has no resource-level permissions.
+        shared::plan::Permission::any("ec2:DescribeNetworkInterfaces"),
+    ]
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
@@ -128,8 +141,19 @@ async fn task_address(
     else {
         return Ok(None);
     };
-    let public_ip = ecs::public_ip(&deps.ec2, &eni).await?;
+    let public_ip = public_ip(&deps.ec2, &eni).await?;
     Ok(Some((public_ip, private_ip)))
+}
+
+/// The public IPv4 address of a network interface, if it has one (EC2 DescribeNetworkInterfaces).
+pub async fn public_ip(ec2: &aws_sdk_ec2::Client, eni: &str) -> Result<Option<String>, FunctionError> {
+    let out = ec2
+        .describe_network_interfaces()
+        .network_interface_ids(eni)
+        .send()
+        .await
+        .map_err(|err| FunctionError::aws("EC2 DescribeNetworkInterfaces", &err))?;
+    Ok(out.network_interfaces().first().and_then(|n| n.association()).and_then(|a| a.public_ip()).map(str::to_owned))
 }
 
 #[cfg(test)]

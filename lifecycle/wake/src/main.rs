@@ -1,12 +1,15 @@
-use fluidity_wake::{Deps, handler};
+use fluidity_wake::{Deps, handler, permissions};
 use shared::ecs::ServiceRef;
 use shared::runtime;
 
+const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let default_target = runtime::init_or_exit(ServiceRef::from_env());
-    let config = shared::aws::load_sdk_config().await;
+    let config = shared::aws::load_sdk_config(FUNCTION).await;
     let deps = Deps { ecs: aws_sdk_ecs::Client::new(&config), ec2: aws_sdk_ec2::Client::new(&config), default_target };
     runtime::run(|event| handler(event, &deps)).await
 }

@@ -12,15 +12,18 @@ use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::ecs::ServiceRef;
 use shared::testing::{
-    FargateService, create_fargate_service, desired_count, emulator_config, ensure_service, fixture_files, run_binary,
+    FargateService, create_fargate_service, desired_count, emulator_config, ensure_service, fixture_files,
+    function_config, run_binary,
 };
 
+/// A Fargate service in moto, and wake's clients (its calls are recorded as wake's). The tests read
+/// the service back through them too: the same describe and update calls wake may make.
 async fn setup(desired: i32) -> (Deps, FargateService) {
-    let config = emulator_config().await;
-    let service = create_fargate_service(&config, "wake", desired).await;
+    let service = create_fargate_service(&emulator_config().await, "wake", desired).await;
+    let function = function_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
+        ecs: aws_sdk_ecs::Client::new(&function),
+        ec2: aws_sdk_ec2::Client::new(&function),
         default_target: service.target.clone(),
     };
     (deps, service)
@@ -55,8 +58,8 @@ async fn a_stopped_service_is_woken_to_one_and_stays_at_one() {
 #[tokio::test]
 async fn a_running_service_answers_with_its_task_address() {
     let (moto_deps, service) = setup(1).await;
-    let eni = moto_deps
-        .ec2
+    let moto_ec2 = aws_sdk_ec2::Client::new(&emulator_config().await);
+    let eni = moto_ec2
         .create_network_interface()
         .subnet_id(&service.subnet)
         .groups(&service.security_group)
@@ -66,9 +69,8 @@ async fn a_running_service_answers_with_its_task_address() {
     let eni = eni.network_interface().unwrap();
     let (eni_id, private_ip) =
         (eni.network_interface_id().unwrap().to_owned(), eni.private_ip_address().unwrap().to_owned());
-    let address = moto_deps.ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
-    moto_deps
-        .ec2
+    let address = moto_ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
+    moto_ec2
         .associate_address()
         .allocation_id(address.allocation_id().unwrap())
         .network_interface_id(&eni_id)

@@ -23,7 +23,7 @@ async fn world(desired: i32) -> World {
     let moto = aws_sdk_ecs::Client::new(&emulator_config().await);
     let target = create_service(&moto, "wake-rel", desired).await;
     let proxy = FaultProxy::start();
-    let config = proxy.sdk_config().await;
+    let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
@@ -98,8 +98,17 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     let config = emulator_config().await;
     let moto = aws_sdk_ecs::Client::new(&config);
     let target = create_service(&moto, "race", 0).await;
-    let wake = Deps { ecs: moto.clone(), ec2: aws_sdk_ec2::Client::new(&config), default_target: target.clone() };
-    let kill = fluidity_kill::Deps { ecs: moto.clone(), default_target: target.clone() };
+    let (wake_config, kill_config, sleep_config) = (
+        shared::testing::function_config("fluidity-wake").await,
+        shared::testing::function_config("fluidity-kill").await,
+        shared::testing::function_config("fluidity-sleep").await,
+    );
+    let wake = Deps {
+        ecs: aws_sdk_ecs::Client::new(&wake_config),
+        ec2: aws_sdk_ec2::Client::new(&wake_config),
+        default_target: target.clone(),
+    };
+    let kill = fluidity_kill::Deps { ecs: aws_sdk_ecs::Client::new(&kill_config), default_target: target.clone() };
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
     let now = chrono::Utc::now().timestamp();
     let dims = [("Service", target.service.as_str())];
@@ -107,8 +116,8 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     let last = [(now - 60, (now - 3600) as f64)];
     shared::testing::cloudwatch::put(&cloudwatch, "Fluidity", "LastActivityEpochSeconds", &dims, &last).await;
     let sleep = fluidity_sleep::Deps {
-        ecs: moto.clone(),
-        cloudwatch,
+        ecs: aws_sdk_ecs::Client::new(&sleep_config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sleep_config),
         default_target: target.clone(),
         settings: fluidity_sleep::SleepSettings { idle_threshold_minutes: 0.01, ..Default::default() },
         metrics: shared::emf::MetricSink::memory().0,

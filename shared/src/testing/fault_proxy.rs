@@ -74,10 +74,10 @@ impl FaultProxy {
         Self { url, state }
     }
 
-    /// The production SDK config (retries, timeouts), pointed at the proxy. Set on the loader, the
-    /// endpoint takes precedence over `AWS_ENDPOINT_URL`, which still names the emulator.
-    pub async fn sdk_config(&self) -> SdkConfig {
-        crate::aws::config_loader().endpoint_url(&self.url).load().await
+    /// The production SDK config (retries, timeouts) of `function`, pointed at the proxy. Set on
+    /// the loader, the endpoint takes precedence over `AWS_ENDPOINT_URL`, which still names the emulator.
+    pub async fn sdk_config(&self, function: &'static str) -> SdkConfig {
+        crate::aws::config_loader(Some(function)).endpoint_url(&self.url).load().await
     }
 
     /// Answers the next `times` calls of `operation` with `fault` ([`ALWAYS`] for every call).

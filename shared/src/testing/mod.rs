@@ -28,10 +28,19 @@ pub fn emulator_endpoint() -> String {
     endpoint
 }
 
-/// The production SDK config, pointed at the emulator through the standard variables.
+/// The production SDK config, pointed at the emulator through the standard variables, for the
+/// tests' own calls (setting up and reading back a world).
 pub async fn emulator_config() -> SdkConfig {
     emulator_endpoint();
-    crate::aws::load_sdk_config().await
+    crate::aws::config_loader(None).load().await
+}
+
+/// The same, for a function's own clients: its requests carry `app/<function>` in their User-Agent,
+/// as in production, so the emulator's recording of them can be checked against the function's
+/// declared permissions and its IAM policy.
+pub async fn function_config(function: &'static str) -> SdkConfig {
+    emulator_endpoint();
+    crate::aws::config_loader(Some(function)).load().await
 }
 
 /// A name no other test (or earlier run against the same emulator) uses.
@@ -332,25 +341,6 @@ pub fn network(subnet: &str, security_group: &str) -> aws_sdk_ecs::types::Networ
         .build()
         .expect("awsvpc configuration");
     aws_sdk_ecs::types::NetworkConfiguration::builder().awsvpc_configuration(vpc).build()
-}
-
-impl FargateService {
-    /// Starts `count` tasks as the service's own (group `service:<name>`); returns their ARNs.
-    pub async fn run_tasks(&self, ecs: &aws_sdk_ecs::Client, count: i32) -> Vec<String> {
-        let out = ecs
-            .run_task()
-            .cluster(&self.target.cluster)
-            .task_definition(&self.task_definition)
-            .count(count)
-            .group(format!("service:{}", self.target.service))
-            .started_by(format!("ecs-svc/{}", self.target.service))
-            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-            .network_configuration(network(&self.subnet, &self.security_group))
-            .send()
-            .await
-            .expect("RunTask");
-        out.tasks().iter().filter_map(|t| t.task_arn().map(str::to_owned)).collect()
-    }
 }
 
 /// An event whose Lambda deadline is `left` from now, as Lambda sets it for a short timeout.

@@ -73,7 +73,9 @@ impl MetricRecord {
             line.insert(name.clone(), Value::from(value.as_str()));
         }
         for (name, value, _) in &self.metrics {
-            line.insert(name.clone(), json!(value));
+            // Whole values as JSON integers (`1`, not `1.0`): both are valid EMF, integers read better.
+            let number = if value.fract() == 0.0 && value.abs() < 9.0e15 { json!(*value as i64) } else { json!(value) };
+            line.insert(name.clone(), number);
         }
         Value::Object(line).to_string()
     }
@@ -124,13 +126,14 @@ mod tests {
             .metric("MetricsMissing", 1.0, Unit::Count)
             .to_line();
         let value: Value = serde_json::from_str(&line).unwrap_or_default();
+        assert!(line.contains("\"MetricsMissing\":1"), "{line}");
         assert_eq!(value["_aws"]["Timestamp"], 1_800_000_000_000_i64);
         let directive = &value["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Fluidity/Sleep");
         assert_eq!(directive["Dimensions"], json!([["Service"]]));
         assert_eq!(directive["Metrics"], json!([{"Name": "MetricsMissing", "Unit": "Count"}]));
         assert_eq!(value["Service"], "fluidity-server");
-        assert_eq!(value["MetricsMissing"], 1.0);
+        assert_eq!(value["MetricsMissing"], 1);
         assert!(!line.contains('\n'));
     }
 

@@ -1,0 +1,131 @@
+//! What scale_up looks at before planning: describe calls only.
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use shared::FunctionError;
+use shared::config::{EcsServiceTarget, ElastiCache, RdsInstanceTarget};
+use shared::contract::Priority;
+use shared::ecs::{self, ServiceRef};
+use shared::plan::{Permission, arn};
+
+use crate::Deps;
+use crate::plan::{CountPlan, plan_ecs_count};
+
+/// An ECS service's desired count, and its Application Auto Scaling bounds if it has a scalable target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsObserved {
+    pub desired: i32,
+    /// (MinCapacity, MaxCapacity); read only when the count will change.
+    pub scalable: Option<(i32, i32)>,
+}
+
+/// An RDS instance's class and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdsObserved {
+    pub class: String,
+    pub status: String,
+}
+
+/// What an ElastiCache target's scaling reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElastiCacheObserved {
+    /// A replication group: its node type, replicas per node group (the smallest group's), status.
+    Group { node_type: String, replicas: i32, status: String },
+    /// A cache cluster: its node count and status.
+    Cluster { nodes: i32, status: String },
+}
+
+pub fn describe_db_permission(id: &str) -> Permission {
+    Permission::new("rds:DescribeDBInstances", arn("rds", &format!("db:{id}")))
+}
+
+pub fn describe_group_permission(id: &str) -> Permission {
+    Permission::new("elasticache:DescribeReplicationGroups", arn("elasticache", &format!("replicationgroup:{id}")))
+}
+
+pub fn describe_cluster_permission(id: &str) -> Permission {
+    Permission::new("elasticache:DescribeCacheClusters", arn("elasticache", &format!("cluster:{id}")))
+}
+
+pub fn describe_services_permission(cluster: &str, service: &str) -> Permission {
+    ecs::describe_services_permission(cluster, service)
+}
+
+/// DescribeServices, and DescribeScalableTargets only when the count will change (a service that
+/// needs nothing costs one call).
+pub async fn ecs(deps: &Deps, target: &EcsServiceTarget, priority: Priority) -> Result<EcsObserved, FunctionError> {
+    let service = ecs::describe_service(&deps.ecs, &ServiceRef::new(&target.cluster, &target.service)).await?;
+    let desired = service.desired_count();
+    if matches!(plan_ecs_count(desired, priority, target), CountPlan::NoChange { .. }) {
+        return Ok(EcsObserved { desired, scalable: None });
+    }
+    let out = deps
+        .autoscaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(format!("service/{}/{}", target.cluster, target.service))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .send()
+        .await
+        .map_err(|err| FunctionError::aws("ApplicationAutoScaling DescribeScalableTargets", &err))?;
+    let scalable = out.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity()));
+    Ok(EcsObserved { desired, scalable })
+}
+
+pub async fn rds(deps: &Deps, target: &RdsInstanceTarget) -> Result<RdsObserved, FunctionError> {
+    let id = &target.instance_id;
+    let not_found = || FunctionError::ResourceNotFound { kind: "RDS instance", id: id.clone() };
+    let out = deps.rds.describe_db_instances().db_instance_identifier(id).send().await.map_err(|err| {
+        match err.as_service_error() {
+            Some(e) if e.is_db_instance_not_found_fault() => not_found(),
+            _ => FunctionError::aws("RDS DescribeDBInstances", &err),
+        }
+    })?;
+    let instance = out.db_instances().first().ok_or_else(not_found)?;
+    Ok(RdsObserved {
+        class: instance.db_instance_class().unwrap_or_default().to_owned(),
+        status: instance.db_instance_status().unwrap_or("unknown").to_owned(),
+    })
+}
+
+pub async fn elasticache(deps: &Deps, spec: &ElastiCache) -> Result<ElastiCacheObserved, FunctionError> {
+    match spec {
+        ElastiCache::NodeType { replication_group_id, .. } | ElastiCache::Replicas { replication_group_id, .. } => {
+            group(deps, replication_group_id).await
+        }
+        ElastiCache::Nodes { cache_cluster_id, .. } => cluster(deps, cache_cluster_id).await,
+    }
+}
+
+async fn group(deps: &Deps, id: &str) -> Result<ElastiCacheObserved, FunctionError> {
+    let not_found = || FunctionError::ResourceNotFound { kind: "ElastiCache replication group", id: id.to_owned() };
+    let out =
+        deps.elasticache.describe_replication_groups().replication_group_id(id).send().await.map_err(
+            |err| match err.as_service_error() {
+                Some(e) if e.is_replication_group_not_found_fault() => not_found(),
+                _ => FunctionError::aws("ElastiCache DescribeReplicationGroups", &err),
+            },
+        )?;
+    let group = out.replication_groups().first().ok_or_else(not_found)?;
+    // Replicas per node group: members less the primary; the smallest group decides.
+    let replicas = group.node_groups().iter().map(|g| g.node_group_members().len() as i32 - 1).min().unwrap_or(0);
+    Ok(ElastiCacheObserved::Group {
+        node_type: group.cache_node_type().unwrap_or_default().to_owned(),
+        replicas: replicas.max(0),
+        status: group.status().unwrap_or("unknown").to_owned(),
+    })
+}
+
+async fn cluster(deps: &Deps, id: &str) -> Result<ElastiCacheObserved, FunctionError> {
+    let not_found = || FunctionError::ResourceNotFound { kind: "ElastiCache cluster", id: id.to_owned() };
+    let out = deps.elasticache.describe_cache_clusters().cache_cluster_id(id).send().await.map_err(|err| match err
+        .as_service_error()
+    {
+        Some(e) if e.is_cache_cluster_not_found_fault() => not_found(),
+        _ => FunctionError::aws("ElastiCache DescribeCacheClusters", &err),
+    })?;
+    let cluster = out.cache_clusters().first().ok_or_else(not_found)?;
+    Ok(ElastiCacheObserved::Cluster {
+        nodes: cluster.num_cache_nodes().unwrap_or(0),
+        status: cluster.cache_cluster_status().unwrap_or("unknown").to_owned(),
+    })
+}
