@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # The test command. On a fresh machine it installs and starts everything the tests need
-# (moto server and cfn-lint in .tools/venv, redis-server from Debian), runs every test, and stops
-# what it started: the Rust tests (unit, emulator, Redis, the built binaries on every fixture), then
-# the deployment checks (cfn-lint, least privilege, parameters, deploy.sh arguments, the stacks in
-# moto, deploy.sh end to end against moto).
+# (moto server, cbor2 and cfn-lint in .tools/venv, redis-server from Debian), runs every test, and
+# stops what it started: the Rust tests (unit, emulator, Redis, the built binaries on every fixture),
+# with the emulator recording every request; then the deployment checks (cfn-lint, each role against
+# its function's declared permissions, each recorded call against them, parameters, deploy.sh
+# arguments, the stacks in moto, deploy.sh end to end against moto).
+#
+#   scripts/test.sh [cargo test arguments]     e.g. scripts/test.sh -p fluidity-kill
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 exec scripts/with-services.sh bash -c '
   set -euo pipefail
-  cargo test --workspace --all-targets "$@"
+  recorder() { curl -sf -X POST "$AWS_ENDPOINT_URL/moto-api/recorder/$1" >/dev/null; }
+  recorder reset-recording
+  recorder start-recording
+  # An emulator test that cannot reach the emulator fails here instead of being skipped.
+  REQUIRE_EMULATOR=1 cargo test --workspace --all-targets "$@"
+  recorder stop-recording
+  mkdir -p target
+  curl -sf "$AWS_ENDPOINT_URL/moto-api/recorder/download-recording" >target/aws-calls.jsonl
   echo "== deployment checks"
   .tools/venv/bin/cfn-lint deployments/cloudformation/*.yaml && echo "cfn-lint: every template passes"
   .tools/venv/bin/python deployments/tests/check_policies.py
+  .tools/venv/bin/python deployments/tests/check_calls.py target/aws-calls.jsonl
   .tools/venv/bin/python deployments/tests/check_params.py
   deployments/tests/deploy_args.sh
   .tools/venv/bin/python deployments/tests/deploy_to_moto.py

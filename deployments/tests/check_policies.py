@@ -1,29 +1,47 @@
 #!/usr/bin/env python3
-"""Least privilege, checked mechanically over every template in deployments/cloudformation.
+"""Least privilege, checked mechanically: every role against what its function declares.
 
-Fails when:
+Each function (and the deployer's CLI) declares, beside its code, the IAM action and resource of
+every observe step and every change it makes; `<binary> --permissions` prints them (see
+shared::plan::Permission). This check reads those declarations from the built binaries and fails when:
 - any policy allows a wildcard action ("*" or "service:*");
-- a function's role lacks a permission that the function's code calls, or has one it never calls
-  (the calls are read from each function's Rust source by code_calls.py; logs:* is separate);
-- a statement allows Resource "*" for an action that supports resource-level permissions.
+- a role lacks an action its function declares, or grants one it does not declare (logs:* aside);
+- a statement grants Resource "*" for an action the function declares on a resource (so it
+  supports resource-level permissions), or grants a declared condition-scoped action without
+  that condition key;
+- an action declared on "*" (no resource-level permissions, or scoped by a condition key) is
+  granted only on a specific resource, which AWS would never match.
+
+Usage: check_policies.py [TARGET_DIR]   (default target/debug, where `cargo test` leaves the binaries)
 """
 import glob
+import json
 import os
+import subprocess
 import sys
 
 from cfnlint.decode import cfn_yaml
 
-# The AWS calls each function makes, read from its source (see code_calls.py), lowercased.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from code_calls import calls_by_function, normal  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BINARIES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug")
 
-CALLS = calls_by_function()
-# Actions AWS only grants on Resource "*" (no resource-level permissions), or that are scoped by a condition.
-STAR_ONLY = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances", "cloudwatch:GetMetricData",
-             "cloudwatch:PutMetricData", "application-autoscaling:DescribeScalableTargets",
-             "elasticloadbalancing:DescribeRules", "ecs:ListServices", "ecs:ListTasks"}
+# Template logical id (a Lambda function, or a managed policy for a CLI) -> its binary.
+OWNERS = {
+    "WakeFunction": "fluidity-wake", "SleepFunction": "fluidity-sleep", "KillFunction": "fluidity-kill",
+    "ReaperFunction": "fluidity-reaper", "RestartServiceFunction": "incident-restart-service",
+    "ScaleUpFunction": "incident-scale-up", "ClearCacheFunction": "incident-clear-cache",
+    "NotifyHumanFunction": "incident-notify-human", "DeployerPolicy": "fluidity-mark-deployment",
+}
 
 problems = []
+
+
+def declarations(binary):
+    """The function's declared permissions: [{action, resource, condition?}]."""
+    path = os.path.join(BINARIES, binary)
+    out = subprocess.run([path, "--permissions"], capture_output=True, text=True, check=True, timeout=30)
+    return json.loads(out.stdout)["permissions"]
 
 
 def as_list(value):
@@ -41,55 +59,82 @@ def statements(policy_document):
             yield statement
 
 
-def check_statement(where, statement):
-    actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
-    for action in actions:
-        if action == "*" or action.endswith(":*"):
-            problems.append(f"{where}: wildcard action {action!r}")
-    if statement.get("Resource") == "*" and statement.get("Effect") == "Allow":
+def role_statements(resource):
+    props = resource.get("Properties", {})
+    if resource.get("Type") == "AWS::IAM::Role":
+        for policy in props.get("Policies", []):
+            yield from statements(policy["PolicyDocument"])
+    elif resource.get("Type") == "AWS::IAM::ManagedPolicy":
+        yield from statements(props["PolicyDocument"])
+
+
+def check_owner(where, granted_statements, declared):
+    by_action = {}
+    for permission in declared:
+        by_action.setdefault(permission["action"].lower(), []).append(permission)
+    granted = set()
+    for statement in granted_statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
         for action in actions:
-            if action not in STAR_ONLY and action != "sts:AssumeRole":
-                problems.append(f"{where}: {action} allowed on Resource '*' but it supports resource-level permissions")
-    return set(actions)
+            if action == "*" or action.endswith(":*"):
+                problems.append(f"{where}: wildcard action {action!r}")
+            if action.startswith("logs:") or action == "sts:AssumeRole":
+                continue
+            granted.add(action.lower())
+            wanted = by_action.get(action.lower(), [])
+            if statement.get("Resource") == "*":
+                conditions = json.dumps(statement.get("Condition", {}))
+                for permission in wanted:
+                    condition = permission.get("condition")
+                    if permission["resource"] != "*":
+                        problems.append(f"{where}: {action} granted on Resource '*', but it is declared on "
+                                        f"{permission['resource']}: grant that resource")
+                    elif condition and condition["key"] not in conditions:
+                        problems.append(f"{where}: {action} on '*' lacks the {condition['key']} condition it is "
+                                        f"declared with")
+    star_granted = {a.lower() for st in granted_statements if st.get("Effect") == "Allow" and st.get("Resource") == "*"
+                    for a in as_list(st.get("Action", [])) if isinstance(a, str)}
+    for action, permissions in sorted(by_action.items()):
+        if action in granted and any(p["resource"] == "*" for p in permissions) and action not in star_granted:
+            problems.append(f"{where}: {action} is authorised only on Resource '*' (declared so), but the policy "
+                            f"grants it on a specific resource, which AWS never matches")
+    for missing in sorted(set(by_action) - granted):
+        problems.append(f"{where}: declares {missing} but its policy lacks it")
+    for extra in sorted(granted - set(by_action)):
+        problems.append(f"{where}: grants {extra}, which it does not declare (and so never calls)")
 
 
 def main():
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cloudformation")
     seen = set()
-    for path in sorted(glob.glob(os.path.join(root, "*.yaml"))):
+    for path in sorted(glob.glob(os.path.join(ROOT, "deployments", "cloudformation", "*.yaml"))):
         template = cfn_yaml.load(path)
         resources = template.get("Resources", {})
-        role_actions = {}
-        for name, resource in resources.items():
-            props = resource.get("Properties", {})
-            if resource.get("Type") == "AWS::IAM::Role":
-                actions = set()
-                for policy in props.get("Policies", []):
-                    for statement in statements(policy["PolicyDocument"]):
-                        actions |= check_statement(f"{os.path.basename(path)} {name}", statement)
-                role_actions[name] = actions
-            elif resource.get("Type") == "AWS::IAM::ManagedPolicy":
-                for statement in statements(props["PolicyDocument"]):
-                    check_statement(f"{os.path.basename(path)} {name}", statement)
-        for name, resource in resources.items():
-            if resource.get("Type") != "AWS::Lambda::Function":
+        name = os.path.basename(path)
+        for logical, resource in resources.items():
+            if logical not in OWNERS:
+                if resource.get("Type") in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
+                    for statement in role_statements(resource):
+                        for action in as_list(statement.get("Action", [])):
+                            if isinstance(action, str) and (action == "*" or action.endswith(":*")):
+                                problems.append(f"{name} {logical}: wildcard action {action!r}")
                 continue
-            seen.add(name)
-            role = resource["Properties"]["Role"]["Fn::GetAtt"][0]
-            granted = {normal(a) for a in role_actions.get(role, set()) if not a.startswith("logs:")}
-            needed = CALLS.get(name)
-            if not needed:
-                problems.append(f"{path}: {name}: no AWS call found in its crate; map it in code_calls.FUNCTION_CRATES")
-                continue
-            for missing in sorted(needed - granted):
-                problems.append(f"{os.path.basename(path)} {name}: the code calls {missing} but role {role} lacks it")
-            for extra in sorted(granted - needed):
-                problems.append(f"{os.path.basename(path)} {name}: role {role} grants {extra}, which the code never calls")
-    for missing in sorted(set(CALLS) - seen):
+            seen.add(logical)
+            if resource["Type"] == "AWS::Lambda::Function":
+                role = resource["Properties"]["Role"]["Fn::GetAtt"][0]
+                policy_statements = list(role_statements(resources[role]))
+                where = f"{name} {logical} (role {role})"
+            else:
+                policy_statements = list(role_statements(resource))
+                where = f"{name} {logical}"
+            check_owner(where, policy_statements, declarations(OWNERS[logical]))
+    for missing in sorted(set(OWNERS) - seen):
         problems.append(f"no template defines {missing}")
     for p in problems:
         print("FAIL:", p)
-    print(f"policy check: {len(seen)} functions, {len(problems)} problems")
+    print(f"policy check: {len(seen)} roles and policies against their functions' declared permissions, "
+          f"{len(problems)} problems")
     return 1 if problems else 0
 
 

@@ -256,10 +256,10 @@ where
         && let Err(reason) = check_token(request, &plan, given, policy, now)
     {
         let shown = plan.as_dry_run(&token);
-        return Err(Failure {
-            error: FunctionError::StalePlan { reason, plan: shown.message },
-            details: shown.details,
-        });
+        let mut details = shown.details;
+        // The state the new plan was made from, beside what it would become.
+        details["currentState"] = shown.before;
+        return Err(Failure { error: FunctionError::StalePlan { reason, plan: shown.message }, details });
     }
     if request.dry_run {
         return Ok(plan.as_dry_run(&token));

@@ -56,6 +56,7 @@ fn now() -> i64 {
 
 #[tokio::test]
 async fn sleep_s_two_queries_read_back_what_the_server_put() {
+    shared::require_emulator!();
     let cw = client().await;
     let service = unique("cbor-svc");
     let dims = [("Service", service.as_str())];
@@ -88,6 +89,7 @@ async fn sleep_s_two_queries_read_back_what_the_server_put() {
 
 #[tokio::test]
 async fn a_large_put_is_gzipped_by_the_sdk_and_every_datum_arrives() {
+    shared::require_emulator!();
     let seen = SeenEncodings::default();
     let config = aws_sdk_cloudwatch::config::Builder::from(&emulator_config().await).interceptor(seen.clone()).build();
     let cw = aws_sdk_cloudwatch::Client::from_conf(config);
@@ -110,6 +112,7 @@ async fn a_large_put_is_gzipped_by_the_sdk_and_every_datum_arrives() {
 
 #[tokio::test]
 async fn one_get_metric_data_answers_400_queries() {
+    shared::require_emulator!();
     let cw = client().await;
     let deployment = unique("cbor-400");
     let t = now();
@@ -155,6 +158,7 @@ async fn one_get_metric_data_answers_400_queries() {
 
 #[tokio::test]
 async fn a_request_that_breaks_the_model_is_a_typed_validation_error() {
+    shared::require_emulator!();
     let cw = client().await;
     // The SDK sends what it is given: no Namespace.
     let err = cw
@@ -171,6 +175,7 @@ async fn a_request_that_breaks_the_model_is_a_typed_validation_error() {
 
 #[tokio::test]
 async fn a_string_value_is_refused_before_moto_and_nothing_is_stored() {
+    shared::require_emulator!();
     let namespace = unique("cbor-bad");
     let mut body = aws_smithy_cbor::Encoder::new(Vec::new());
     body.map(2).str("Namespace").str(&namespace).str("MetricData").array(1);

@@ -206,6 +206,23 @@ fn stopped_at_deadline(details: &Value) -> Failure {
     Failure { error, details: details.clone() }
 }
 
+/// One SCAN batch, unlinked when `unlink`: (next cursor, keys found, keys unlinked).
+async fn scan_step(
+    con: &mut MultiplexedConnection,
+    cursor: u64,
+    pattern: &str,
+    unlink: bool,
+) -> Result<(u64, u64, u64), RedisError> {
+    let mut batch = redis::cmd("SCAN");
+    batch.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT);
+    let (next, keys): (u64, Vec<Vec<u8>>) = batch.query_async(&mut *con).await?;
+    let unlinked = match keys.is_empty() || !unlink {
+        true => 0,
+        false => redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut *con).await?,
+    };
+    Ok((next, keys.len() as u64, unlinked))
+}
+
 /// SCAN MATCH in batches (never KEYS), unlinking each batch when `unlink`; stops cleanly
 /// [`STOP_MARGIN`] before the deadline.
 async fn scan(
@@ -218,23 +235,7 @@ async fn scan(
     let mut scan = Scan::default();
     loop {
         let budget = deadline.remaining().saturating_sub(STOP_MARGIN);
-        let cursor = scan.cursor;
-        let step = async {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut *con)
-                .await?;
-            let unlinked = if keys.is_empty() || !unlink {
-                0
-            } else {
-                redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut *con).await?
-            };
-            Ok::<_, RedisError>((next, keys.len() as u64, unlinked))
-        };
+        let step = scan_step(&mut *con, scan.cursor, pattern, unlink);
         match tokio::time::timeout(budget, step).await {
             Ok(result) => {
                 let (next, found, unlinked) = result.map_err(|e| redis_error(host, &e))?;

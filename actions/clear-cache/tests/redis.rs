@@ -70,6 +70,7 @@ async fn invoke(deps: &Deps, payload: Value) -> Value {
 
 #[tokio::test]
 async fn flush_empties_a_real_redis_and_reports_the_counts() {
+    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -86,6 +87,7 @@ async fn flush_empties_a_real_redis_and_reports_the_counts() {
 
 #[tokio::test]
 async fn pattern_mode_removes_only_the_matching_keys_among_100k() {
+    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -113,6 +115,7 @@ async fn pattern_mode_removes_only_the_matching_keys_among_100k() {
 
 #[tokio::test]
 async fn pattern_mode_stops_cleanly_at_the_deadline_and_reports_progress() {
+    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -132,6 +135,7 @@ async fn pattern_mode_stops_cleanly_at_the_deadline_and_reports_progress() {
 
 #[tokio::test]
 async fn dry_run_flush_leaves_every_key() {
+    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -146,6 +150,7 @@ async fn dry_run_flush_leaves_every_key() {
 
 #[tokio::test]
 async fn the_password_comes_from_secrets_manager_and_is_fetched_again_after_rotation() {
+    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "first-Pa55"]);
     let config = emulator_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
@@ -177,6 +182,7 @@ async fn the_password_comes_from_secrets_manager_and_is_fetched_again_after_rota
 
 #[tokio::test]
 async fn a_wrong_password_is_a_502_naming_the_host_never_the_password() {
+    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "right-Pa55"]);
     let deps = deps(json!({"cache": {"kind": "redis", "url": redis.url()}}), Some("wrong-Pa55-x9")).await;
     let response = invoke(&deps, request("cache", json!({}))).await;
@@ -190,6 +196,7 @@ async fn a_wrong_password_is_a_502_naming_the_host_never_the_password() {
 
 #[tokio::test]
 async fn an_unreachable_redis_is_a_prompt_502() {
+    shared::require_emulator!();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let deps = deps(json!({"cache": {"kind": "redis", "url": format!("redis://127.0.0.1:{port}")}}), None).await;
     let started = Instant::now();
@@ -201,6 +208,7 @@ async fn an_unreachable_redis_is_a_prompt_502() {
 
 #[tokio::test]
 async fn keys_written_during_a_pattern_scan_cannot_underflow_the_report() {
+    shared::require_emulator!();
     // A server of this test's own: a writer adds matching keys while the scan runs, so the scan
     // removes more keys than the server held when it started (the report must not underflow).
     let redis = TempRedis::start(&[]);
@@ -243,6 +251,7 @@ async fn keys_written_during_a_pattern_scan_cannot_underflow_the_report() {
 
 #[tokio::test]
 async fn an_acl_user_from_the_secret_authenticates_as_that_user() {
+    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "default-Pa55"]);
     let mut admin = redis::Client::open(format!("redis://:default-Pa55@127.0.0.1:{}", redis.port))
         .unwrap()
@@ -380,6 +389,7 @@ async fn group_deps(elasticache: aws_sdk_elasticache::Client) -> Deps {
 /// that starts while another node is still rebooting.
 #[tokio::test]
 async fn reboot_mode_reboots_one_node_at_a_time_replicas_first() {
+    shared::require_emulator!();
     let state = three_node_group();
     let deps = group_deps(group_world(state.clone())).await;
     let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
@@ -391,10 +401,18 @@ async fn reboot_mode_reboots_one_node_at_a_time_replicas_first() {
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0]["params"], json!({"cacheClusterId": "sessions-002", "cacheNodeIdsToReboot": ["0001"]}));
     assert_eq!(state.lock().unwrap().reboots.len(), 3, "the dry run rebooted nothing");
+    // Exact: the dry run plans the reboots the real run made, in the same order (the mock accepts
+    // only `cacheNodeIdsToReboot: ["0001"]`).
+    let planned: Vec<&str> = calls.iter().map(|c| c["params"]["cacheClusterId"].as_str().unwrap()).collect();
+    assert_eq!(planned, state.lock().unwrap().reboots);
+    assert!(calls.iter().all(
+        |c| c["call"] == "ElastiCache RebootCacheCluster" && c["params"]["cacheNodeIdsToReboot"] == json!(["0001"])
+    ));
 }
 
 #[tokio::test]
 async fn a_reboot_already_under_way_is_a_409_and_nothing_more_is_rebooted() {
+    shared::require_emulator!();
     let state = three_node_group();
     state.lock().unwrap().rebooting.insert("sessions-003".into(), 100);
     let deps = group_deps(group_world(state.clone())).await;
@@ -406,6 +424,7 @@ async fn a_reboot_already_under_way_is_a_409_and_nothing_more_is_rebooted() {
 
 #[tokio::test]
 async fn a_rolling_reboot_stops_cleanly_at_the_deadline_saying_how_far_it_got() {
+    shared::require_emulator!();
     let state = three_node_group();
     let mut deps = group_deps(group_world(state.clone())).await;
     deps.reboot_poll = Duration::from_millis(400);
@@ -426,6 +445,7 @@ async fn a_rolling_reboot_stops_cleanly_at_the_deadline_saying_how_far_it_got() 
 
 #[tokio::test]
 async fn a_cluster_mode_enabled_group_is_a_409_that_says_reboot_is_not_supported() {
+    shared::require_emulator!();
     let describe = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
         let shards = (1..=2).map(|i| NodeGroup::builder().node_group_id(format!("000{i}")).build()).collect();
         DescribeReplicationGroupsOutput::builder()
@@ -447,6 +467,7 @@ async fn a_cluster_mode_enabled_group_is_a_409_that_says_reboot_is_not_supported
 
 #[tokio::test]
 async fn every_fixture_is_answered_as_expected() {
+    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     // moto answers DescribeCacheClusters without node info, so the reboot fixture (a dry run) reads the
@@ -499,6 +520,7 @@ async fn every_fixture_is_answered_as_expected() {
 /// and never a fall back to plain text.
 #[tokio::test]
 async fn rediss_urls_use_tls_and_verify_the_certificate() {
+    shared::require_emulator!();
     let dir = std::env::temp_dir().join(unique("tls"));
     std::fs::create_dir_all(&dir).unwrap();
     let redis = TempRedis::start_tls(&dir);
@@ -510,4 +532,48 @@ async fn rediss_urls_use_tls_and_verify_the_certificate() {
     assert!(message.contains(&format!("127.0.0.1:{}", redis.port)), "{message}");
     assert!(message.to_lowercase().contains("certificate") || message.contains("UnknownIssuer"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How many times each command that removes keys ran on the server since the last `CONFIG RESETSTAT`.
+async fn removals(con: &mut redis::aio::MultiplexedConnection) -> Vec<(String, u64)> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(con).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?.parse().ok()?;
+            ["flushall", "flushdb", "unlink", "del"].contains(&name).then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Redis commands are not AWS calls, so the server itself is asked: a real run runs the commands
+/// the dry run planned (FLUSHALL; or UNLINK of the matching keys) and no other command that removes keys.
+#[tokio::test]
+async fn a_dry_run_plans_exactly_the_commands_a_real_run_runs() {
+    shared::require_emulator!();
+    let server = TempRedis::start(&[]);
+    let mut con = redis_con(&server.url()).await;
+    let deps = deps(json!({"own": {"kind": "redis", "url": server.url()}}), None).await;
+    for (params, command) in [(json!({}), "flushall"), (json!({"keyPattern": "session:*"}), "unlink")] {
+        fill(&mut con, "session", 500).await;
+        fill(&mut con, "user", 300).await;
+        let mut dry_params = params.clone();
+        dry_params["dryRun"] = json!(true);
+        let dry = invoke(&deps, request("own", dry_params)).await;
+        let planned = dry["details"]["plannedCalls"].as_array().unwrap().clone();
+        assert_eq!(planned.len(), 1, "{dry}");
+        assert_eq!(planned[0]["call"], format!("Redis {}", command.to_uppercase()), "{dry}");
+        redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut con).await.unwrap();
+        let real = invoke(&deps, request("own", params.clone())).await;
+        assert_eq!(real["success"], true, "{real}");
+        let ran = removals(&mut con).await;
+        assert_eq!(ran.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), [command], "{ran:?}");
+        let left = if command == "flushall" { 0 } else { 300 };
+        assert_eq!(dbsize(&mut con).await, left, "{params}");
+        if let Some(pattern) = planned[0]["params"]["keysMatching"].as_str() {
+            let matching: Vec<String> = con.keys(pattern).await.unwrap();
+            assert!(matching.is_empty(), "the planned pattern {pattern} is what was removed");
+        }
+        redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
+    }
 }

@@ -113,16 +113,29 @@ pub fn compose(
         fifo: topic_arn.ends_with(".fifo").then(|| (request.incident_id.to_string(), deduplication_id(request))),
         adjustments: Vec::new(),
     };
-    // The full message appears twice (email and default), JSON-escaped: the description gets what is
-    // left. Escaping grows text unevenly, so the budget shrinks in proportion until the whole fits.
+    let (message, cut) = fitted_message(&note, request, priority_note, now);
+    note.message = message;
+    note.adjustments = cut.into_iter().collect();
+    note
+}
+
+/// The full message, cut to fit: it appears twice (email and default), JSON-escaped, so the
+/// description gets what is left. Escaping grows text unevenly, so the budget shrinks in proportion
+/// until the whole fits.
+fn fitted_message(
+    note: &Notification,
+    request: &ActionRequest,
+    priority_note: Option<&str>,
+    now: DateTime<Utc>,
+) -> (String, Option<Adjustment>) {
+    let mut trial = note.clone();
     let mut budget = MAX_MESSAGE_BYTES / 2;
     loop {
         let (message, cut) = message_text(request, priority_note, now, budget);
-        note.message = message;
-        let size = note.structured().len();
+        trial.message = message;
+        let size = trial.structured().len();
         if size <= MAX_MESSAGE_BYTES || budget == 0 {
-            note.adjustments = cut.into_iter().collect();
-            return note;
+            return (trial.message, cut);
         }
         let scaled = budget as u128 * MAX_MESSAGE_BYTES as u128 / size as u128;
         budget = usize::try_from(scaled).unwrap_or(0).saturating_sub(64);
@@ -211,11 +224,19 @@ pub struct Publish {
     pub message_structure: &'static str,
     /// The forms per protocol, as JSON (see [`Notification::structured`]).
     pub message: String,
-    pub message_attributes: BTreeMap<&'static str, String>,
+    pub message_attributes: BTreeMap<&'static str, StringAttribute>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_group_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_deduplication_id: Option<String>,
+}
+
+/// An SNS message attribute of type String, as the API has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StringAttribute {
+    pub data_type: &'static str,
+    pub string_value: String,
 }
 
 impl Change for Publish {
@@ -248,7 +269,11 @@ pub fn plan(request: &ActionRequest, adjustments: &[Adjustment], topic_arn: &str
         subject: note.subject.clone(),
         message_structure: "json",
         message: note.structured(),
-        message_attributes: note.attributes.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        message_attributes: note
+            .attributes
+            .iter()
+            .map(|(k, v)| (*k, StringAttribute { data_type: "String", string_value: v.clone() }))
+            .collect(),
         message_group_id: group,
         message_deduplication_id: dedup,
     };
@@ -289,8 +314,8 @@ async fn send(publish: &Publish, sns: &aws_sdk_sns::Client) -> Result<(String, O
         .set_message_deduplication_id(publish.message_deduplication_id.clone());
     for (name, value) in &publish.message_attributes {
         let attribute = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
+            .data_type(value.data_type)
+            .string_value(&value.string_value)
             .build()
             .map_err(|e| FunctionError::invalid(*name, e.to_string()))?;
         call = call.message_attributes(*name, attribute);

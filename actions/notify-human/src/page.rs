@@ -24,42 +24,11 @@ pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, V
     let Value::Object(mut fields) = payload else {
         return Err(FunctionError::invalid("(request)", format!("expected a JSON object, got {}", kind_of(&payload))));
     };
-    match fields.remove("action") {
-        Some(Value::String(action)) if action == ActionKind::NotifyHuman.as_str() => {}
-        Some(Value::String(action)) => {
-            let shown = shared::text::shown(&action);
-            return Err(FunctionError::invalid(
-                "action",
-                format!("this function handles \"notify_human\", not {shown:?}"),
-            ));
-        }
-        Some(other) => {
-            return Err(FunctionError::invalid(
-                "action",
-                format!("expected \"notify_human\", got {}", kind_of(&other)),
-            ));
-        }
-        None => return Err(FunctionError::invalid("action", "missing field `action`: expected \"notify_human\"")),
-    }
-    let incident_id = match fields.remove("incidentId") {
-        Some(Value::String(id)) => {
-            IncidentId::try_from(id).map_err(|problem| FunctionError::invalid("incidentId", problem))?
-        }
-        Some(other) => {
-            return Err(FunctionError::invalid("incidentId", format!("expected a string, got {}", kind_of(&other))));
-        }
-        None => return Err(FunctionError::invalid("incidentId", "missing field `incidentId`")),
-    };
+    read_action(fields.remove("action"))?;
+    let incident_id = read_incident_id(fields.remove("incidentId"))?;
     let mut adjustments = Vec::new();
     let priority = read_priority(fields.remove("priority"), &mut adjustments);
-    let dry_run = match fields.remove("dryRun") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(dry_run)) => dry_run,
-        Some(other) => {
-            adjustments.push(Adjustment::new("dryRun", format!("{} is not true or false; paged", shown(&other))));
-            false
-        }
-    };
+    let dry_run = read_dry_run(fields.remove("dryRun"), &mut adjustments);
     let incident_details = read_details(fields.remove("incidentDetails"), &mut adjustments);
     for (name, _) in fields {
         let change = match name.as_str() {
@@ -79,6 +48,44 @@ pub fn parse_page(payload: Value, _kind: ActionKind) -> Result<(ActionRequest, V
         params: Map::new(),
     };
     Ok((request, adjustments))
+}
+
+/// The one action this function handles; anything else is refused, never paged.
+fn read_action(value: Option<Value>) -> Result<(), FunctionError> {
+    match value {
+        Some(Value::String(action)) if action == ActionKind::NotifyHuman.as_str() => Ok(()),
+        Some(Value::String(action)) => Err(FunctionError::invalid(
+            "action",
+            format!("this function handles \"notify_human\", not {:?}", shared::text::shown(&action)),
+        )),
+        Some(other) => {
+            Err(FunctionError::invalid("action", format!("expected \"notify_human\", got {}", kind_of(&other))))
+        }
+        None => Err(FunctionError::invalid("action", "missing field `action`: expected \"notify_human\"")),
+    }
+}
+
+/// The incident a page is about: without one, nobody could act on it.
+fn read_incident_id(value: Option<Value>) -> Result<IncidentId, FunctionError> {
+    match value {
+        Some(Value::String(id)) => {
+            IncidentId::try_from(id).map_err(|problem| FunctionError::invalid("incidentId", problem))
+        }
+        Some(other) => Err(FunctionError::invalid("incidentId", format!("expected a string, got {}", kind_of(&other)))),
+        None => Err(FunctionError::invalid("incidentId", "missing field `incidentId`")),
+    }
+}
+
+/// A dryRun that is not a boolean pages for real (and says so): a page is never dropped.
+fn read_dry_run(value: Option<Value>, adjustments: &mut Vec<Adjustment>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(dry_run)) => dry_run,
+        Some(other) => {
+            adjustments.push(Adjustment::new("dryRun", format!("{} is not true or false; paged", shown(&other))));
+            false
+        }
+    }
 }
 
 fn read_priority(value: Option<Value>, adjustments: &mut Vec<Adjustment>) -> Priority {

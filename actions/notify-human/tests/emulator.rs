@@ -10,6 +10,7 @@ use incident_notify_human::{Deps, MAX_MESSAGE_BYTES, handler};
 use serde_json::{Value, json};
 use shared::plan::PlanPolicy;
 use shared::testing::corpus::messy_pages;
+use shared::testing::exact::{Call, planned, sent};
 use shared::testing::{FaultProxy, action_event, fixture_files, function_config, query_params, response_json};
 
 mod common;
@@ -38,6 +39,7 @@ async fn invoke(deps: &Deps, payload: Value) -> Value {
 
 #[tokio::test]
 async fn the_page_arrives_with_subject_body_and_attributes() {
+    shared::require_emulator!();
     let p = pager().await;
     let payload = json!({"action": "notify_human", "incidentId": "INC-42", "priority": "critical",
         "incidentDetails": {"title": "Database connection pool exhausted", "description": "All 100 connections in use.\nAPI errors 38%."}});
@@ -77,6 +79,7 @@ fn published(proxy: &FaultProxy) -> (String, Value) {
 
 #[tokio::test]
 async fn every_messy_page_is_sent_exactly_once_and_says_what_it_changed() {
+    shared::require_emulator!();
     for (what, payload, fields) in messy_pages() {
         let p = pager().await;
         let response = invoke(&p.deps, payload).await;
@@ -100,6 +103,7 @@ async fn every_messy_page_is_sent_exactly_once_and_says_what_it_changed() {
 
 #[tokio::test]
 async fn a_long_messy_title_from_a_forwarded_record_pages_with_the_title_cut_and_the_priority_noted() {
+    shared::require_emulator!();
     let (p, proxy) = recorded_pager().await;
     let title = format!("Checkout\u{7} API failing\n{}", "x".repeat(223));
     let payload = json!({"action": "notify_human", "incidentId": "INC-88",
@@ -128,6 +132,7 @@ async fn a_long_messy_title_from_a_forwarded_record_pages_with_the_title_cut_and
 
 #[tokio::test]
 async fn a_megabyte_description_is_cut_so_that_the_page_still_fits_sns() {
+    shared::require_emulator!();
     let (p, proxy) = recorded_pager().await;
     let payload = json!({"action": "notify_human", "incidentId": "INC-89", "priority": "critical",
         "incidentDetails": {"title": "Huge log paste", "description": "log line\n".repeat(120_000)}});
@@ -145,6 +150,7 @@ async fn a_megabyte_description_is_cut_so_that_the_page_still_fits_sns() {
 
 #[tokio::test]
 async fn a_page_without_details_still_goes_out_with_placeholders() {
+    shared::require_emulator!();
     let p = pager().await;
     let response = invoke(&p.deps, json!({"action": "notify_human", "incidentId": "INC-5", "priority": "high"})).await;
     assert_eq!(response["success"], true, "{response}");
@@ -154,6 +160,7 @@ async fn a_page_without_details_still_goes_out_with_placeholders() {
 
 #[tokio::test]
 async fn a_dry_run_reports_the_publish_and_sends_nothing() {
+    shared::require_emulator!();
     let p = pager().await;
     let response =
         invoke(&p.deps, json!({"action": "notify_human", "incidentId": "INC-6", "priority": "low", "dryRun": true}))
@@ -162,7 +169,7 @@ async fn a_dry_run_reports_the_publish_and_sends_nothing() {
     let call = &response["details"]["plannedCalls"][0];
     assert_eq!(call["call"], "SNS Publish");
     assert_eq!(call["params"]["subject"], "[LOW] Incident INC-6 requires attention");
-    assert_eq!(call["params"]["messageAttributes"]["priority"], "low");
+    assert_eq!(call["params"]["messageAttributes"]["priority"]["stringValue"], "low");
     assert_eq!(call["params"]["messageStructure"], "json");
     let forms: Value = serde_json::from_str(call["params"]["message"].as_str().unwrap()).unwrap();
     assert_eq!(forms["sms"], "[LOW] INC-6: (no title provided)");
@@ -171,6 +178,7 @@ async fn a_dry_run_reports_the_publish_and_sends_nothing() {
 
 #[tokio::test]
 async fn every_fixture_is_answered_as_expected() {
+    shared::require_emulator!();
     for file in fixture_files("actions/notify_human") {
         let p = pager().await;
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -191,6 +199,7 @@ async fn every_fixture_is_answered_as_expected() {
 /// moto does not deduplicate FIFO publishes; the mock pins the FIFO parameters on the real client.
 #[tokio::test]
 async fn fifo_topics_get_the_incident_as_group_and_a_stable_deduplication_id() {
+    shared::require_emulator!();
     let publish = mock!(aws_sdk_sns::Client::publish)
         .match_requests(|r| {
             r.message_group_id() == Some("INC-77") && r.message_deduplication_id().is_some_and(|d| d.len() == 64)
@@ -212,4 +221,43 @@ async fn fifo_topics_get_the_incident_as_group_and_a_stable_deduplication_id() {
     assert_eq!(first["details"]["messageId"], "m-1", "{first}");
     assert_eq!(dry["details"]["plannedCalls"][0]["params"]["messageGroupId"], "INC-77");
     assert_eq!(publish.num_calls(), 1);
+}
+
+/// The page says when it was composed (`Time:      2026-12-01T03:00:00Z`): a dry run and the real
+/// run a moment later differ in that line, and only there.
+fn undated(calls: Vec<Call>) -> Vec<Call> {
+    let undate = |text: &str| {
+        let lines = text.split("\\n").map(|line| if line.starts_with("Time:") { "Time: (when sent)" } else { line });
+        lines.collect::<Vec<_>>().join("\\n")
+    };
+    calls
+        .into_iter()
+        .map(|mut call| {
+            call.params.values_mut().for_each(|v| *v = undate(v));
+            call
+        })
+        .collect()
+}
+
+/// The dry run's plannedCalls are the Publish the real run sends: topic, subject, structure, every
+/// form of the message and the attributes, for a standard and a FIFO topic.
+#[tokio::test]
+async fn a_dry_run_plans_exactly_the_publish_a_real_run_makes() {
+    shared::require_emulator!();
+    let (mut p, proxy) = recorded_pager().await;
+    let fifo = common::fifo_topic().await;
+    let payload = json!({"action": "notify_human", "incidentId": "INC-9", "priority": "critical",
+        "incidentDetails": {"title": "Checkout failing", "description": "5xx at 40%"}});
+    for topic in [p.deps.topic_arn.clone(), fifo] {
+        p.deps.topic_arn = topic.clone();
+        let mut dry_payload = payload.clone();
+        dry_payload["dryRun"] = json!(true);
+        let dry = invoke(&p.deps, dry_payload).await;
+        proxy.reset();
+        let real = invoke(&p.deps, payload.clone()).await;
+        assert_eq!(real["success"], true, "{topic}: {real}");
+        let (planned, sent) = (undated(planned(&dry)), undated(sent(&proxy)));
+        assert_eq!(planned.len(), 1, "{dry}");
+        assert_eq!(sent, planned, "{topic}: the real run sent (left) another Publish than the dry run planned (right)");
+    }
 }

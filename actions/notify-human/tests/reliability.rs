@@ -42,6 +42,7 @@ fn page() -> Value {
 
 #[tokio::test]
 async fn throttled_and_dropped_publishes_are_retried_and_exactly_one_page_arrives() {
+    shared::require_emulator!();
     for (fault, times) in [(Fault::Throttle, 3), (Fault::TooManyRequests, 2), (Fault::DropConnection, 1)] {
         let p = pager().await;
         p.proxy.inject("Publish", fault, times);
@@ -54,6 +55,7 @@ async fn throttled_and_dropped_publishes_are_retried_and_exactly_one_page_arrive
 
 #[tokio::test]
 async fn persistent_5xx_is_a_502_naming_the_call() {
+    shared::require_emulator!();
     let p = pager().await;
     p.proxy.inject("Publish", Fault::InternalError, ALWAYS);
     let response = response_json(&handler(action_event(page()), &p.deps).await.unwrap());
@@ -65,6 +67,7 @@ async fn persistent_5xx_is_a_502_naming_the_call() {
 
 #[tokio::test]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
+    shared::require_emulator!();
     let p = pager().await;
     p.proxy.inject("Publish", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_secs(2);
@@ -76,6 +79,7 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 
 #[tokio::test]
 async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
+    shared::require_emulator!();
     let p = pager().await;
     let invoke = async |payload| handler(action_event(payload), &p.deps).await.unwrap();
     let cases = assert_action_corpus(&p.proxy, ActionKind::NotifyHuman, invoke).await;
@@ -85,6 +89,7 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
 
 #[test]
 fn fuzzed_requests_never_panic_and_invalid_ones_make_no_aws_call() {
+    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let p = runtime.block_on(pager());
     fuzz_action(&p.proxy, ActionKind::NotifyHuman, |payload| {

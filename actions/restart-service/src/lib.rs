@@ -58,9 +58,10 @@ async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure
     let name = request.target_name();
     match deps.targets.get(name)? {
         Target::EcsService(target) => {
-            let observed = observe_ecs(deps, target, request.dry_run).await?;
-            let plan = plan_ecs(&observed, target, Utc::now(), deps.cooldown)?;
-            carry_out(&request, plan, &deps.plans, |plan| apply_ecs(plan, &request, deps)).await
+            let observed = observe_ecs(deps, target).await?;
+            let holder = format!("incident {}", request.incident_id);
+            let plan = plan_ecs(&observed, target, &holder, Utc::now(), deps.cooldown)?;
+            carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps)).await
         }
         Target::Ec2Instances(target) => {
             let plan = plan_ec2(&observe_ec2(deps, target).await?, target)?;
@@ -76,15 +77,43 @@ async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged, rename_all_fields = "camelCase")]
 pub enum RestartChange {
+    /// SSM PutParameter of the restart claim (see [`lock`]): created, or a stale claim taken over
+    /// (`overwrite`, winning only if SSM numbers the write `replaces_version + 1`). Released if the
+    /// restart it guards fails.
+    ClaimRestart {
+        name: String,
+        value: String,
+        #[serde(rename = "type")]
+        parameter_type: &'static str,
+        overwrite: bool,
+        description: &'static str,
+        #[serde(skip)]
+        replaces_version: Option<i64>,
+    },
     /// ECS UpdateService with forceNewDeployment: a rolling restart of the same task definition.
     ForceNewDeployment { cluster: String, service: String, force_new_deployment: bool },
     /// EC2 RebootInstances of the running instances.
     RebootInstances { instance_ids: Vec<String> },
 }
 
+impl RestartChange {
+    /// The claim `holder` takes on the parameter `name`: a new one, or over the stale `observed` one.
+    pub fn claim(name: &str, holder: &str, observed: Option<&lock::ObservedClaim>) -> Self {
+        Self::ClaimRestart {
+            name: name.to_owned(),
+            value: holder.to_owned(),
+            parameter_type: "String",
+            overwrite: observed.is_some(),
+            description: lock::CLAIM_DESCRIPTION,
+            replaces_version: observed.map(|claim| claim.version),
+        }
+    }
+}
+
 impl Change for RestartChange {
     fn call(&self) -> &'static str {
         match self {
+            Self::ClaimRestart { .. } => "SSM PutParameter",
             Self::ForceNewDeployment { .. } => "ECS UpdateService",
             Self::RebootInstances { .. } => "EC2 RebootInstances",
         }
@@ -92,6 +121,9 @@ impl Change for RestartChange {
 
     fn permission(&self) -> Option<Permission> {
         Some(match self {
+            Self::ClaimRestart { name, .. } => {
+                Permission::new("ssm:PutParameter", arn("ssm", &format!("parameter{name}")))
+            }
             Self::ForceNewDeployment { cluster, service, .. } => ecs::update_service_permission(cluster, service),
             Self::RebootInstances { instance_ids } => {
                 let id = instance_ids.first().map_or("*", String::as_str);
@@ -116,6 +148,7 @@ pub fn permissions() -> Vec<Permission> {
         Permission::any("ec2:DescribeInstances"),
     ];
     declared.extend([restart, reboot].iter().filter_map(Change::permission));
+    // The claim: read when observing, written as a change, deleted when the restart fails.
     declared.extend(lock::permissions("${lockPrefix}"));
     declared
 }
@@ -149,8 +182,15 @@ impl From<&Deployment> for DeploymentView {
 pub struct EcsObserved {
     pub deployments: Vec<DeploymentView>,
     pub task_definition: Option<String>,
-    /// A live restart claim, read for a dry run (a real run takes the claim atomically instead).
-    pub claim: Option<lock::HeldClaim>,
+    /// The restart claim; `None` when the cooldown is 0 and no claims are kept.
+    pub claim: Option<ClaimSlot>,
+}
+
+/// The restart claim parameter of a service, and what it holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimSlot {
+    pub name: String,
+    pub current: Option<lock::ObservedClaim>,
 }
 
 /// When the primary deployment is still rolling out and started less than `cooldown` before `now`,
@@ -173,12 +213,15 @@ pub fn rollout_in_progress(
     (rolling_out && recent).then_some(primary)
 }
 
-async fn observe_ecs(deps: &Deps, target: &EcsServiceTarget, dry_run: bool) -> Result<EcsObserved, FunctionError> {
+async fn observe_ecs(deps: &Deps, target: &EcsServiceTarget) -> Result<EcsObserved, FunctionError> {
     let service_ref = ServiceRef::new(&target.cluster, &target.service);
     let service = ecs::describe_service(&deps.ecs, &service_ref).await?;
-    let claim = match dry_run && !deps.cooldown.is_zero() {
-        true => lock::current(&deps.ssm, &lock::claim_name(&deps.lock_prefix, &service_ref), deps.cooldown).await?,
-        false => None,
+    let claim = match deps.cooldown.is_zero() {
+        true => None,
+        false => {
+            let name = lock::claim_name(&deps.lock_prefix, &service_ref);
+            Some(ClaimSlot { current: lock::observe(&deps.ssm, &name).await?, name })
+        }
     };
     Ok(EcsObserved {
         deployments: service.deployments().iter().map(DeploymentView::from).collect(),
@@ -187,25 +230,53 @@ async fn observe_ecs(deps: &Deps, target: &EcsServiceTarget, dry_run: bool) -> R
     })
 }
 
-/// A restart of the service, or a 409 while its primary deployment is still young and rolling out.
+/// The 409 for a restart while the primary deployment is still young and rolling out.
+fn rolling_out(primary: &DeploymentView, resource: &str, cooldown: Duration) -> FunctionError {
+    let since = primary.created_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+    FunctionError::Conflict(format!(
+        "restart already in progress since {since} (deployment {} of {resource} is rolling out; cooldown {} s)",
+        primary.id,
+        cooldown.as_secs()
+    ))
+}
+
+/// The claim the restart takes first, or a 409 while another invocation's claim is live.
+fn claim_step(
+    slot: &ClaimSlot,
+    holder: &str,
+    resource: &str,
+    now: DateTime<Utc>,
+    cooldown: Duration,
+) -> Result<RestartChange, FunctionError> {
+    let current = slot.current.as_ref();
+    if let Some(live) = current.filter(|claim| lock::claim_is_live(claim.held.since, now, cooldown)) {
+        return Err(live.held.conflict(resource, cooldown));
+    }
+    Ok(RestartChange::claim(&slot.name, holder, current))
+}
+
+/// A restart of the service claimed for `holder`, or a 409 while its primary deployment is still
+/// young and rolling out or another invocation's claim is live.
 pub fn plan_ecs(
     observed: &EcsObserved,
     target: &EcsServiceTarget,
+    holder: &str,
     now: DateTime<Utc>,
     cooldown: Duration,
 ) -> Result<Plan<RestartChange>, FunctionError> {
     let resource = format!("ECS service {}/{}", target.cluster, target.service);
     if let Some(primary) = rollout_in_progress(&observed.deployments, now, cooldown) {
-        let since = primary.created_at.map(|t| t.to_rfc3339()).unwrap_or_default();
-        return Err(FunctionError::Conflict(format!(
-            "restart already in progress since {since} (deployment {} of {resource} is rolling out; cooldown {} s)",
-            primary.id,
-            cooldown.as_secs()
-        )));
+        return Err(rolling_out(primary, &resource, cooldown));
     }
-    if let Some(held) = &observed.claim {
-        return Err(held.conflict(&resource, cooldown));
-    }
+    let mut changes: Vec<RestartChange> = match &observed.claim {
+        Some(slot) => vec![claim_step(slot, holder, &resource, now, cooldown)?],
+        None => Vec::new(),
+    };
+    changes.push(RestartChange::ForceNewDeployment {
+        cluster: target.cluster.clone(),
+        service: target.service.clone(),
+        force_new_deployment: true,
+    });
     let current = observed.deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.id.clone());
     let before = json!({"deploymentId": current, "taskDefinition": observed.task_definition});
     Ok(Plan {
@@ -218,47 +289,57 @@ pub fn plan_ecs(
         }),
         after: before.clone(),
         before,
-        changes: vec![RestartChange::ForceNewDeployment {
-            cluster: target.cluster.clone(),
-            service: target.service.clone(),
-            force_new_deployment: true,
-        }],
+        changes,
         resource,
     })
 }
 
-/// The restart, guarded by the claim: taken first, given back if the update fails.
-async fn apply_ecs(plan: Plan<RestartChange>, request: &ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
-    let Some(RestartChange::ForceNewDeployment { cluster, service, .. }) = plan.changes.first().cloned() else {
-        return apply(plan, deps).await;
-    };
-    let service_ref = ServiceRef::new(&cluster, &service);
-    let claim = (!deps.cooldown.is_zero()).then(|| lock::claim_name(&deps.lock_prefix, &service_ref));
-    if let Some(name) = &claim {
-        let holder = format!("incident {}", request.incident_id);
-        if let Err(held) = lock::claim(&deps.ssm, name, &holder, deps.cooldown).await? {
-            return Err(held.conflict(&plan.resource, deps.cooldown).into());
+/// Applies the changes in order; a claim taken is given back when the restart it guards fails.
+async fn apply(plan: Plan<RestartChange>, deps: &Deps) -> Result<Outcome, Failure> {
+    let mut claimed = None;
+    let mut restarted_as = None;
+    for change in &plan.changes {
+        match change {
+            RestartChange::ClaimRestart { name, value, replaces_version, .. } => {
+                if let Err(held) = lock::take(&deps.ssm, name, value, *replaces_version).await? {
+                    return Err(held.conflict(&plan.resource, deps.cooldown).into());
+                }
+                claimed = Some(name);
+            }
+            RestartChange::ForceNewDeployment { cluster, service, .. } => {
+                match ecs::force_new_deployment(&deps.ecs, &ServiceRef::new(cluster, service)).await {
+                    Ok(updated) => restarted_as = Some(updated),
+                    Err(err) => {
+                        if let Some(name) = claimed {
+                            lock::release(&deps.ssm, name).await;
+                        }
+                        return Err(err.into());
+                    }
+                }
+            }
+            RestartChange::RebootInstances { instance_ids } => {
+                let reboot = deps.ec2.reboot_instances().set_instance_ids(Some(instance_ids.clone()));
+                reboot.send().await.map_err(|err| FunctionError::aws("EC2 RebootInstances", &err))?;
+            }
         }
     }
-    let updated = match ecs::force_new_deployment(&deps.ecs, &service_ref).await {
-        Ok(updated) => updated,
-        Err(err) => {
-            if let Some(name) = &claim {
-                lock::release(&deps.ssm, name).await;
-            }
-            return Err(err.into());
-        }
-    };
+    Ok(match restarted_as {
+        Some(updated) => restarted(plan, &updated),
+        None => rebooted(plan),
+    })
+}
+
+/// The answer once the service is restarting: its new deployment.
+fn restarted(mut plan: Plan<RestartChange>, updated: &aws_sdk_ecs::types::Service) -> Outcome {
     let deployment = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(Deployment::id);
     let task_definition = updated.task_definition();
-    let mut plan = plan;
     plan.done = format!("{}: new deployment {}", plan.done, deployment.unwrap_or("(unknown)"));
     plan.after = json!({"deploymentId": deployment, "taskDefinition": task_definition});
     let previous = plan.before["deploymentId"].clone();
-    plan.details = json!({"cluster": cluster, "service": service});
-    Ok(plan.as_done(
+    plan.details = json!({"cluster": plan.details["cluster"].clone(), "service": plan.details["service"].clone()});
+    plan.as_done(
         json!({"deploymentId": deployment, "previousDeploymentId": previous, "taskDefinition": task_definition}),
-    ))
+    )
 }
 
 /// Which of the configured instances can be rebooted now, and which are skipped with their state.
@@ -326,23 +407,12 @@ pub fn plan_ec2(
     })
 }
 
-/// Applies the changes in order.
-async fn apply(plan: Plan<RestartChange>, deps: &Deps) -> Result<Outcome, Failure> {
-    for change in &plan.changes {
-        if let RestartChange::RebootInstances { instance_ids } = change {
-            deps.ec2
-                .reboot_instances()
-                .set_instance_ids(Some(instance_ids.clone()))
-                .send()
-                .await
-                .map_err(|err| FunctionError::aws("EC2 RebootInstances", &err))?;
-        }
-    }
+/// The answer once the reboot was asked for: what was rebooted, what skipped.
+fn rebooted(mut plan: Plan<RestartChange>) -> Outcome {
     let rebooted = plan.details["rebooting"].clone();
     let skipped = plan.details["skipped"].clone();
-    let mut plan = plan;
     plan.details = json!({});
-    Ok(plan.as_done(json!({"rebooted": rebooted, "skipped": skipped})))
+    plan.as_done(json!({"rebooted": rebooted, "skipped": skipped}))
 }
 
 #[cfg(test)]
@@ -402,5 +472,63 @@ mod tests {
         let (running, skipped) = split_running(&states);
         assert_eq!(running, ["i-1", "i-3"]);
         assert_eq!(skipped, [json!({"instanceId": "i-2", "state": "stopped"})]);
+    }
+
+    fn target() -> EcsServiceTarget {
+        let config =
+            shared::testing::targets(json!({"api": {"kind": "ecs_service", "cluster": "prod", "service": "api",
+            "desiredCount": {"low": 2, "medium": 2, "high": 3, "critical": 4}, "maxCount": 6}}));
+        match config.get("api").unwrap() {
+            Target::EcsService(target) => target.clone(),
+            _ => unreachable!("an ecs_service target"),
+        }
+    }
+
+    fn observed(claim: Option<(i64, i64)>, now: DateTime<Utc>) -> EcsObserved {
+        EcsObserved {
+            deployments: vec![deployment("PRIMARY", Some("COMPLETED"), 3_600, now)],
+            task_definition: Some("td:1".into()),
+            claim: Some(ClaimSlot {
+                name: "/locks/prod/api".into(),
+                current: claim.map(|(age, version)| lock::ObservedClaim {
+                    held: lock::HeldClaim {
+                        holder: "incident INC-1".into(),
+                        since: now - chrono::Duration::seconds(age),
+                    },
+                    version,
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_restart_is_claimed_first_and_a_stale_claim_is_taken_over_at_its_version() {
+        let now = Utc::now();
+        let plan = plan_ecs(&observed(None, now), &target(), "incident INC-2", now, DEFAULT_COOLDOWN).unwrap();
+        assert_eq!(plan.changes[0], RestartChange::claim("/locks/prod/api", "incident INC-2", None));
+        assert!(matches!(plan.changes[1], RestartChange::ForceNewDeployment { force_new_deployment: true, .. }));
+        let stale = plan_ecs(&observed(Some((301, 4)), now), &target(), "incident INC-2", now, DEFAULT_COOLDOWN);
+        let RestartChange::ClaimRestart { overwrite, replaces_version, .. } = &stale.unwrap().changes[0] else {
+            panic!("a claim first")
+        };
+        assert_eq!((*overwrite, *replaces_version), (true, Some(4)));
+    }
+
+    #[test]
+    fn a_live_claim_is_a_conflict_and_no_cooldown_means_no_claim() {
+        let now = Utc::now();
+        let live = plan_ecs(&observed(Some((10, 1)), now), &target(), "incident INC-2", now, DEFAULT_COOLDOWN);
+        assert_eq!(live.unwrap_err().status(), 409);
+        let mut unclaimed = observed(None, now);
+        unclaimed.claim = None;
+        let plan = plan_ecs(&unclaimed, &target(), "incident INC-2", now, Duration::ZERO).unwrap();
+        assert_eq!(plan.changes.len(), 1, "only the restart");
+    }
+
+    #[test]
+    fn no_running_instance_is_a_conflict() {
+        let target = Ec2InstancesTarget { instance_ids: vec!["i-1".into()] };
+        let err = plan_ec2(&[("i-1".into(), "stopped".into())], &target).unwrap_err();
+        assert_eq!(err.status(), 409);
     }
 }

@@ -50,6 +50,9 @@ pub fn permissions(prefix: &str) -> Vec<shared::plan::Permission> {
         .to_vec()
 }
 
+/// The claim parameter's description, as written.
+pub const CLAIM_DESCRIPTION: &str = "incident-restart-service claim: a restart of this ECS service is under way";
+
 /// A claim someone else holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldClaim {
@@ -79,45 +82,35 @@ pub fn claim_is_live(since: DateTime<Utc>, now: DateTime<Utc>, cooldown: Duratio
     now.signed_duration_since(since).to_std().map_or(true, |age| age < cooldown)
 }
 
-/// Claims the restart of `service` for `holder`, or says who holds it.
-pub async fn claim(
+/// A claim parameter as it stands: what its holder wrote, and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedClaim {
+    pub held: HeldClaim,
+    pub version: i64,
+}
+
+/// Takes the claim as the plan says: creates it (`replaces` is `None`), or takes over the stale
+/// claim observed at version `replaces`. `Err` with who holds it when another invocation got there first.
+pub async fn take(
     ssm: &aws_sdk_ssm::Client,
     name: &str,
     holder: &str,
-    cooldown: Duration,
+    replaces: Option<i64>,
 ) -> Result<Result<(), HeldClaim>, FunctionError> {
-    if create(ssm, name, holder).await? {
-        return Ok(Ok(()));
-    }
-    let Some((current, version)) = read(ssm, name).await? else {
-        // Released between our write and our read: the restart it guarded failed. Try once more.
-        return Ok(if create(ssm, name, holder).await? { Ok(()) } else { Err(HeldClaim::racing()) });
+    let written = match put(ssm, name, holder, replaces.is_some()).await {
+        Ok(written) => written,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
+            // Claimed between our observation and our write.
+            return Ok(Err(observe(ssm, name).await?.map_or_else(HeldClaim::racing, |claim| claim.held)));
+        }
+        Err(err) => return Err(FunctionError::aws("SSM PutParameter", &err)),
     };
-    if claim_is_live(current.since, Utc::now(), cooldown) {
-        return Ok(Err(current));
-    }
-    let written = put(ssm, name, holder, true).await.map_err(|err| FunctionError::aws("SSM PutParameter", &err))?;
     // Versions are sequential: if another invocation took over the stale claim in the same moment
     // and SSM ordered it first, ours is not the next version.
-    Ok(if written.version() == version + 1 { Ok(()) } else { Err(HeldClaim::racing()) })
-}
-
-/// Creates the claim; `false` when it already exists.
-async fn create(ssm: &aws_sdk_ssm::Client, name: &str, holder: &str) -> Result<bool, FunctionError> {
-    match put(ssm, name, holder, false).await {
-        Ok(_) => Ok(true),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => Ok(false),
-        Err(err) => Err(FunctionError::aws("SSM PutParameter", &err)),
-    }
-}
-
-/// The claim on `name`, if any (dry runs report it without taking it).
-pub async fn current(
-    ssm: &aws_sdk_ssm::Client,
-    name: &str,
-    cooldown: Duration,
-) -> Result<Option<HeldClaim>, FunctionError> {
-    Ok(read(ssm, name).await?.map(|(claim, _)| claim).filter(|c| claim_is_live(c.since, Utc::now(), cooldown)))
+    Ok(match replaces {
+        Some(version) if written.version() != version + 1 => Err(HeldClaim::racing()),
+        _ => Ok(()),
+    })
 }
 
 /// Gives the claim back after the restart it guarded failed, so a retry is not refused for the cooldown.
@@ -145,21 +138,21 @@ async fn put(
         .value(holder)
         .r#type(ParameterType::String)
         .overwrite(overwrite)
-        .description("incident-restart-service claim: a restart of this ECS service is under way")
+        .description(CLAIM_DESCRIPTION)
         .send()
         .await
 }
 
-async fn read(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Option<(HeldClaim, i64)>, FunctionError> {
+/// The claim parameter `name`, if it exists.
+pub async fn observe(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Option<ObservedClaim>, FunctionError> {
     match ssm.get_parameter().name(name).send().await {
-        Ok(out) => {
-            let Some(parameter) = out.parameter() else { return Ok(None) };
-            let claim = HeldClaim {
+        Ok(out) => Ok(out.parameter().map(|parameter| ObservedClaim {
+            held: HeldClaim {
                 holder: parameter.value().unwrap_or("(unknown)").to_owned(),
                 since: parameter.last_modified_date().map(to_chrono).unwrap_or_else(Utc::now),
-            };
-            Ok(Some((claim, parameter.version())))
-        }
+            },
+            version: parameter.version(),
+        })),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
         Err(err) => Err(FunctionError::aws("SSM GetParameter", &err)),
     }

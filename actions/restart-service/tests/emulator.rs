@@ -7,9 +7,10 @@ use aws_sdk_ec2::types::InstanceType;
 use incident_restart_service::{DEFAULT_COOLDOWN, Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
+use shared::testing::exact::{assert_exact, planned};
 use shared::testing::{
-    action_event, create_service, emulator_config, fixture, fixture_files, function_config, response_json, targets,
-    unique,
+    FaultProxy, action_event, create_service, emulator_config, fixture, fixture_files, function_config, response_json,
+    targets, unique,
 };
 
 struct World {
@@ -29,6 +30,11 @@ async fn primary_deployment(ecs: &aws_sdk_ecs::Client, target: &ServiceRef) -> S
 
 /// Two ECS services and two EC2 instances (one running, one stopped), behind the fixtures' target names.
 async fn world(cooldown: Duration) -> World {
+    world_through(cooldown, function_config(env!("CARGO_PKG_NAME")).await).await
+}
+
+/// The same world, the function's clients built from `function` (e.g. through a recording proxy).
+async fn world_through(cooldown: Duration, function: shared::aws::SdkConfig) -> World {
     let config = emulator_config().await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ec2 = aws_sdk_ec2::Client::new(&config);
@@ -53,7 +59,6 @@ async fn world(cooldown: Duration) -> World {
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ids},
         "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390"},
     }));
-    let function = function_config(env!("CARGO_PKG_NAME")).await;
     let lock_prefix = format!("/{}", unique("restart-locks"));
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
@@ -75,6 +80,7 @@ fn request(extra: Value) -> Value {
 
 #[tokio::test]
 async fn a_restart_starts_a_new_deployment() {
+    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({}))), &w.deps).await.unwrap());
@@ -90,6 +96,7 @@ async fn a_restart_starts_a_new_deployment() {
 
 #[tokio::test]
 async fn a_second_restart_within_the_cooldown_is_refused_and_changes_nothing() {
+    shared::require_emulator!();
     // A freshly created or restarted service is rolling out (moto keeps rolloutState IN_PROGRESS).
     let w = world(DEFAULT_COOLDOWN).await;
     let before = primary_deployment(&w.moto, &w.api).await;
@@ -102,6 +109,7 @@ async fn a_second_restart_within_the_cooldown_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
+    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({"dryRun": true}))), &w.deps).await.unwrap());
@@ -116,6 +124,7 @@ async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
 
 #[tokio::test]
 async fn ec2_targets_reboot_the_running_instances_and_report_the_skipped_ones() {
+    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let payload = request(json!({"target": "web-hosts"}));
     let response = response_json(&handler(action_event(payload), &w.deps).await.unwrap());
@@ -126,6 +135,7 @@ async fn ec2_targets_reboot_the_running_instances_and_report_the_skipped_ones() 
 
 #[tokio::test]
 async fn unknown_and_unsuitable_targets_are_refused() {
+    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let response =
         response_json(&handler(action_event(request(json!({"target": "default-service"}))), &w.deps).await.unwrap());
@@ -141,6 +151,7 @@ async fn unknown_and_unsuitable_targets_are_refused() {
 
 #[tokio::test]
 async fn every_fixture_is_answered_as_expected() {
+    shared::require_emulator!();
     for file in fixture_files("actions/restart_service") {
         let w = world(Duration::ZERO).await;
         let before = primary_deployment(&w.moto, &w.api).await;
@@ -161,4 +172,49 @@ async fn every_fixture_is_answered_as_expected() {
         assert!(response["error"]["code"].is_string());
         assert_eq!(primary_deployment(&w.moto, &w.api).await, before, "{}", file.display());
     }
+}
+
+async fn invoke(deps: &Deps, payload: Value) -> Value {
+    response_json(&handler(action_event(payload), deps).await.unwrap())
+}
+
+/// The dry run's plannedCalls are what the real run sends, claim included, for each target kind.
+#[tokio::test]
+async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
+    shared::require_emulator!();
+    let proxy = FaultProxy::start();
+    // A 1 s cooldown keeps the claim in the plan; the new service's own rollout is older than that.
+    let w = world_through(Duration::from_secs(1), proxy.sdk_config(env!("CARGO_PKG_NAME")).await).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for target in ["api", "web-hosts"] {
+        let dry = invoke(&w.deps, request(json!({"target": target, "dryRun": true}))).await;
+        assert_eq!(dry["success"], true, "{dry}");
+        proxy.reset();
+        let real = invoke(&w.deps, request(json!({"target": target}))).await;
+        assert_eq!(real["success"], true, "{real}");
+        assert_exact(target, &dry, &proxy);
+    }
+    let planned = planned(&invoke(&w.deps, request(json!({"target": "auth-service", "dryRun": true}))).await);
+    assert_eq!(planned[0].call, "SSM PutParameter", "the claim is the plan's first step: {planned:?}");
+    assert_eq!(planned[0].params["value"], "incident INC-42");
+    assert_eq!(planned[0].params["overwrite"], "false");
+}
+
+/// An approved dry run runs as approved; once another invocation claimed the restart, the same
+/// approval is refused (the claim makes the restart a 409 of its own), and nothing is restarted twice.
+#[tokio::test]
+async fn a_plan_token_runs_the_approved_restart_once() {
+    shared::require_emulator!();
+    let w = world(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let dry = invoke(&w.deps, request(json!({"dryRun": true}))).await;
+    let token = dry["details"]["planToken"].as_str().unwrap().to_owned();
+    let before = primary_deployment(&w.moto, &w.api).await;
+    let approved = invoke(&w.deps, request(json!({"planToken": token}))).await;
+    assert_eq!(approved["success"], true, "{approved}");
+    let restarted = primary_deployment(&w.moto, &w.api).await;
+    assert_ne!(restarted, before);
+    let again = invoke(&w.deps, request(json!({"planToken": token}))).await;
+    assert_eq!(again["statusCode"], 409, "{again}");
+    assert_eq!(primary_deployment(&w.moto, &w.api).await, restarted, "not restarted twice");
 }

@@ -56,6 +56,7 @@ fn restart() -> Value {
 
 #[tokio::test]
 async fn bursts_of_throttling_and_dropped_connections_are_retried_and_the_restart_happens() {
+    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let before = primary_deployment(&w.moto, &w.api).await;
     w.proxy.inject("DescribeServices", Fault::Throttle, 2);
@@ -75,6 +76,7 @@ async fn bursts_of_throttling_and_dropped_connections_are_retried_and_the_restar
 
 #[tokio::test]
 async fn persistent_5xx_ends_in_a_502_naming_the_call_after_bounded_retries() {
+    shared::require_emulator!();
     for fault in [Fault::InternalError, Fault::Unavailable] {
         let w = world(Duration::ZERO).await;
         let before = primary_deployment(&w.moto, &w.api).await;
@@ -91,6 +93,7 @@ async fn persistent_5xx_ends_in_a_502_naming_the_call_after_bounded_retries() {
 
 #[tokio::test]
 async fn a_restart_whose_update_failed_can_be_retried_at_once() {
+    shared::require_emulator!();
     // The claim taken before a failed UpdateService is given back, so the retry is not refused.
     let w = world(Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // let the service's own creation age out
@@ -104,6 +107,7 @@ async fn a_restart_whose_update_failed_can_be_retried_at_once() {
 
 #[tokio::test]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
+    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     w.proxy.inject("UpdateService", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let started = Instant::now();
@@ -117,6 +121,7 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 
 #[tokio::test]
 async fn twenty_concurrent_restarts_of_one_service_start_one_deployment() {
+    shared::require_emulator!();
     let cooldown = Duration::from_secs(5);
     let w = world(cooldown).await;
     // The service's creation is itself a rollout; wait until it is older than the cooldown, so that
@@ -140,6 +145,7 @@ async fn twenty_concurrent_restarts_of_one_service_start_one_deployment() {
 
 #[tokio::test]
 async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
+    shared::require_emulator!();
     let w = world(Duration::from_secs(300)).await;
     let invoke = async |payload| handler(action_event(payload), &w.deps).await.unwrap();
     let cases = assert_action_corpus(&w.proxy, ActionKind::RestartService, invoke).await;
@@ -148,6 +154,7 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
 
 #[test]
 fn fuzzed_requests_never_panic_and_invalid_ones_make_no_aws_call() {
+    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world(Duration::from_secs(300)));
     fuzz_action(&w.proxy, ActionKind::RestartService, |payload| {

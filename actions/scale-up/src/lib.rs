@@ -10,6 +10,7 @@
 
 pub mod observe;
 pub mod plan;
+mod send;
 
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
@@ -198,71 +199,30 @@ async fn apply(plan: Plan<ScaleChange>, deps: &Deps) -> Result<Outcome, Failure>
 impl ScaleChange {
     /// Sends this change; answers the resource's status where the API reports one.
     async fn apply(&self, deps: &Deps) -> Result<Option<String>, FunctionError> {
-        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
         match self {
-            Self::RaiseScalableTargetMin { resource_id, scalable_dimension, min_capacity, max_capacity, .. } => deps
-                .autoscaling
-                .register_scalable_target()
-                .service_namespace(ServiceNamespace::Ecs)
-                .resource_id(resource_id)
-                .scalable_dimension(ScalableDimension::from(*scalable_dimension))
-                .min_capacity(*min_capacity)
-                .max_capacity(*max_capacity)
-                .send()
-                .await
-                .map(|_| None)
-                .map_err(|err| FunctionError::aws("ApplicationAutoScaling RegisterScalableTarget", &err)),
+            Self::RaiseScalableTargetMin { resource_id, scalable_dimension, min_capacity, max_capacity, .. } => {
+                let capacity = (*min_capacity, *max_capacity);
+                send::raise_floor(&deps.autoscaling, resource_id, scalable_dimension, capacity).await.map(|()| None)
+            }
             Self::SetDesiredCount { cluster, service, desired_count } => {
                 ecs::set_desired_count(&deps.ecs, &ServiceRef::new(cluster, service), *desired_count)
                     .await
                     .map(|_| None)
             }
-            Self::ModifyDbInstanceClass { db_instance_identifier, db_instance_class, apply_immediately } => deps
-                .rds
-                .modify_db_instance()
-                .db_instance_identifier(db_instance_identifier)
-                .db_instance_class(db_instance_class)
-                .apply_immediately(*apply_immediately)
-                .send()
-                .await
-                .map(|out| out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_owned))
-                .map_err(|err| match err.as_service_error() {
-                    Some(e) if e.is_invalid_db_instance_state_fault() => FunctionError::Conflict(format!(
-                        "RDS instance {db_instance_identifier} cannot be modified now: {}",
-                        aws_sdk_rds::error::ProvideErrorMetadata::message(e).unwrap_or("")
-                    )),
-                    _ => FunctionError::aws("RDS ModifyDBInstance", &err),
-                }),
-            Self::ModifyReplicationGroupNodeType { replication_group_id, cache_node_type, apply_immediately } => deps
-                .elasticache
-                .modify_replication_group()
-                .replication_group_id(replication_group_id)
-                .cache_node_type(cache_node_type)
-                .apply_immediately(*apply_immediately)
-                .send()
-                .await
-                .map(|_| None)
-                .map_err(|err| FunctionError::aws("ElastiCache ModifyReplicationGroup", &err)),
-            Self::IncreaseReplicaCount { replication_group_id, new_replica_count, apply_immediately } => deps
-                .elasticache
-                .increase_replica_count()
-                .replication_group_id(replication_group_id)
-                .new_replica_count(*new_replica_count)
-                .apply_immediately(*apply_immediately)
-                .send()
-                .await
-                .map(|_| None)
-                .map_err(|err| FunctionError::aws("ElastiCache IncreaseReplicaCount", &err)),
-            Self::ModifyCacheClusterNodes { cache_cluster_id, num_cache_nodes, apply_immediately } => deps
-                .elasticache
-                .modify_cache_cluster()
-                .cache_cluster_id(cache_cluster_id)
-                .num_cache_nodes(*num_cache_nodes)
-                .apply_immediately(*apply_immediately)
-                .send()
-                .await
-                .map(|_| None)
-                .map_err(|err| FunctionError::aws("ElastiCache ModifyCacheCluster", &err)),
+            Self::ModifyDbInstanceClass { db_instance_identifier: id, db_instance_class: class, apply_immediately } => {
+                send::modify_db_instance(&deps.rds, id, class, *apply_immediately).await
+            }
+            Self::ModifyReplicationGroupNodeType { replication_group_id: id, cache_node_type, apply_immediately } => {
+                send::modify_node_type(&deps.elasticache, id, cache_node_type, *apply_immediately).await.map(|()| None)
+            }
+            Self::IncreaseReplicaCount { replication_group_id: id, new_replica_count, apply_immediately } => {
+                send::increase_replicas(&deps.elasticache, id, *new_replica_count, *apply_immediately)
+                    .await
+                    .map(|()| None)
+            }
+            Self::ModifyCacheClusterNodes { cache_cluster_id: id, num_cache_nodes, apply_immediately } => {
+                send::modify_nodes(&deps.elasticache, id, *num_cache_nodes, *apply_immediately).await.map(|()| None)
+            }
         }
     }
 }

@@ -89,6 +89,18 @@ fn off_ladder(size: &str, ladder: &Ladder) -> FunctionError {
     ))
 }
 
+/// The autoscaling target's capacities before and after, for the response; `null` without one.
+fn scalable_target_report(
+    resource_id: &str,
+    now: Option<(i32, i32)>,
+    raised: Option<((i32, i32), (i32, i32))>,
+) -> Value {
+    let Some((min, max)) = now else { return Value::Null };
+    let (new_min, new_max) = raised.map_or((min, max), |(_, new)| new);
+    json!({"resourceId": resource_id,
+        "minCapacity": {"before": min, "after": new_min}, "maxCapacity": {"before": max, "after": new_max}})
+}
+
 pub fn ecs(observed: &EcsObserved, priority: Priority, target: &EcsServiceTarget) -> Plan<ScaleChange> {
     let (cluster, service) = (&target.cluster, &target.service);
     let resource = format!("ECS service {cluster}/{service}");
@@ -104,26 +116,16 @@ pub fn ecs(observed: &EcsObserved, priority: Priority, target: &EcsServiceTarget
         }
         CountPlan::ScaleTo { from, to } => (from, to),
     };
-    let resource_id = format!("service/{cluster}/{service}");
     let floor =
         observed.scalable.and_then(|(min, max)| plan_scalable_target(min, max, to).map(|new| ((min, max), new)));
     details["previousDesiredCount"] = json!(from);
     details["desiredCount"] = json!(to);
-    details["scalableTarget"] = match (observed.scalable, floor) {
-        (None, _) => Value::Null,
-        (Some((min, max)), None) => json!({"resourceId": resource_id,
-            "minCapacity": {"before": min, "after": min}, "maxCapacity": {"before": max, "after": max}}),
-        (Some(_), Some(((min, max), (new_min, new_max)))) => json!({"resourceId": resource_id,
-            "minCapacity": {"before": min, "after": new_min}, "maxCapacity": {"before": max, "after": new_max}}),
-    };
+    details["scalableTarget"] =
+        scalable_target_report(&format!("service/{cluster}/{service}"), observed.scalable, floor);
     // Raise the autoscaling floor first: otherwise a scale-in could undo the update in between.
-    let mut changes: Vec<ScaleChange> =
-        floor.map(|(_, (min, max))| ScaleChange::raise_min(cluster, service, min, max)).into_iter().collect();
-    changes.push(ScaleChange::SetDesiredCount {
-        cluster: cluster.clone(),
-        service: service.clone(),
-        desired_count: to,
-    });
+    let raise = floor.map(|(_, (min, max))| ScaleChange::raise_min(cluster, service, min, max));
+    let set = ScaleChange::SetDesiredCount { cluster: cluster.clone(), service: service.clone(), desired_count: to };
+    let changes: Vec<ScaleChange> = raise.into_iter().chain([set]).collect();
     Plan {
         intent: format!("scale {resource} from {from} to {to} tasks"),
         done: format!("Scaled {resource} from {from} to {to} tasks"),

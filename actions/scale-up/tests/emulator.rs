@@ -11,11 +11,13 @@ use aws_sdk_elasticache::types::{CacheCluster, NodeGroup, NodeGroupMember, Repli
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_scale_up::{Deps, handler};
 use serde_json::{Value, json};
+use shared::aws::SdkConfig;
 use shared::ecs::ServiceRef;
 use shared::plan::PlanPolicy;
+use shared::testing::exact::assert_exact;
 use shared::testing::{
-    action_event, create_service, desired_count, emulator_config, fixture_files, function_config, response_json,
-    targets,
+    FaultProxy, action_event, create_service, desired_count, emulator_config, fixture_files, function_config,
+    response_json, targets,
 };
 
 mod common;
@@ -62,6 +64,11 @@ async fn node_type(elasticache: &aws_sdk_elasticache::Client, id: &str) -> Strin
 
 /// The fixtures' targets (api, database, cache, web-hosts) on fresh emulator resources.
 async fn world(api_count: i32, db_class_now: &str, node_type_now: &str) -> World {
+    world_through(api_count, db_class_now, node_type_now, function_config(env!("CARGO_PKG_NAME")).await).await
+}
+
+/// The same world, the function's clients built from `function` (e.g. through a recording proxy).
+async fn world_through(api_count: i32, db_class_now: &str, node_type_now: &str, function: SdkConfig) -> World {
     let config = emulator_config().await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let rds = aws_sdk_rds::Client::new(&config);
@@ -79,7 +86,6 @@ async fn world(api_count: i32, db_class_now: &str, node_type_now: &str) -> World
                 "elasticache": {"replicationGroupId": group, "scaleBy": "node_type", "nodeTypeLadder": NODE_LADDER}},
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ["i-0123456789abcdef0"]},
     }));
-    let function = function_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
         autoscaling: aws_sdk_applicationautoscaling::Client::new(&function),
@@ -119,10 +125,9 @@ async fn scalable_capacity(autoscaling: &aws_sdk_applicationautoscaling::Client,
     (t.min_capacity(), t.max_capacity())
 }
 
-#[tokio::test]
-async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
-    let w = world(2, "db.r5.large", "cache.t3.small").await;
-    w.deps
+/// Autoscaling on `api`, 2 to 6 tasks.
+async fn register_scalable_target(w: &World) {
+    w.moto
         .autoscaling
         .register_scalable_target()
         .service_namespace(ServiceNamespace::Ecs)
@@ -133,6 +138,13 @@ async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
+    shared::require_emulator!();
+    let w = world(2, "db.r5.large", "cache.t3.small").await;
+    register_scalable_target(&w).await;
     let response = invoke(&w.deps, request("api", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
     assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 10);
@@ -148,6 +160,7 @@ async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
 
 #[tokio::test]
 async fn an_ecs_service_without_autoscaling_is_scaled_and_says_so() {
+    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "medium", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -157,6 +170,7 @@ async fn an_ecs_service_without_autoscaling_is_scaled_and_says_so() {
 
 #[tokio::test]
 async fn an_ecs_service_is_never_scaled_down() {
+    shared::require_emulator!();
     let w = world(12, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -167,6 +181,7 @@ async fn an_ecs_service_is_never_scaled_down() {
 
 #[tokio::test]
 async fn an_rds_instance_moves_up_to_the_priority_class_and_never_down() {
+    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -181,6 +196,7 @@ async fn an_rds_instance_moves_up_to_the_priority_class_and_never_down() {
 
 #[tokio::test]
 async fn an_rds_instance_that_is_not_available_is_a_conflict() {
+    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     w.moto.rds.stop_db_instance().db_instance_identifier(&w.db).send().await.unwrap();
     let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
@@ -191,6 +207,7 @@ async fn an_rds_instance_that_is_not_available_is_a_conflict() {
 
 #[tokio::test]
 async fn a_replication_group_climbs_the_node_type_ladder_and_stops_at_the_top() {
+    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("cache", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -206,6 +223,7 @@ async fn a_replication_group_climbs_the_node_type_ladder_and_stops_at_the_top() 
 
 #[tokio::test]
 async fn dry_runs_report_the_calls_and_change_nothing() {
+    shared::require_emulator!();
     let w = world(2, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "critical", json!({"dryRun": true}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -228,6 +246,7 @@ async fn dry_runs_report_the_calls_and_change_nothing() {
 /// fields it ignored. The envelope stays strict: an unknown top-level field is still a 400 (corpus).
 #[tokio::test]
 async fn a_forwarded_incident_record_scales_and_reports_the_fields_it_ignored() {
+    shared::require_emulator!();
     let w = world(2, "db.r5.large", "cache.t3.small").await;
     let details = json!({"incidentDetails": {"title": "API slow", "ticketUrl": "https://t/7", "severity": "SEV2"}});
     let response = invoke(&w.deps, request("api", "high", details)).await;
@@ -242,6 +261,7 @@ async fn a_forwarded_incident_record_scales_and_reports_the_fields_it_ignored() 
 
 #[tokio::test]
 async fn every_fixture_is_answered_as_expected() {
+    shared::require_emulator!();
     for file in fixture_files("actions/scale_up") {
         let w = world(1, "db.r5.large", "cache.t3.small").await;
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -261,24 +281,41 @@ async fn every_fixture_is_answered_as_expected() {
     }
 }
 
-/// moto has no IncreaseReplicaCount: the mock pins the exact call on the real client type.
+/// Deps with a mocked ElastiCache client and `config` as the targets.
+async fn mocked_deps(elasticache: aws_sdk_elasticache::Client, config: &Value) -> Deps {
+    let emulator = emulator_config().await;
+    Deps {
+        ecs: aws_sdk_ecs::Client::new(&emulator),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&emulator),
+        rds: aws_sdk_rds::Client::new(&emulator),
+        elasticache,
+        targets: targets(config.clone()),
+        plans: PlanPolicy::default(),
+    }
+}
+
+/// moto has no IncreaseReplicaCount: the mock pins the exact call on the real client type, and
+/// the dry run (describe only) planned exactly that call.
 #[tokio::test]
 async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
-    let describe = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
-        let members =
-            (0..3).map(|i| NodeGroupMember::builder().cache_cluster_id(format!("rg-00{i}")).build()).collect();
-        DescribeReplicationGroupsOutput::builder()
-            .replication_groups(
-                ReplicationGroup::builder()
-                    .replication_group_id("sessions-rg")
-                    .status("available")
-                    .node_groups(
-                        NodeGroup::builder().node_group_id("0001").set_node_group_members(Some(members)).build(),
-                    )
-                    .build(),
-            )
-            .build()
-    });
+    shared::require_emulator!();
+    let describe = || {
+        mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
+            let members =
+                (0..3).map(|i| NodeGroupMember::builder().cache_cluster_id(format!("rg-00{i}")).build()).collect();
+            DescribeReplicationGroupsOutput::builder()
+                .replication_groups(
+                    ReplicationGroup::builder()
+                        .replication_group_id("sessions-rg")
+                        .status("available")
+                        .node_groups(
+                            NodeGroup::builder().node_group_id("0001").set_node_group_members(Some(members)).build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+    };
     let increase = mock!(aws_sdk_elasticache::Client::increase_replica_count)
         .match_requests(|r| {
             r.replication_group_id() == Some("sessions-rg")
@@ -286,17 +323,18 @@ async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
                 && r.apply_immediately() == Some(true)
         })
         .then_output(|| IncreaseReplicaCountOutput::builder().build());
-    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe, &increase]);
-    let config = emulator_config().await;
-    let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
-        rds: aws_sdk_rds::Client::new(&config),
-        elasticache,
-        targets: targets(json!({"sessions": {"kind": "redis", "url": "redis://sessions:6379",
-            "elasticache": {"replicationGroupId": "sessions-rg", "scaleBy": "replicas", "maxReplicas": 4}}})),
-        plans: PlanPolicy::default(),
-    };
+    let sessions = json!({"sessions": {"kind": "redis", "url": "redis://sessions:6379",
+            "elasticache": {"replicationGroupId": "sessions-rg", "scaleBy": "replicas", "maxReplicas": 4}}});
+    let dry_client = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe()]);
+    let dry =
+        invoke(&mocked_deps(dry_client, &sessions).await, request("sessions", "high", json!({"dryRun": true}))).await;
+    let planned = json!({"replicationGroupId": "sessions-rg", "newReplicaCount": 3, "applyImmediately": true});
+    assert_eq!(
+        dry["details"]["plannedCalls"],
+        json!([{"call": "ElastiCache IncreaseReplicaCount", "params": planned}])
+    );
+    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe(), &increase]);
+    let deps = mocked_deps(elasticache, &sessions).await;
     let response = invoke(&deps, request("sessions", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
     assert_eq!(response["details"]["previousReplicas"], 2);
@@ -304,38 +342,101 @@ async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
     assert_eq!(increase.num_calls(), 1);
 }
 
-/// moto has no ModifyCacheCluster: the mock pins the exact call on the real client type.
+/// moto has no ModifyCacheCluster: the mock pins the exact call on the real client type, and
+/// the dry run (describe only) planned exactly that call.
 #[tokio::test]
 async fn a_memcached_cluster_gets_one_more_node() {
-    let describe = mock!(aws_sdk_elasticache::Client::describe_cache_clusters).then_output(|| {
-        DescribeCacheClustersOutput::builder()
-            .cache_clusters(
-                CacheCluster::builder()
-                    .cache_cluster_id("mc")
-                    .cache_cluster_status("available")
-                    .num_cache_nodes(2)
-                    .build(),
-            )
-            .build()
-    });
+    shared::require_emulator!();
+    let describe = || {
+        mock!(aws_sdk_elasticache::Client::describe_cache_clusters).then_output(|| {
+            DescribeCacheClustersOutput::builder()
+                .cache_clusters(
+                    CacheCluster::builder()
+                        .cache_cluster_id("mc")
+                        .cache_cluster_status("available")
+                        .num_cache_nodes(2)
+                        .build(),
+                )
+                .build()
+        })
+    };
     let modify = mock!(aws_sdk_elasticache::Client::modify_cache_cluster)
         .match_requests(|r| {
             r.cache_cluster_id() == Some("mc") && r.num_cache_nodes() == Some(3) && r.apply_immediately() == Some(true)
         })
         .then_output(|| ModifyCacheClusterOutput::builder().build());
-    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe, &modify]);
-    let config = emulator_config().await;
-    let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
-        rds: aws_sdk_rds::Client::new(&config),
-        elasticache,
-        targets: targets(json!({"memcached": {"kind": "redis", "url": "redis://mc:11211",
-            "elasticache": {"cacheClusterId": "mc", "scaleBy": "nodes", "maxNodes": 3}}})),
-        plans: PlanPolicy::default(),
-    };
+    let memcached = json!({"memcached": {"kind": "redis", "url": "redis://mc:11211",
+            "elasticache": {"cacheClusterId": "mc", "scaleBy": "nodes", "maxNodes": 3}}});
+    let dry_client = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe()]);
+    let dry =
+        invoke(&mocked_deps(dry_client, &memcached).await, request("memcached", "critical", json!({"dryRun": true})))
+            .await;
+    let planned = json!({"cacheClusterId": "mc", "numCacheNodes": 3, "applyImmediately": true});
+    assert_eq!(dry["details"]["plannedCalls"], json!([{"call": "ElastiCache ModifyCacheCluster", "params": planned}]));
+    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe(), &modify]);
+    let deps = mocked_deps(elasticache, &memcached).await;
     let response = invoke(&deps, request("memcached", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
     assert_eq!(response["details"]["numCacheNodes"], 3);
     assert_eq!(modify.num_calls(), 1);
+}
+
+/// The dry run's plannedCalls are what the real run sends, for every target kind the emulator
+/// serves: an ECS service with and without autoscaling, an RDS instance, a replication group.
+#[tokio::test]
+async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
+    shared::require_emulator!();
+    let proxy = FaultProxy::start();
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    let plain = world_through(2, "db.r5.large", "cache.t3.small", function.clone()).await;
+    let scaled = world_through(2, "db.r5.large", "cache.t3.small", function).await;
+    register_scalable_target(&scaled).await;
+    let cases = [("ecs, autoscaled", &scaled, "api"), ("ecs", &plain, "api"), ("rds", &plain, "database")];
+    for (what, w, target) in cases.into_iter().chain([("replication group", &plain, "cache")]) {
+        let dry = invoke(&w.deps, request(target, "critical", json!({"dryRun": true}))).await;
+        proxy.reset();
+        let real = invoke(&w.deps, request(target, "critical", json!({}))).await;
+        assert_eq!(real["success"], true, "{what}: {real}");
+        assert_exact(what, &dry, &proxy);
+    }
+    assert_eq!(desired_count(&scaled.moto.ecs, &scaled.api).await, 10, "the real runs happened");
+}
+
+/// A dry run's planToken, applied unchanged, runs exactly that plan; once the state moved, the
+/// same token is refused with the new plan and nothing changes; an old token is refused too.
+#[tokio::test]
+async fn a_plan_token_runs_the_approved_plan_and_only_that() {
+    shared::require_emulator!();
+    let w = world(2, "db.r5.large", "cache.t3.small").await;
+    let dry = invoke(&w.deps, request("api", "high", json!({"dryRun": true}))).await;
+    let token = dry["details"]["planToken"].as_str().unwrap().to_owned();
+    let approved = invoke(&w.deps, request("api", "high", json!({"planToken": token}))).await;
+    assert_eq!(approved["success"], true, "{approved}");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
+
+    // Approved at 2 tasks; someone scaled to 3 since. The plan (3 -> 5) is not the one approved.
+    shared::testing::ensure_service(&w.moto.ecs, &w.api, 2).await;
+    let dry = invoke(&w.deps, request("api", "high", json!({"dryRun": true}))).await;
+    let token = dry["details"]["planToken"].as_str().unwrap().to_owned();
+    shared::testing::ensure_service(&w.moto.ecs, &w.api, 3).await;
+    let stale = invoke(&w.deps, request("api", "high", json!({"planToken": token}))).await;
+    assert_eq!(stale["statusCode"], 409, "{stale}");
+    assert_eq!(stale["error"]["code"], "STALE_PLAN");
+    assert!(stale["message"].as_str().unwrap().contains("the state moved"), "{stale}");
+    assert_eq!(stale["details"]["plannedCalls"][0]["params"]["desiredCount"], 5, "the new plan: {stale}");
+    assert_eq!(stale["details"]["currentState"]["desiredCount"], 3, "{stale}");
+    assert_ne!(stale["details"]["planToken"], token, "a token for the new plan");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 3, "nothing changed");
+
+    // The new plan's token works; a token older than PLAN_TOKEN_TTL_SECONDS does not.
+    let renewed = stale["details"]["planToken"].as_str().unwrap().to_owned();
+    let (_, digest) = renewed.rsplit_once('.').unwrap();
+    let old = format!("v1.{}.{digest}", chrono::Utc::now().timestamp() - 901);
+    let expired = invoke(&w.deps, request("api", "high", json!({"planToken": old}))).await;
+    assert_eq!(expired["error"]["code"], "STALE_PLAN", "{expired}");
+    assert!(expired["message"].as_str().unwrap().contains("s old"), "{expired}");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 3);
+    let applied = invoke(&w.deps, request("api", "high", json!({"planToken": renewed}))).await;
+    assert_eq!(applied["success"], true, "{applied}");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
 }

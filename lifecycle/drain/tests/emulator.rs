@@ -10,6 +10,7 @@ use shared::testing::{emulator_config, unique};
 
 #[tokio::test]
 async fn the_watcher_turns_ready_a_grace_period_after_draining() {
+    shared::require_emulator!();
     let config = emulator_config().await;
     let ssm = aws_sdk_ssm::Client::new(&config);
     let id = unique("d");

@@ -32,6 +32,7 @@ fn killed() -> Value {
 
 #[tokio::test]
 async fn a_service_at_three_goes_to_zero() {
+    shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill3", 3).await;
     assert_eq!(desired_count(&ecs, &target).await, 3);
@@ -42,6 +43,7 @@ async fn a_service_at_three_goes_to_zero() {
 
 #[tokio::test]
 async fn a_stopped_service_stays_at_zero_and_kill_succeeds_again() {
+    shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill0", 0).await;
     let deps = Deps { ecs: function_ecs().await, default_target: target.clone() };
@@ -53,6 +55,7 @@ async fn a_stopped_service_stays_at_zero_and_kill_succeeds_again() {
 
 #[tokio::test]
 async fn overrides_kill_the_named_service_and_leave_the_default_alone() {
+    shared::require_emulator!();
     let ecs = ecs().await;
     let default_target = create_service(&ecs, "killdef", 2).await;
     let other = create_service(&ecs, "killother", 3).await;
@@ -65,6 +68,7 @@ async fn overrides_kill_the_named_service_and_leave_the_default_alone() {
 
 #[tokio::test]
 async fn a_missing_service_is_a_clear_error_naming_cluster_and_service() {
+    shared::require_emulator!();
     let ecs = ecs().await;
     let existing = create_service(&ecs, "killnf", 1).await;
     let missing_service = ServiceRef::new(existing.cluster.clone(), "no-such-service");
@@ -113,6 +117,7 @@ fn expectation(file: &Path) -> Expect {
 
 #[tokio::test]
 async fn every_fixture_run_through_the_binary_leaves_the_service_stopped() {
+    shared::require_emulator!();
     let ecs = ecs().await;
     let env_target = create_service(&ecs, "killbin", 3).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
@@ -152,6 +157,7 @@ async fn every_fixture_run_through_the_binary_leaves_the_service_stopped() {
 
 #[tokio::test]
 async fn invalid_fixtures_fail_with_a_named_problem_and_change_nothing() {
+    shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "killinv", 2).await;
     let envs = [("ECS_CLUSTER_NAME", target.cluster.as_str()), ("ECS_SERVICE_NAME", target.service.as_str())];
@@ -168,6 +174,7 @@ async fn invalid_fixtures_fail_with_a_named_problem_and_change_nothing() {
 
 #[test]
 fn a_missing_environment_variable_is_an_init_error_naming_it() {
+    shared::require_emulator!();
     let event = shared::testing::fixtures_dir().join("lifecycle/kill/direct.json");
     let run = run_binary(env!("CARGO_BIN_EXE_fluidity-kill"), &event, &[("ECS_CLUSTER_NAME", "fluidity")]);
     assert_eq!(run.status, 1);

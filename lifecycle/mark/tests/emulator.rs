@@ -64,6 +64,7 @@ impl World {
 
 #[tokio::test]
 async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
+    shared::require_emulator!();
     let w = world().await;
     w.deploy("a1").await;
     let report = mark(&w.mark_ecs, &w.mark_ssm, &w.request("a1", false)).await.unwrap();
@@ -86,6 +87,7 @@ async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
 
 #[tokio::test]
 async fn a_dry_run_reports_the_changes_and_makes_none() {
+    shared::require_emulator!();
     let w = world().await;
     w.deploy("a1").await;
     mark(&w.mark_ecs, &w.mark_ssm, &w.request("a1", false)).await.unwrap();
@@ -99,6 +101,7 @@ async fn a_dry_run_reports_the_changes_and_makes_none() {
 
 #[tokio::test]
 async fn the_cli_says_what_changed_and_fails_clearly() {
+    shared::require_emulator!();
     let w = world().await;
     w.deploy("a1").await;
     let cli = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_fluidity-mark-deployment")).args(args).output().unwrap();

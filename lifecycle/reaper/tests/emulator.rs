@@ -333,6 +333,7 @@ fn only(report: &ReaperReport) -> &fluidity_reaper::ServiceReport {
 
 #[tokio::test]
 async fn the_seed_test_plan_with_real_shutdown_ready_metrics() {
+    shared::require_emulator!();
     let w = world().await;
     let t = Utc::now();
     // Deploy A; its tasks run and report ShutdownReady 0 (active, not draining).
@@ -392,6 +393,7 @@ async fn the_seed_test_plan_with_real_shutdown_ready_metrics() {
 
 #[tokio::test]
 async fn max_age_retires_a_deployment_that_never_reports_counting_from_when_it_began_draining() {
+    shared::require_emulator!();
     let w = world().await;
     let old = w.deploy("old", 10).await; // an old version without the drain watcher: it never reports
     // It has run for longer than MAX_AGE before it is marked draining.
@@ -417,6 +419,7 @@ async fn max_age_retires_a_deployment_that_never_reports_counting_from_when_it_b
 
 #[tokio::test]
 async fn a_deployment_marked_by_other_tooling_drains_from_its_parameter_s_last_change() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("x1", 10).await;
     // Other tooling: the state parameter and the state tag, but no draining_since tag.
@@ -442,6 +445,7 @@ async fn a_deployment_marked_by_other_tooling_drains_from_its_parameter_s_last_c
 
 #[tokio::test]
 async fn silent_tasks_keep_a_deployment_waiting_and_the_newest_period_decides() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("v1", 10).await;
     let _b = w.deploy("v2", 20).await;
@@ -465,6 +469,7 @@ async fn silent_tasks_keep_a_deployment_waiting_and_the_newest_period_decides() 
 
 #[tokio::test]
 async fn too_young_services_wait_and_a_dry_run_changes_nothing() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("y1", 10).await;
     let _b = w.deploy("y2", 20).await;
@@ -483,6 +488,7 @@ async fn too_young_services_wait_and_a_dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn a_shared_weighted_rule_keeps_forwarding_to_the_other_deployment() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("w1", 10).await;
     let b = w.deploy("w2", 20).await;
@@ -519,6 +525,7 @@ async fn a_shared_weighted_rule_keeps_forwarding_to_the_other_deployment() {
 
 #[tokio::test]
 async fn a_target_group_held_by_the_default_action_keeps_the_service_until_it_is_freed() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("d1", 10).await;
     let _b = w.deploy("d2", 20).await;
@@ -544,6 +551,7 @@ async fn a_target_group_held_by_the_default_action_keeps_the_service_until_it_is
 
 #[tokio::test]
 async fn a_rollback_during_a_run_wins_over_retiring() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("r1", 10).await;
     let _b = w.deploy("r2", 20).await;
@@ -567,6 +575,7 @@ async fn a_rollback_during_a_run_wins_over_retiring() {
 
 #[tokio::test]
 async fn a_rollback_during_a_cleanup_keeps_the_service() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("k1", 10).await;
     let _b = w.deploy("k2", 20).await;
@@ -587,6 +596,7 @@ async fn a_rollback_during_a_cleanup_keeps_the_service() {
 
 #[tokio::test]
 async fn in_a_shared_cluster_only_the_managed_services_are_described_or_touched() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("s1", 10).await;
     let ecs = w.ecs();
@@ -624,6 +634,7 @@ async fn in_a_shared_cluster_only_the_managed_services_are_described_or_touched(
 
 #[tokio::test]
 async fn the_fixtures_run_through_the_binary() {
+    shared::require_emulator!();
     let w = world().await; // a cluster with no draining service: no metric query is needed
     let envs = [("CLUSTER", w.cluster.as_str()), ("DEPLOYMENT_NAME", w.name.as_str())];
     for file in shared::testing::fixture_files("lifecycle/reaper") {
@@ -647,6 +658,7 @@ async fn the_fixtures_run_through_the_binary() {
 
 #[tokio::test]
 async fn a_half_finished_cleanup_completes_on_the_next_run() {
+    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("h1", 10).await;
     let b = w.deploy("h2", 20).await;

@@ -35,6 +35,7 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 
 #[tokio::test]
 async fn a_stopped_service_is_woken_to_one_and_stays_at_one() {
+    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     let first = invoke(&deps, json!({})).await.unwrap();
     assert_eq!(first["status"], "waking", "{first}");
@@ -57,6 +58,7 @@ async fn a_stopped_service_is_woken_to_one_and_stays_at_one() {
 /// Elastic IP associated, read back through DescribeNetworkInterfaces.
 #[tokio::test]
 async fn a_running_service_answers_with_its_task_address() {
+    shared::require_emulator!();
     let (moto_deps, service) = setup(1).await;
     let moto_ec2 = aws_sdk_ec2::Client::new(&emulator_config().await);
     let eni = moto_ec2
@@ -112,6 +114,7 @@ async fn a_running_service_answers_with_its_task_address() {
 
 #[tokio::test]
 async fn without_a_task_there_is_no_address_and_no_error() {
+    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     deps.ecs
         .update_service()
@@ -128,6 +131,7 @@ async fn without_a_task_there_is_no_address_and_no_error() {
 
 #[tokio::test]
 async fn a_missing_service_is_service_not_found() {
+    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     let err = invoke(&deps, json!({"service_name": "nope"})).await.unwrap_err();
     assert_eq!(err, FunctionError::ServiceNotFound { cluster: service.target.cluster.clone(), service: "nope".into() });
@@ -135,15 +139,18 @@ async fn a_missing_service_is_service_not_found() {
 
 #[tokio::test]
 async fn every_fixture_run_through_the_binary_wakes_the_service() {
+    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
     let envs =
         [("ECS_CLUSTER_NAME", service.target.cluster.as_str()), ("ECS_SERVICE_NAME", service.target.service.as_str())];
     let files = fixture_files("lifecycle/wake");
     assert_eq!(files.len(), 5, "direct, overrides, schedule, API Gateway, Function URL");
+    // Setup calls go through the test's own client, so that they are not recorded as wake's.
+    let setup_ecs = aws_sdk_ecs::Client::new(&emulator_config().await);
     for file in files {
-        ensure_service(&deps.ecs, &service.target, 0).await;
-        ensure_service(&deps.ecs, &override_target, 0).await;
+        ensure_service(&setup_ecs, &service.target, 0).await;
+        ensure_service(&setup_ecs, &override_target, 0).await;
         let run = run_binary(env!("CARGO_BIN_EXE_fluidity-wake"), &file, &envs);
         assert_eq!(run.status, 0, "{}: {:?}\n{}", file.display(), run.stdout, run.stderr);
         let answer = run.answer();

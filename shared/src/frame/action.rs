@@ -99,10 +99,7 @@ where
     let echo = request.echo();
     let span = tracing::info_span!("action", incidentId = %request.incident_id, action = kind.as_str());
     async move {
-        if !adjustments.is_empty() {
-            let fields: Vec<&str> = adjustments.iter().map(|a| a.field.as_str()).collect();
-            tracing::info!(adjusted = ?fields, "request adjusted instead of refused: {}", describe(&adjustments));
-        }
+        log_adjustments(&adjustments);
         let dry_run = request.dry_run;
         let target = request.target.clone();
         // Type-erased and on the heap: action futures are large and deeply nested, and erasing them here
@@ -113,36 +110,49 @@ where
             Ok(result) => result,
             Err(_) => Err(FunctionError::DeadlineExceeded { during: kind.as_str().to_owned() }.into()),
         };
-        match result {
-            Ok(outcome) => {
-                tracing::info!(
-                    audit = true,
-                    target = target.as_deref().unwrap_or(""),
-                    resource = %outcome.resource,
-                    before = %outcome.before,
-                    after = %outcome.after,
-                    dryRun = dry_run,
-                    "{}",
-                    outcome.message
-                );
-                let details = with_adjustments(outcome.details, &adjustments);
-                ActionResponse::success(&execution_id, &echo, outcome.message, details)
-            }
-            Err(failure) => {
-                tracing::warn!(
-                    target = target.as_deref().unwrap_or(""),
-                    code = failure.error.code(),
-                    dryRun = dry_run,
-                    "failed: {}",
-                    failure.error
-                );
-                let details = with_adjustments(failure.details, &adjustments);
-                ActionResponse::failure(&execution_id, &echo, &failure.error, details)
-            }
-        }
+        answer(&execution_id, &echo, target.as_deref(), dry_run, result, &adjustments)
     }
     .instrument(span)
     .await
+}
+
+/// The response to the work's result, logged: an audit line for what was done, a warning for what failed.
+fn answer(
+    execution_id: &str,
+    echo: &RequestEcho,
+    target: Option<&str>,
+    dry_run: bool,
+    result: Result<Outcome, Failure>,
+    adjustments: &[Adjustment],
+) -> ActionResponse {
+    let target = target.unwrap_or("");
+    match result {
+        Ok(outcome) => {
+            tracing::info!(
+                audit = true,
+                target,
+                resource = %outcome.resource,
+                before = %outcome.before,
+                after = %outcome.after,
+                dryRun = dry_run,
+                "{}",
+                outcome.message
+            );
+            ActionResponse::success(execution_id, echo, outcome.message, with_adjustments(outcome.details, adjustments))
+        }
+        Err(failure) => {
+            let code = failure.error.code();
+            tracing::warn!(target, code, dryRun = dry_run, "failed: {}", failure.error);
+            ActionResponse::failure(execution_id, echo, &failure.error, with_adjustments(failure.details, adjustments))
+        }
+    }
+}
+
+fn log_adjustments(adjustments: &[Adjustment]) {
+    if !adjustments.is_empty() {
+        let fields: Vec<&str> = adjustments.iter().map(|a| a.field.as_str()).collect();
+        tracing::info!(adjusted = ?fields, "request adjusted instead of refused: {}", describe(adjustments));
+    }
 }
 
 fn describe(adjustments: &[Adjustment]) -> String {

@@ -42,6 +42,8 @@ struct State {
     calls: Vec<String>,
     /// Their request bodies, in the same order.
     bodies: Vec<Vec<u8>>,
+    /// The service each was signed for (`ecs`, `rds`, ...), in the same order.
+    services: Vec<String>,
 }
 
 /// A running proxy; it lives until the test process exits.
@@ -91,6 +93,7 @@ impl FaultProxy {
         state.faults.clear();
         state.calls.clear();
         state.bodies.clear();
+        state.services.clear();
     }
 
     /// Every operation that reached the proxy so far, in order.
@@ -103,6 +106,20 @@ impl FaultProxy {
     pub fn bodies(&self, operation: &str) -> Vec<Vec<u8>> {
         let state = self.lock();
         state.calls.iter().zip(&state.bodies).filter(|(c, _)| *c == operation).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// Every call that reached the proxy, in order, as the service received it: the service it was
+    /// signed for, the operation and the request body.
+    pub fn requests(&self) -> Vec<Received> {
+        let state = self.lock();
+        let calls = state.calls.iter().zip(&state.services).zip(&state.bodies);
+        calls
+            .map(|((operation, service), body)| Received {
+                service: service.clone(),
+                operation: operation.clone(),
+                body: body.clone(),
+            })
+            .collect()
     }
 
     /// How many calls of `operation` reached the proxy (retries included).
@@ -123,6 +140,7 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
         let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.calls.push(operation.clone());
         state.bodies.push(request.body.clone());
+        state.services.push(request.signing_service());
         match state.faults.get_mut(&operation) {
             Some((fault, left)) if *left > 0 => {
                 if *left != ALWAYS {
@@ -156,6 +174,15 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
     };
     let _ = client.write_all(&response).await;
     let _ = client.shutdown().await;
+}
+
+/// One request as the service received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The SigV4 signing name: `ecs`, `application-autoscaling`, `rds`, `elasticache`, `sns`, ...
+    pub service: String,
+    pub operation: String,
+    pub body: Vec<u8>,
 }
 
 struct Request {
@@ -197,6 +224,12 @@ impl Request {
         } else {
             Protocol::AwsQuery
         }
+    }
+
+    /// The service of the SigV4 credential scope: `Credential=<key>/<date>/<region>/<service>/aws4_request`.
+    fn signing_service(&self) -> String {
+        let scope = self.header("authorization").and_then(|a| a.split("Credential=").nth(1)).unwrap_or_default();
+        scope.split(['/', ',']).nth(3).unwrap_or_default().to_owned()
     }
 
     /// `UpdateService` from `X-Amz-Target: AmazonEC2ContainerServiceV20141113.UpdateService`,

@@ -43,3 +43,10 @@ pub async fn received(inbox: &Inbox) -> Vec<Value> {
         .unwrap();
     out.messages().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect()
 }
+
+/// A FIFO topic (`<name>.fifo`), as incident pagers use for ordered pages.
+pub async fn fifo_topic() -> String {
+    let sns = aws_sdk_sns::Client::new(&emulator_config().await);
+    let topic = sns.create_topic().name(format!("{}.fifo", unique("oncall"))).attributes("FifoTopic", "true");
+    topic.send().await.unwrap().topic_arn().unwrap().to_owned()
+}
