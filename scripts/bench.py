@@ -301,7 +301,7 @@ def world():
          # Cooldown 5 s: restart-svc's own creation (a rollout) is older than that by the time this runs.
          {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "5",
           "RESTART_LOCK_PREFIX": f"/bench/{run}/restart-locks"}, action("restart_service", target="restart-me"),
-         "1 describe + claim (1 put) + 1 update", 1),
+         "1 describe + the claim (1 get, 1 put) + 1 update", 1),
         ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1", 1),
         ("incident-clear-cache", "flush twice, password from Secrets Manager",
          {"TARGETS_JSON": json.dumps({"cache": {"kind": "redis", "url": f"redis://127.0.0.1:{PASSWORD_REDIS_PORT}",
@@ -350,8 +350,9 @@ def peak_rss_mb(process):
     return float("nan")
 
 
-def bench_function(api, proxy, name, env, event):
-    # Init time: one unmeasured start (page cache), then COLD_STARTS measured ones.
+def cold_starts(api, proxy, name, env):
+    """Init times (ms) of COLD_STARTS starts after one unmeasured one (page cache), and the AWS calls
+    made before the first event."""
     process, _ = start(api, proxy, name, env)
     stop(api, process)
     inits = []
@@ -362,6 +363,37 @@ def bench_function(api, proxy, name, env, event):
         init_calls += len(proxy.take())  # anything sent before the first event
         inits.append(init_ns / 1e6)
         stop(api, process)
+    return inits, init_calls
+
+
+def large_map(cluster):
+    """A deployed-size target map: 100 targets of every kind, as deploy.sh packages it (TARGETS_FILE)."""
+    targets = {}
+    for i in range(100):
+        if i % 4 == 0:
+            targets[f"svc-{i:03d}"] = {"kind": "ecs_service", "cluster": cluster, "service": f"svc-{i:03d}",
+                                       "desiredCount": {"low": 2, "medium": 3, "high": 4, "critical": 6}, "maxCount": 10}
+        elif i % 4 == 1:
+            targets[f"db-{i:03d}"] = {"kind": "rds_instance", "instanceId": f"db-{i:03d}",
+                                      "instanceClass": {"low": "db.r5.large", "medium": "db.r5.large",
+                                                        "high": "db.r5.xlarge", "critical": "db.r5.2xlarge"},
+                                      "classLadder": ["db.r5.large", "db.r5.xlarge", "db.r5.2xlarge"]}
+        elif i % 4 == 2:
+            targets[f"cache-{i:03d}"] = {"kind": "redis", "url": f"rediss://cache-{i:03d}.example.internal:6379",
+                                         "passwordSecretArn": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:c{i}-AbCdEf",
+                                         "elasticache": {"replicationGroupId": f"cache-{i:03d}", "scaleBy": "node_type",
+                                                         "nodeTypeLadder": ["cache.r6g.large", "cache.r6g.xlarge"]}}
+        else:
+            targets[f"hosts-{i:03d}"] = {"kind": "ec2_instances", "instanceIds": [f"i-{i:017x}"]}
+    path = os.path.join(OUT, "targets-100.json")
+    os.makedirs(OUT, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(targets, f)
+    return path, os.path.getsize(path)
+
+
+def bench_function(api, proxy, name, env, event):
+    inits, init_calls = cold_starts(api, proxy, name, env)
     # Warm latency, calls per invocation and peak RSS, in one process.
     process, _ = start(api, proxy, name, env)
     latencies, emulator, calls, errors = [], [], [], 0
@@ -485,10 +517,11 @@ def keep_tasks_running():
 
 # ---------------------------------------------------------------- the report
 
-def zip_sizes():
+def zip_sizes(folder=None):
+    folder = folder or ZIPS
     sizes = {}
-    for name in sorted(os.listdir(ZIPS)) if os.path.isdir(ZIPS) else []:
-        path = os.path.join(ZIPS, name, "bootstrap.zip")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name, "bootstrap.zip")
         if os.path.exists(path):
             sizes[name] = os.path.getsize(path) / 1e6
     return sizes
@@ -501,10 +534,16 @@ def main():
     proxy = TimingProxy(MOTO)
     report = {"machine": {"cores": os.cpu_count(), "uname": " ".join(os.uname())},
               "settings": {"cold_starts": COLD_STARTS, "warm_invocations": WARM_INVOCATIONS}, "functions": {},
-              "paths": [], "reaper_at_scale": [], "zip_mb": zip_sizes()}
+              "paths": [], "reaper_at_scale": [], "zip_mb": zip_sizes(),
+              "arm64_zip_mb": zip_sizes(os.path.join(ROOT, "target", "lambda-arm64"))}
     for name, (env, event) in functions.items():
         print(f"bench: {name}", file=sys.stderr)
         report["functions"][name] = bench_function(api, proxy, name, env, event)
+    print("bench: incident-scale-up with a 100-target map", file=sys.stderr)
+    path, size = large_map(functions["fluidity-kill"][0]["ECS_CLUSTER_NAME"])
+    inits, _ = cold_starts(api, proxy, "incident-scale-up", {"TARGETS_FILE": path})
+    report["large_map"] = {"targets": 100, "bytes": size, "init_ms": {"median": statistics.median(inits),
+                                                                        "p95": percentile(inits, 95)}}
     redis = subprocess.Popen(["redis-server", "--port", str(PASSWORD_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--requirepass", "bench-Pa55"], stdout=subprocess.DEVNULL)
     time.sleep(max(0.5, 6 - (time.time() - world_made)))  # restart-svc's creation older than its 5 s cooldown
@@ -540,6 +579,14 @@ def markdown(r):
             f"{f['peak_rss_mb']:.1f} | {w['p50']:.2f} / {w['p99']:.2f} | {w['emulator_p50']:.2f} / {w['emulator_p99']:.2f} | "
             f"{w['overhead_p50']:.2f} / {w['overhead_p99']:.2f} | {f['calls_per_invocation']:.1f} | "
             f"{r['zip_mb'].get(name, float('nan')):.2f} |")
+    if "large_map" in r:
+        m, small = r["large_map"], r["functions"]["incident-scale-up"]["init_ms"]
+        lines += ["", f"incident-scale-up with a {m['targets']}-target map ({m['bytes'] / 1024:.1f} KB, TARGETS_FILE, "
+                  f"as deploy.sh packages it): init median / p95 {m['init_ms']['median']:.1f} / {m['init_ms']['p95']:.1f} ms "
+                  f"(with the 3-target TARGETS_JSON above: {small['median']:.1f} / {small['p95']:.1f} ms)."]
+    if r.get("arm64_zip_mb"):
+        lines += ["", "arm64 zips (`LAMBDA_ARCH=arm64`, Graviton): " +
+                  ", ".join(f"{n} {mb:.2f} MB" for n, mb in r["arm64_zip_mb"].items())]
     other = [n for n in r["zip_mb"] if n not in r["functions"]]
     if other:
         lines += ["", "Other packages: " + ", ".join(f"{n} {r['zip_mb'][n]:.2f} MB" for n in other)]

@@ -2,7 +2,7 @@
 # Builds every function as a Lambda zip: target/lambda/<function>/bootstrap.zip (release, LTO).
 #
 #   scripts/package.sh            x86_64 (provided.al2023)
-#   scripts/package.sh --arm64    arm64 (Graviton), where the aarch64-unknown-linux-gnu target is installed
+#   scripts/package.sh --arm64    arm64 (Graviton); adds the aarch64-unknown-linux-gnu target if missing
 #
 # cargo-lambda, zig and the AWS CLI come from PyPI into .tools/package (a venv of their own, so the
 # CLI's botocore never meets moto's). cargo-lambda fails with --target-dir, so a different target
@@ -16,4 +16,9 @@ if ! [ -x .tools/package/bin/cargo-lambda ] || ! [ -x .tools/package/bin/aws ]; 
   .tools/package/bin/pip install -q --disable-pip-version-check -r scripts/requirements-package.txt
 fi
 export PATH="$ROOT/.tools/package/bin:$PATH"
+# arm64 builds need Rust's aarch64 standard library (cargo-lambda links with zig).
+if [[ " $* " == *" --arm64 "* ]] && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  echo "package: adding the aarch64-unknown-linux-gnu target (rustup)" >&2
+  rustup target add aarch64-unknown-linux-gnu
+fi
 exec cargo lambda build --release --output-format zip "$@"

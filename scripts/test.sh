@@ -25,6 +25,7 @@ exec scripts/with-services.sh bash -c '
   .tools/venv/bin/python deployments/tests/check_policies.py
   .tools/venv/bin/python deployments/tests/check_calls.py target/aws-calls.jsonl
   .tools/venv/bin/python deployments/tests/check_params.py
+  .tools/venv/bin/python deployments/tests/check_templates.py
   deployments/tests/deploy_args.sh
   .tools/venv/bin/python deployments/tests/deploy_to_moto.py
   deployments/tests/deploy_e2e.sh

@@ -4,25 +4,29 @@
 #
 #   deploy.sh -e dev|prod -a deploy|status|outputs|delete [-f] [-b ARTIFACT_BUCKET]
 #
-#   deploy   build every function as a Lambda zip (cargo lambda), upload them to the artifact bucket,
-#            deploy fargate, lambda, actions and reaper with deployments/params-<env>.json, and apply
-#            deployments/stack-policy.json to each
+#   deploy   build every function as a Lambda zip (cargo lambda), package the environment's target
+#            map into the action zips, upload them under a key that carries their content hash,
+#            deploy fargate, lambda, actions and reaper with deployments/params-<env>.json, apply
+#            deployments/stack-policy.json and turn on termination protection
 #   status   run drift detection on each stack and print IN_SYNC or DRIFTED
 #   outputs  print each stack's outputs (the API endpoint, the function ARNs, the topic ARNs)
 #   delete   delete the stacks, after asking (unless -f)
 #
-# Environment: ARTIFACT_BUCKET (or -b), ARTIFACT_PREFIX (default releases/<git sha>/),
-# SKIP_BUILD=1 to upload zips already built, LAMBDA_ZIP_DIR (default target/lambda) where they are,
-# LAMBDA_ARCH=arm64 for Graviton.
+# Environment: ARTIFACT_BUCKET (or -b); ARTIFACT_PREFIX (default releases/<git sha>-<content hash>/);
+# LAMBDA_ARCH=arm64 builds for Graviton and deploys the functions as arm64 (default x86_64);
+# TARGETS_MAP, the target map to package (default deployments/targets-<env>.json);
+# SKIP_BUILD=1 to use zips already built, LAMBDA_ZIP_DIR (default target/lambda) where they are.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DEPLOYMENTS="$(dirname "$HERE")"
 ROOT="$(dirname "$DEPLOYMENTS")"
 STACKS=(fargate lambda actions reaper)
+# The functions that read the target map (TARGETS_FILE=/var/task/targets.json, in their zip).
+READ_TARGETS=(incident-restart-service incident-scale-up incident-clear-cache)
 
 usage() {
-  sed -n '5,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 fail() { echo "deploy.sh: $*" >&2; exit 2; }
@@ -58,45 +62,157 @@ stack_name() { echo "fluidity-$ENVIRONMENT-$1"; }
 command -v aws >/dev/null || PATH="$ROOT/.tools/package/bin:$PATH"
 command -v aws >/dev/null || fail "no AWS CLI: install it, or run scripts/package.sh, which puts one in .tools/package"
 
-# The environment's parameters that this template declares, as Key=Value arguments.
+# The parameters of this template: the environment's, then EXTRA (a JSON object, e.g. what
+# deploy.sh derived), as Key=Value arguments.
 overrides() {
-  local template="$1" declared
+  local template="$1" extra="$2" declared
   declared="$(aws cloudformation get-template-summary --template-body "file://$template" \
     --query 'Parameters[].ParameterKey' --output text)"
-  python3 - "$PARAMS" "$declared" "$BUCKET" "$PREFIX" <<'PY'
+  python3 - "$PARAMS" "$declared" "$extra" <<'PY'
 import json, sys
 params = json.load(open(sys.argv[1]))["Parameters"]
-params.update({"ArtifactBucket": sys.argv[3], "ArtifactPrefix": sys.argv[4]})
-declared = sys.argv[2].split()
-print("\n".join(f"{k}={params[k]}" for k in declared if k in params))
+params.update(json.loads(sys.argv[3]))
+print("\n".join(f"{k}={params[k]}" for k in sys.argv[2].split() if k in params))
 PY
+}
+
+# Checks the target map against the parameters before anything is uploaded, and prints what the
+# stacks derive from it: {"RedisSecretArns": "..."}.
+read_targets() {
+  python3 - "$1" "$PARAMS" <<'PY'
+import json, sys
+path, params = sys.argv[1], json.load(open(sys.argv[2]))["Parameters"]
+try:
+    targets = json.load(open(path))
+except (OSError, ValueError) as err:
+    sys.exit(f"deploy.sh: the target map {path} cannot be read: {err}")
+if not isinstance(targets, dict) or not targets:
+    sys.exit(f"deploy.sh: the target map {path} must be a non-empty JSON object of targets")
+problems = []
+for name, target in targets.items():
+    kind = target.get("kind") if isinstance(target, dict) else None
+    if kind == "ecs_service" and target.get("cluster") != params.get("TargetCluster"):
+        problems.append(f"target {name} is in cluster {target.get('cluster')!r}, but the roles are scoped to "
+                        f"TargetCluster {params.get('TargetCluster')!r}")
+    if kind == "redis" and not (params.get("VpcSubnetIds") and params.get("VpcSecurityGroupIds")):
+        problems.append(f"target {name} is a Redis server, which clear_cache reaches inside its VPC: set "
+                        f"VpcSubnetIds and VpcSecurityGroupIds in params file")
+if problems:
+    sys.exit("deploy.sh: " + "\ndeploy.sh: ".join(problems))
+secrets = sorted({t["passwordSecretArn"] for t in targets.values() if isinstance(t, dict) and t.get("passwordSecretArn")})
+print(json.dumps({"RedisSecretArns": ",".join(secrets)}))
+PY
+}
+
+# Copies the zips into STAGE, adding the target map to the functions that read it; prints a digest
+# of what is inside them (not of the zip bytes, which carry build times).
+stage_zips() {
+  local zips="$1" stage="$2" targets="$3"
+  python3 - "$zips" "$stage" "$targets" "${READ_TARGETS[@]}" <<'PY'
+import glob, hashlib, os, shutil, sys, zipfile
+zips, stage, targets, readers = sys.argv[1], sys.argv[2], sys.argv[3], set(sys.argv[4:])
+digest = hashlib.sha256()
+found = sorted(glob.glob(os.path.join(zips, "*", "bootstrap.zip")))
+if not found:
+    sys.exit(f"deploy.sh: no Lambda zips under {zips}; run scripts/package.sh")
+for source in found:
+    function = os.path.basename(os.path.dirname(source))
+    staged = os.path.join(stage, f"{function}.zip")
+    shutil.copyfile(source, staged)
+    if function in readers:
+        with zipfile.ZipFile(staged, "a", zipfile.ZIP_DEFLATED) as z:
+            z.write(targets, "targets.json")
+    with zipfile.ZipFile(staged) as z:
+        for member in sorted(z.namelist()):
+            digest.update(f"{function}/{member}\0".encode())
+            digest.update(z.read(member))
+print(digest.hexdigest()[:12])
+PY
+}
+
+# The template to deploy: lambda.yaml's API deployment renamed by the template's digest, so that a
+# changed API gets a new deployment (CloudFormation never redeploys an existing one).
+render() {
+  local stack="$1" out="$2" source="$DEPLOYMENTS/cloudformation/$1.yaml"
+  if [ "$stack" = lambda ]; then
+    local digest
+    digest="$(sha256sum "$source" | cut -c1-12)"
+    sed -E "s/\bApiDeployment\b/ApiDeployment${digest}/g" "$source" >"$out"
+  else
+    cp "$source" "$out"
+  fi
+}
+
+stack_exists() {
+  local status
+  status="$(aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackStatus' --output text 2>/dev/null)" || return 1
+  [ "$status" != REVIEW_IN_PROGRESS ]
+}
+
+deploy_stack() { # stack, extra parameters (JSON)
+  local stack="$1" extra="$2" name template
+  name="$(stack_name "$stack")"
+  template="$WORK/$stack.yaml"
+  render "$stack" "$template"
+  mapfile -t args < <(overrides "$template" "$extra")
+  aws cloudformation deploy --stack-name "$name" --template-file "$template" \
+    --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+    --parameter-overrides "${args[@]}"
+  aws cloudformation set-stack-policy --stack-name "$name" --stack-policy-body "file://$DEPLOYMENTS/stack-policy.json"
+  aws cloudformation update-termination-protection --enable-termination-protection --stack-name "$name" >/dev/null
+}
+
+output_of() { # stack, output key
+  aws cloudformation describe-stacks --stack-name "$(stack_name "$1")" \
+    --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
 }
 
 deploy() {
   [ -n "$BUCKET" ] || fail "deploy needs the artifact bucket: -b BUCKET or ARTIFACT_BUCKET"
-  PREFIX="${ARTIFACT_PREFIX:-releases/$(git -C "$ROOT" rev-parse --short HEAD)/}"
+  local arch="${LAMBDA_ARCH:-x86_64}" targets="${TARGETS_MAP:-$DEPLOYMENTS/targets-$ENVIRONMENT.json}"
+  case "$arch" in x86_64|arm64) ;; *) fail "LAMBDA_ARCH must be x86_64 or arm64, not '$arch'" ;; esac
+  local derived
+  derived="$(read_targets "$targets")" || exit 2
+  WORK="$(mktemp -d)"
+  trap 'rm -rf "$WORK"' EXIT
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "== building every function as a Lambda zip (scripts/package.sh: cargo lambda)"
+    echo "== building every function as a Lambda zip for $arch (scripts/package.sh: cargo lambda)"
     local arch_flag=()
-    [ "${LAMBDA_ARCH:-x86_64}" = arm64 ] && arch_flag=(--arm64)
+    [ "$arch" = arm64 ] && arch_flag=(--arm64)
     "$ROOT/scripts/package.sh" "${arch_flag[@]}"
   fi
-  echo "== uploading to s3://$BUCKET/$PREFIX"
-  local zips=("${LAMBDA_ZIP_DIR:-$ROOT/target/lambda}"/*/bootstrap.zip)
-  [ -f "${zips[0]}" ] || fail "no Lambda zips under ${LAMBDA_ZIP_DIR:-$ROOT/target/lambda}; run scripts/package.sh"
-  for zip in "${zips[@]}"; do
-    aws s3 cp --only-show-errors "$zip" "s3://$BUCKET/$PREFIX$(basename "$(dirname "$zip")").zip"
+  mkdir -p "$WORK/zips"
+  local content
+  content="$(stage_zips "${LAMBDA_ZIP_DIR:-$ROOT/target/lambda}" "$WORK/zips" "$targets")" || exit 2
+  PREFIX="${ARTIFACT_PREFIX:-releases/$(git -C "$ROOT" rev-parse --short HEAD)-$content/}"
+  echo "== uploading to s3://$BUCKET/$PREFIX (the target map: $targets)"
+  for zip in "$WORK/zips"/*.zip; do
+    aws s3 cp --only-show-errors "$zip" "s3://$BUCKET/$PREFIX$(basename "$zip")"
   done
-  for stack in "${STACKS[@]}"; do
-    local name template
-    name="$(stack_name "$stack")"
-    template="$DEPLOYMENTS/cloudformation/$stack.yaml"
-    echo "== deploying $name"
-    mapfile -t args < <(overrides "$template")
-    aws cloudformation deploy --stack-name "$name" --template-file "$template" \
-      --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-      --parameter-overrides "${args[@]}"
-    aws cloudformation set-stack-policy --stack-name "$name" --stack-policy-body "file://$DEPLOYMENTS/stack-policy.json"
+  local common
+  common="$(python3 -c 'import json,sys; print(json.dumps({"ArtifactBucket": sys.argv[1], "ArtifactPrefix": sys.argv[2], "Architecture": sys.argv[3]}))' \
+    "$BUCKET" "$PREFIX" "$arch")"
+  with() { python3 -c 'import json,sys; d={}; [d.update(json.loads(a)) for a in sys.argv[1:]]; print(json.dumps(d))' "$@"; }
+
+  # The server's desired count is set once, at creation (0); afterwards it is wake's and sleep's, so
+  # the template stops holding one and a stack update keeps whatever count the service has.
+  local fargate_created=0
+  stack_exists "$(stack_name fargate)" || fargate_created=1
+  echo "== deploying $(stack_name fargate)"
+  deploy_stack fargate "$(with "$common" "{\"DesiredCount\": \"$([ $fargate_created = 1 ] && echo 0 || echo -1)\"}")"
+  if [ $fargate_created = 1 ]; then
+    echo "== $(stack_name fargate): created at desired count 0; the template now leaves the count to wake and sleep"
+    deploy_stack fargate "$(with "$common" '{"DesiredCount": "-1"}')"
+  fi
+  echo "== deploying $(stack_name lambda)"
+  deploy_stack lambda "$common"
+  # Every alarm of every stack goes to one operations topic: the params' OpsTopicArn, or the lambda stack's.
+  local ops
+  ops="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Parameters"].get("OpsTopicArn", ""))' "$PARAMS")"
+  [ -n "$ops" ] || ops="$(output_of lambda OpsTopicArn)"
+  for stack in actions reaper; do
+    echo "== deploying $(stack_name "$stack")"
+    deploy_stack "$stack" "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\"}")"
   done
 }
 
@@ -132,7 +248,10 @@ delete() {
   for ((i = ${#STACKS[@]} - 1; i >= 0; i--)); do
     local name
     name="$(stack_name "${STACKS[$i]}")"
+    stack_exists "$name" || continue
     echo "== deleting $name"
+    # Termination protection guards against a stray delete-stack; this confirmed delete lifts it.
+    aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name "$name" >/dev/null
     aws cloudformation delete-stack --stack-name "$name"
     aws cloudformation wait stack-delete-complete --stack-name "$name"
   done

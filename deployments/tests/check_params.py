@@ -54,8 +54,31 @@ for env in ("dev", "prod"):
         if SECRET_NAME.search(key) and literal_secret(value):
             problems.append(f"params-{env}.json holds a literal {key}; reference the secret by ARN")
 
+# Each environment's shipped target map (deploy.sh packages it into the actions' zips): every
+# console test event under fixtures/ names a target that exists in it, its ECS services are in the
+# cluster the roles are scoped to, and Redis targets come with the VPC that reaches them.
+FIXTURES = os.path.join(os.path.dirname(DEPLOYMENTS), "fixtures", "actions")
+named = {}
+for fixture in glob.glob(os.path.join(FIXTURES, "*", "*.json")):
+    target = json.load(open(fixture)).get("target")
+    if target:
+        named.setdefault(target, []).append(os.path.relpath(fixture, os.path.dirname(DEPLOYMENTS)))
+for env in ("dev", "prod"):
+    params = json.load(open(os.path.join(DEPLOYMENTS, f"params-{env}.json")))["Parameters"]
+    targets = json.load(open(os.path.join(DEPLOYMENTS, f"targets-{env}.json")))
+    for target, fixtures in sorted(named.items()):
+        if target not in targets:
+            problems.append(f"targets-{env}.json has no target {target!r}, which {', '.join(fixtures)} names")
+    for name, target in targets.items():
+        if target.get("kind") == "ecs_service" and target.get("cluster") != params.get("TargetCluster"):
+            problems.append(f"targets-{env}.json: {name} is outside TargetCluster {params.get('TargetCluster')!r}")
+        if target.get("kind") == "redis" and not (params.get("VpcSubnetIds") and params.get("VpcSecurityGroupIds")):
+            problems.append(f"targets-{env}.json: {name} is a Redis server, but params-{env}.json sets no "
+                            "VpcSubnetIds/VpcSecurityGroupIds for clear_cache to reach it")
+
 if problems:
     print("parameter check FAILED:\n  " + "\n  ".join(problems))
     sys.exit(1)
 print(f"parameters: params-dev.json and params-prod.json cover every required parameter of {len(templates)} templates; "
-      "no secret in any default or environment")
+      f"no secret in any default or environment; the shipped target maps hold the {len(named)} targets the "
+      "fixtures name, in TargetCluster, with a VPC for Redis")

@@ -32,6 +32,15 @@ check "stray argument" 2 "unexpected argument: now" -e dev -a status now
 check "deploy without bucket" 2 "needs the artifact bucket" -e dev -a deploy
 check "help" 2 "deploy|status|outputs|delete" -h
 check "delete not confirmed" 1 "not confirmed; nothing deleted" -e prod -a delete
+# A target map the roles could not act on, or none, is refused before anything is built or uploaded.
+printf '{"api": {"kind": "ecs_service", "cluster": "elsewhere", "service": "s"}}' > "$FAKE/other-cluster.json"
+printf '[]' > "$FAKE/not-a-map.json"
+export SKIP_BUILD=1
+TARGETS_MAP="$FAKE/other-cluster.json" check "target outside TargetCluster" 2 "is in cluster 'elsewhere'" -e dev -a deploy -b bucket
+TARGETS_MAP="$FAKE/not-a-map.json" check "target map not an object" 2 "must be a non-empty JSON object" -e dev -a deploy -b bucket
+TARGETS_MAP="$FAKE/missing.json" check "target map missing" 2 "cannot be read" -e dev -a deploy -b bucket
+LAMBDA_ARCH=arm32 check "unknown architecture" 2 "LAMBDA_ARCH must be x86_64 or arm64" -e dev -a deploy -b bucket
+unset SKIP_BUILD
 
 # Confirmed delete and -f reach the AWS CLI.
 echo prod | PATH="$FAKE:$PATH" "$DEPLOY" -e prod -a delete >/dev/null 2>&1

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# deploy.sh end to end against moto, as a user runs it: `-a deploy` uploads the zips, deploys the four
-# stacks with params-dev.json through change sets and applies the stack policy; `-a delete -f` removes
-# them. Placeholder zips stand in for the packages (building them is scripts/package.sh, a release
-# build that CI does not repeat). Needs AWS_ENDPOINT_URL (the emulator); installs the AWS CLI into
+# deploy.sh end to end against moto, as a user runs it: `-a deploy` uploads the zips (the target map
+# packaged into the actions'), deploys the four stacks with params-dev.json through change sets,
+# applies the stack policy and termination protection; a second deploy that changes only code (and
+# the architecture, and a 100-target map) updates the functions; `-a delete -f` removes the stacks.
+# Placeholder zips stand in for the packages (building them is scripts/package.sh, a release build
+# that CI does not repeat). Needs AWS_ENDPOINT_URL (the emulator); installs the AWS CLI into
 # .tools/awscli if there is none on PATH.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,12 +23,27 @@ fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+# moto has no UpdateTerminationProtection: an `aws` first on PATH records those calls and answers
+# them as AWS does (no output); every other call goes to the real CLI.
+REAL_AWS="$(command -v aws)"
+mkdir -p "$WORK/bin"
+cat >"$WORK/bin/aws" <<SH
+#!/usr/bin/env bash
+if [ "\$1 \$2" = "cloudformation update-termination-protection" ]; then echo "\$*" >>"$WORK/protection"; exit 0; fi
+exec "$REAL_AWS" "\$@"
+SH
+chmod +x "$WORK/bin/aws"
+export PATH="$WORK/bin:$PATH"
 FUNCTIONS=(fluidity-wake fluidity-sleep fluidity-kill fluidity-reaper incident-restart-service
            incident-scale-up incident-clear-cache incident-notify-human)
-for f in "${FUNCTIONS[@]}"; do
-  mkdir -p "$WORK/zips/$f"
-  (cd "$WORK" && printf 'placeholder' > bootstrap && python3 -m zipfile -c "zips/$f/bootstrap.zip" bootstrap)
-done
+zips() { # folder, content of each bootstrap
+  for f in "${FUNCTIONS[@]}"; do
+    mkdir -p "$WORK/$1/$f"
+    (cd "$WORK" && printf '%s %s' "$2" "$f" > bootstrap && python3 -m zipfile -c "$1/$f/bootstrap.zip" bootstrap)
+  done
+}
+zips zips-1 "build one"
+zips zips-2 "build two"
 BUCKET="fluidity-e2e-$(date +%s)-$$"
 aws s3 mb "s3://$BUCKET" >/dev/null
 passed=0 failed=0
@@ -38,10 +55,15 @@ check() { # description, command...
 # From no stacks: moto cannot update a stack with a CommaDelimitedList parameter (it crashes in
 # load_parameters), so a rerun against the same emulator starts by deleting the last run's stacks.
 "$DEPLOY" -e dev -a delete -f >/dev/null 2>&1 || true
-check "deploy.sh -a deploy" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips" ARTIFACT_PREFIX=e2e/ \
-  "$DEPLOY" -e dev -a deploy -b "$BUCKET"
-uploaded="$(aws s3 ls "s3://$BUCKET/e2e/" | wc -l)"
+check "deploy.sh -a deploy" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-1" "$DEPLOY" -e dev -a deploy -b "$BUCKET"
+prefixes() { aws s3 ls "s3://$BUCKET/releases/" | awk '{print $2}'; }
+first="$(prefixes)"
+check "the zips' key carries the commit and their content hash ($first)" \
+  grep -qE "^$(git -C "$ROOT" rev-parse --short HEAD)-[0-9a-f]{12}/$" <<<"$first"
+uploaded="$(aws s3 ls "s3://$BUCKET/releases/$first" | wc -l)"
 check "every zip uploaded ($uploaded of ${#FUNCTIONS[@]})" test "$uploaded" -eq "${#FUNCTIONS[@]}"
+aws s3 cp --only-show-errors "s3://$BUCKET/releases/${first}incident-scale-up.zip" "$WORK/scale-up.zip"
+check "the target map is packaged into the actions' zips" bash -c "python3 -m zipfile -l '$WORK/scale-up.zip' | grep -q targets.json"
 for stack in fargate lambda actions reaper; do
   name="fluidity-dev-$stack"
   status="$(aws cloudformation describe-stacks --stack-name "$name" --query 'Stacks[?StackStatus!=`REVIEW_IN_PROGRESS`].StackStatus' --output text)"
@@ -60,7 +82,40 @@ for f in "${deployed[@]}"; do
 done
 check "wake targets the params' cluster" bash -c "aws lambda get-function-configuration --function-name fluidity-dev-lambda-wake \
   --query Environment.Variables.ECS_CLUSTER_NAME --output text | grep -qx fluidity-dev"
+check "the actions read the packaged map" bash -c "aws lambda get-function-configuration --function-name fluidity-dev-actions-scale-up \
+  --query Environment.Variables.TARGETS_FILE --output text | grep -qx /var/task/targets.json"
+for stack in fargate lambda actions reaper; do
+  check "termination protection turned on for fluidity-dev-$stack" \
+    grep -qx -- "cloudformation update-termination-protection --enable-termination-protection --stack-name fluidity-dev-$stack" "$WORK/protection"
+done
+code_of() { aws lambda get-function-configuration --function-name "$1" --query CodeSha256 --output text; }
+arch_of() { aws lambda get-function-configuration --function-name "$1" --query 'Architectures[0]' --output text; }
+before="$(code_of fluidity-dev-lambda-kill)"
+check "x86_64 by default ($(arch_of fluidity-dev-lambda-kill))" test "$(arch_of fluidity-dev-lambda-kill)" = x86_64
+
+# A second deploy from the same commit, with other code, for arm64, with a map of 100 targets.
+python3 - "$WORK/targets-100.json" <<'PY'
+import json, sys
+targets = {f"svc-{i:03d}": {"kind": "ecs_service", "cluster": "staging", "service": f"staging-svc-{i:03d}",
+           "desiredCount": {"low": 2, "medium": 3, "high": 4, "critical": 6}, "maxCount": 10} for i in range(100)}
+json.dump(targets, open(sys.argv[1], "w"))
+PY
+check "a second deploy: only the code changed, for arm64, 100 targets" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-2" \
+  LAMBDA_ARCH=arm64 TARGETS_MAP="$WORK/targets-100.json" "$DEPLOY" -e dev -a deploy -b "$BUCKET"
+second="$(prefixes | grep -vx "$first" || true)"
+check "the new code went under a new key ($second)" grep -qE '^[0-9a-f]+-[0-9a-f]{12}/$' <<<"$second"
+check "the functions run the new code" test "$(code_of fluidity-dev-lambda-kill)" != "$before"
+# moto applies a changed Architectures only on creation (AWS applies it with the code, as here), so
+# the update is checked in the stacks' parameters; deploy_to_moto.py creates arm64 functions.
+for stack in lambda actions reaper; do
+  check "fluidity-dev-$stack deployed for arm64" bash -c "aws cloudformation describe-stacks --stack-name fluidity-dev-$stack \
+    --query \"Stacks[0].Parameters[?ParameterKey=='Architecture'].ParameterValue\" --output text | grep -qx arm64"
+done
+aws s3 cp --only-show-errors "s3://$BUCKET/releases/${second}incident-restart-service.zip" "$WORK/restart.zip"
+check "the 100-target map is in the package" python3 -c "import json, zipfile, sys
+assert len(json.loads(zipfile.ZipFile('$WORK/restart.zip').read('targets.json'))) == 100"
 check "deploy.sh -a delete -f" "$DEPLOY" -e dev -a delete -f
+check "delete lifted the protection first" grep -q -- "--no-enable-termination-protection --stack-name fluidity-dev-fargate" "$WORK/protection"
 left="$(aws cloudformation list-stacks --query 'StackSummaries[?starts_with(StackName, `fluidity-dev-`) && StackStatus!=`DELETE_COMPLETE` && StackStatus!=`REVIEW_IN_PROGRESS`].StackName' --output text)"
 check "no stack left after delete ($left)" test -z "$left"
 echo "deploy.sh end to end (moto): $passed passed, $failed failed"

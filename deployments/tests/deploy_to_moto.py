@@ -73,10 +73,8 @@ def main():
         with zipfile.ZipFile(data, "w") as z:
             z.writestr("bootstrap", "#!/bin/sh\n")
         s3.put_object(Bucket=bucket, Key=f"r1/{function}.zip", Body=data.getvalue())
-    targets = json.dumps({"api": {"kind": "ecs_service", "cluster": cluster, "service": "fluidity-server",
-                                  "desiredCount": {"low": 1, "medium": 1, "high": 2, "critical": 3}, "maxCount": 4}})
     out = deploy("actions.yaml", f"actions-{suffix}", {"ArtifactBucket": bucket, "ArtifactPrefix": "r1/",
-                                                       "TargetsJson": targets, "TargetCluster": cluster})
+                                                       "TargetCluster": cluster})
     lam = client("lambda")
     for key in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]:
         arn = out.get(key, "")
@@ -105,9 +103,12 @@ def main():
 
     # reaper.yaml: the function, its schedule, the deployer's and the task role's policies.
     out = deploy("reaper.yaml", f"reaper-{suffix}", {"ArtifactBucket": bucket, "ArtifactPrefix": "r1/",
-                                                     "DeploymentCluster": cluster, "DeploymentName": "myapp"})
+                                                     "DeploymentCluster": cluster, "DeploymentName": "myapp",
+                                                     "ScheduleMinutes": "1"})
     reaper = lam.get_function_configuration(FunctionName=out["ReaperFunctionArn"])
     check("reaper environment", reaper["Environment"]["Variables"]["CLUSTER"] == cluster)
+    rules = {r["ScheduleExpression"] for r in client("events").list_rules()["Rules"] if "ScheduleExpression" in r}
+    check("a 1-minute reaper schedule is rate(1 minute)", "rate(1 minute)" in rules, str(rules))
     iam = client("iam")
     for key in ["DeployerPolicyArn", "TaskDrainPolicyArn"]:
         check(f"{key} exists", bool(iam.get_policy(PolicyArn=out[key])["Policy"]["Arn"]))

@@ -494,6 +494,18 @@ mod tests {
         assert_eq!(*api.desired_count.get(Priority::Low), 5);
     }
 
+    /// What deploy.sh packages into the actions' zips must pass the same init-time validation.
+    #[test]
+    fn the_shipped_target_maps_load() {
+        for (name, text) in [
+            ("deployments/targets-dev.json", include_str!("../../deployments/targets-dev.json")),
+            ("deployments/targets-prod.json", include_str!("../../deployments/targets-prod.json")),
+        ] {
+            let config = TargetConfig::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(config.names().len(), 6, "{name}");
+        }
+    }
+
     #[test]
     fn unknown_target_is_404_listing_the_known_ones() {
         let config = TargetConfig::parse(EXAMPLE, "x").unwrap();

@@ -77,11 +77,86 @@ pub struct ServiceOverrides {
     pub service_name: Option<String>,
 }
 
-impl ServiceOverrides {
-    /// The service to act on: the default with these overrides applied (and validated).
-    pub fn resolve(&self, default: &ServiceRef) -> Result<ServiceRef, FunctionError> {
-        default.with_overrides(self.cluster_name.as_deref(), self.service_name.as_deref())
+/// The services a lifecycle function may act on: its own (`ECS_CLUSTER_NAME`, `ECS_SERVICE_NAME`),
+/// and those a request may name instead (`OVERRIDE_SERVICE_ARNS`: ECS service ARNs, none by
+/// default). The deployment scopes the function's role to the same list, so a request reaches no
+/// further by direct invoke than over HTTP; refusing here gives a clear 403 before any AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceScope {
+    pub configured: ServiceRef,
+    pub allowed: Vec<ServiceRef>,
+}
+
+impl ServiceScope {
+    /// The function's own service, and no other.
+    pub fn only(configured: ServiceRef) -> Self {
+        Self { configured, allowed: Vec::new() }
     }
+
+    /// These services too may be named by a request.
+    pub fn allowing(mut self, others: impl IntoIterator<Item = ServiceRef>) -> Self {
+        self.allowed.extend(others);
+        self
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(settings: &Settings<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let configured = ServiceRef::from_settings(settings)?;
+        let allowed = settings.parsed("OVERRIDE_SERVICE_ARNS", |list| {
+            list.split(',').map(str::trim).filter(|arn| !arn.is_empty()).map(service_of_arn).collect()
+        })?;
+        Ok(Self { configured, allowed: allowed.unwrap_or_default() })
+    }
+
+    /// The service a request names: the function's own unless it overrides cluster or service, and
+    /// then only one the deployment allows.
+    pub fn resolve(&self, request: &ServiceOverrides) -> Result<ServiceRef, FunctionError> {
+        let named = self.configured.with_overrides(request.cluster_name.as_deref(), request.service_name.as_deref())?;
+        if named.is(&self.configured) || self.allowed.iter().any(|allowed| named.is(allowed)) {
+            return Ok(named);
+        }
+        let shown = |s: &ServiceRef| format!("{}/{}", last_segment(&s.cluster), last_segment(&s.service));
+        Err(FunctionError::OverrideNotAllowed {
+            cluster: last_segment(&named.cluster).to_owned(),
+            service: last_segment(&named.service).to_owned(),
+            configured: shown(&self.configured),
+            allowed: self.allowed.iter().map(shown).collect(),
+        })
+    }
+}
+
+impl ServiceRef {
+    /// The same service, whether named by name or by ARN.
+    pub fn is(&self, other: &ServiceRef) -> bool {
+        last_segment(&self.cluster) == last_segment(&other.cluster)
+            && last_segment(&self.service) == last_segment(&other.service)
+    }
+}
+
+/// `production` of `arn:aws:ecs:us-east-1:123456789012:cluster/production`, or a plain name.
+fn last_segment(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// `arn:<partition>:ecs:<region>:<account>:service/<cluster>/<service>` as a service reference.
+fn service_of_arn(arn: &str) -> Result<ServiceRef, String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let path = match parts.as_slice() {
+        ["arn", _, "ecs", _, _, path] => path.strip_prefix("service/"),
+        _ => None,
+    };
+    let names = path.and_then(|p| p.split_once('/')).filter(|(c, s)| {
+        validate_name("cluster", c).is_ok() && validate_name("service", s).is_ok() && !s.contains('/')
+    });
+    names.map(|(cluster, service)| ServiceRef::new(cluster, service)).ok_or_else(|| {
+        format!(
+            "{:?} is not an ECS service ARN (arn:aws:ecs:<region>:<account>:service/<cluster>/<service>)",
+            crate::text::shown(arn)
+        )
+    })
 }
 
 /// ECS cluster and service names: 1-255 letters, digits, hyphens and underscores; or a full ARN.
@@ -421,5 +496,46 @@ mod tests {
         assert_eq!(base.with_overrides(Some("other"), None).unwrap(), ServiceRef::new("other", "fluidity-server"));
         assert_eq!(base.with_overrides(None, Some("s2")).unwrap(), ServiceRef::new("fluidity", "s2"));
         assert!(base.with_overrides(Some("bad name"), None).is_err());
+    }
+
+    fn scope(overrides: Option<&str>) -> Result<ServiceScope, ConfigError> {
+        let vars = [("ECS_CLUSTER_NAME", "fluidity"), ("ECS_SERVICE_NAME", "server")];
+        ServiceScope::from_settings(&Settings::with(|name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| (name == "OVERRIDE_SERVICE_ARNS").then(|| overrides.map(str::to_owned)).flatten())
+        }))
+    }
+
+    fn naming(cluster: Option<&str>, service: Option<&str>) -> ServiceOverrides {
+        ServiceOverrides { cluster_name: cluster.map(str::to_owned), service_name: service.map(str::to_owned) }
+    }
+
+    #[test]
+    fn only_the_own_service_and_the_allowed_ones_may_be_named() {
+        let none = scope(None).unwrap();
+        assert_eq!(none.resolve(&naming(None, None)).unwrap(), ServiceRef::new("fluidity", "server"));
+        assert_eq!(none.resolve(&naming(Some("fluidity"), Some("server"))).unwrap().service, "server");
+        let refused = none.resolve(&naming(Some("production"), Some("api"))).unwrap_err();
+        assert_eq!((refused.status(), refused.code()), (403, "OVERRIDE_NOT_ALLOWED"));
+        assert!(refused.to_string().contains("production/api") && refused.to_string().contains("fluidity/server"));
+
+        let some = scope(Some("arn:aws:ecs:us-east-1:123456789012:service/production/api, ")).unwrap();
+        assert_eq!(some.allowed, [ServiceRef::new("production", "api")]);
+        assert!(some.resolve(&naming(Some("production"), Some("api"))).is_ok());
+        let by_arn = naming(Some("arn:aws:ecs:us-east-1:123456789012:cluster/production"), Some("api"));
+        assert!(some.resolve(&by_arn).is_ok(), "an ARN names the same service");
+        assert!(some.resolve(&naming(Some("production"), Some("billing"))).is_err());
+        assert!(some.resolve(&naming(None, Some("api"))).is_err(), "api in the own cluster is another service");
+    }
+
+    #[test]
+    fn the_allow_list_is_service_arns_and_a_bad_one_is_an_init_error() {
+        assert!(scope(Some("")).unwrap().allowed.is_empty());
+        for bad in ["production/api", "arn:aws:ecs:us-east-1:1:cluster/production", "arn:aws:ecs:r:1:service/a/b/c"] {
+            let err = scope(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("OVERRIDE_SERVICE_ARNS") && err.contains("not an ECS service ARN"), "{bad}: {err}");
+        }
     }
 }

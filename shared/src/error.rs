@@ -32,6 +32,15 @@ pub enum FunctionError {
     #[error("{kind} \"{id}\" not found; check the target config")]
     ResourceNotFound { kind: &'static str, id: String },
 
+    /// The request names a service other than the function's own, and the deployment does not
+    /// allow that one (`OVERRIDE_SERVICE_ARNS`). Nothing was called.
+    #[error(
+        "service {cluster}/{service} may not be named here: this function acts on {configured}{}; \
+         a deployment allows others with OverrideServiceArns",
+        if allowed.is_empty() { String::new() } else { format!(" and {}", allowed.join(", ")) }
+    )]
+    OverrideNotAllowed { cluster: String, service: String, configured: String, allowed: Vec<String> },
+
     /// The resource is in a state that makes the action unsafe or pointless right now.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -68,6 +77,7 @@ impl FunctionError {
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidRequest { .. } => 400,
+            Self::OverrideNotAllowed { .. } => 403,
             Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
             Self::Conflict(_) | Self::StalePlan { .. } => 409,
             Self::Aws { .. } | Self::Redis { .. } | Self::PartialFailure { .. } => 502,
@@ -79,6 +89,7 @@ impl FunctionError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "INVALID_REQUEST",
+            Self::OverrideNotAllowed { .. } => "OVERRIDE_NOT_ALLOWED",
             Self::UnknownTarget { .. } => "UNKNOWN_TARGET",
             Self::ServiceNotFound { .. } => "SERVICE_NOT_FOUND",
             Self::ResourceNotFound { .. } => "RESOURCE_NOT_FOUND",
@@ -95,6 +106,7 @@ impl FunctionError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "InvalidRequest",
+            Self::OverrideNotAllowed { .. } => "OverrideNotAllowed",
             Self::UnknownTarget { .. } => "UnknownTarget",
             Self::ServiceNotFound { .. } => "ServiceNotFound",
             Self::ResourceNotFound { .. } => "ResourceNotFound",

@@ -44,6 +44,12 @@ impl Permission {
         Self { action, resource: resource.into(), condition: None }
     }
 
+    /// The same, granted only under a condition (e.g. `kms:ViaService`).
+    pub fn when(mut self, operator: &'static str, key: &'static str, value: impl Into<String>) -> Self {
+        self.condition = Some(Condition { operator, key, value: value.into() });
+        self
+    }
+
     /// An action AWS authorises only on `*` (no resource-level permissions).
     pub fn any(action: &'static str) -> Self {
         Self::new(action, "*")

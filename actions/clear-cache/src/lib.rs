@@ -153,6 +153,13 @@ impl Change for ClearChange {
 pub fn permissions() -> Vec<Permission> {
     vec![
         Permission::new("secretsmanager:GetSecretValue", "${passwordSecretArn}"),
+        // A secret under a customer managed key: Secrets Manager decrypts it with the caller's
+        // permission, so the function needs kms:Decrypt, and only by way of Secrets Manager.
+        Permission::new("kms:Decrypt", "${RedisSecretKmsKeyArn}").when(
+            "StringEquals",
+            "kms:ViaService",
+            "secretsmanager.${Region}.amazonaws.com",
+        ),
         reboot::describe_group_permission("${replicationGroupId}"),
         reboot::describe_cluster_permission("${cacheClusterId}"),
         reboot::reboot_permission("${cacheClusterId}"),

@@ -9,7 +9,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
-use shared::ecs::{self, ServiceOverrides, ServiceRef};
+use shared::ecs::{self, ServiceOverrides, ServiceScope};
 use shared::events::EventSource;
 use shared::frame::lifecycle::run_lifecycle;
 
@@ -17,7 +17,8 @@ use shared::frame::lifecycle::run_lifecycle;
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
     /// From `ECS_CLUSTER_NAME` and `ECS_SERVICE_NAME`.
-    pub default_target: ServiceRef,
+    /// The function's own service, and those a request may name instead.
+    pub services: ServiceScope,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +47,7 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Fu
 }
 
 async fn kill(request: ServiceOverrides, source: EventSource, deps: &Deps) -> Result<KillResponse, FunctionError> {
-    let target = request.resolve(&deps.default_target)?;
+    let target = deps.services.resolve(&request)?;
     let service = ecs::set_desired_count(&deps.ecs, &target, 0).await?;
     tracing::info!(
         cluster = %target.cluster,
@@ -73,7 +74,7 @@ mod tests {
     use super::*;
 
     fn deps(ecs: Client) -> Deps {
-        Deps { ecs, default_target: ServiceRef::new("fluidity", "fluidity-server") }
+        Deps { ecs, services: ServiceScope::only(shared::ecs::ServiceRef::new("fluidity", "fluidity-server")) }
     }
 
     async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {

@@ -8,7 +8,7 @@ use fluidity_kill::{Deps, KillResponse, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
-use shared::ecs::ServiceRef;
+use shared::ecs::{ServiceRef, ServiceScope};
 use shared::testing::{
     create_service, desired_count, emulator_config, ensure_service, fixture_files, function_config, run_binary,
 };
@@ -36,7 +36,7 @@ async fn a_service_at_three_goes_to_zero() {
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill3", 3).await;
     assert_eq!(desired_count(&ecs, &target).await, 3);
-    let deps = Deps { ecs: function_ecs().await, default_target: target.clone() };
+    let deps = Deps { ecs: function_ecs().await, services: ServiceScope::only(target.clone()) };
     assert_eq!(invoke(&deps, json!({})).await.unwrap(), killed());
     assert_eq!(desired_count(&ecs, &target).await, 0);
 }
@@ -46,7 +46,7 @@ async fn a_stopped_service_stays_at_zero_and_kill_succeeds_again() {
     shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill0", 0).await;
-    let deps = Deps { ecs: function_ecs().await, default_target: target.clone() };
+    let deps = Deps { ecs: function_ecs().await, services: ServiceScope::only(target.clone()) };
     for _ in 0..2 {
         assert_eq!(invoke(&deps, json!({})).await.unwrap(), killed());
         assert_eq!(desired_count(&ecs, &target).await, 0);
@@ -59,11 +59,36 @@ async fn overrides_kill_the_named_service_and_leave_the_default_alone() {
     let ecs = ecs().await;
     let default_target = create_service(&ecs, "killdef", 2).await;
     let other = create_service(&ecs, "killother", 3).await;
-    let deps = Deps { ecs: function_ecs().await, default_target: default_target.clone() };
+    let services = ServiceScope::only(default_target.clone()).allowing([other.clone()]);
+    let deps = Deps { ecs: function_ecs().await, services };
     let request = json!({"cluster_name": other.cluster, "service_name": other.service});
     assert_eq!(invoke(&deps, request).await.unwrap(), killed());
     assert_eq!(desired_count(&ecs, &other).await, 0);
     assert_eq!(desired_count(&ecs, &default_target).await, 2, "the default service must be untouched");
+}
+
+/// A service the deployment does not allow (OverrideServiceArns) is refused before any AWS call:
+/// a function error on a direct invoke, a 403 over HTTP. The role could not act on it either.
+#[tokio::test]
+async fn an_override_the_deployment_does_not_allow_is_refused_and_nothing_is_called() {
+    shared::require_emulator!();
+    let ecs = ecs().await;
+    let own = create_service(&ecs, "killown", 2).await;
+    let bystander = create_service(&ecs, "killbystander", 3).await;
+    let proxy = shared::testing::FaultProxy::start();
+    let function = aws_sdk_ecs::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
+    let deps = Deps { ecs: function, services: ServiceScope::only(own.clone()) };
+    let request = json!({"cluster_name": bystander.cluster, "service_name": bystander.service});
+    let err = invoke(&deps, request.clone()).await.unwrap_err();
+    assert_eq!(err.error_type(), "OverrideNotAllowed", "{err}");
+    assert!(err.to_string().contains(&bystander.service) && err.to_string().contains(&own.service), "{err}");
+    let mut apigw = shared::testing::fixture("lifecycle/kill/apigateway-post-kill.json");
+    apigw["body"] = json!(request.to_string());
+    let answer = invoke(&deps, apigw).await.unwrap();
+    assert_eq!(answer["statusCode"], 403, "{answer}");
+    assert!(proxy.calls().is_empty(), "no AWS call: {:?}", proxy.calls());
+    assert_eq!(desired_count(&ecs, &bystander).await, 3);
+    assert_eq!(desired_count(&ecs, &own).await, 2, "nor is its own service touched");
 }
 
 #[tokio::test]
@@ -72,7 +97,7 @@ async fn a_missing_service_is_a_clear_error_naming_cluster_and_service() {
     let ecs = ecs().await;
     let existing = create_service(&ecs, "killnf", 1).await;
     let missing_service = ServiceRef::new(existing.cluster.clone(), "no-such-service");
-    let deps = Deps { ecs: function_ecs().await, default_target: missing_service };
+    let deps = Deps { ecs: function_ecs().await, services: ServiceScope::only(missing_service) };
     let err = invoke(&deps, json!({})).await.unwrap_err();
     assert_eq!(
         err,
@@ -81,7 +106,7 @@ async fn a_missing_service_is_a_clear_error_naming_cluster_and_service() {
     assert!(err.to_string().contains(&existing.cluster));
 
     let missing_cluster = ServiceRef::new("no-such-cluster", "fluidity-server");
-    let deps = Deps { ecs: function_ecs().await, default_target: missing_cluster };
+    let deps = Deps { ecs: function_ecs().await, services: ServiceScope::only(missing_cluster) };
     let err = invoke(&deps, json!({})).await.unwrap_err();
     assert_eq!(err.error_type(), "ServiceNotFound");
     assert!(err.to_string().contains("no-such-cluster"), "{err}");
@@ -121,7 +146,12 @@ async fn every_fixture_run_through_the_binary_leaves_the_service_stopped() {
     let ecs = ecs().await;
     let env_target = create_service(&ecs, "killbin", 3).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
-    let envs = [("ECS_CLUSTER_NAME", env_target.cluster.as_str()), ("ECS_SERVICE_NAME", env_target.service.as_str())];
+    // overrides.json names fluidity/fluidity-server, which the deployment must allow.
+    let envs = [
+        ("ECS_CLUSTER_NAME", env_target.cluster.as_str()),
+        ("ECS_SERVICE_NAME", env_target.service.as_str()),
+        ("OVERRIDE_SERVICE_ARNS", shared::testing::FIXTURE_OVERRIDE_ARN),
+    ];
 
     let files = fixture_files("lifecycle/kill");
     assert_eq!(files.len(), 5, "direct, overrides, schedule, API Gateway, Function URL");

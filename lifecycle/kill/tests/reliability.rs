@@ -8,7 +8,7 @@ use fluidity_kill::{Deps, KillResponse, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
-use shared::ecs::ServiceRef;
+use shared::ecs::{ServiceRef, ServiceScope};
 use shared::testing::corpus::{
     api_gateway, assert_lifecycle_corpus, bad_service_requests, fuzz_lifecycle, in_every_source,
 };
@@ -28,7 +28,7 @@ async fn world() -> World {
     let proxy = FaultProxy::start();
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await),
-        default_target: target.clone(),
+        services: ServiceScope::only(target.clone()),
     };
     World { deps, proxy, moto, target }
 }

@@ -1,4 +1,4 @@
-//! `fluidity-mark-deployment`: phase 1 of draining (seed 004).
+//! `fluidity-mark-deployment`: the first phase of draining, run by the deployer: marks a deployment active or draining.
 //!
 //! Marks the new deployment `active` (SSM `/apps/<name>/<id>/state` and service tags
 //! `deployment_name`, `deployment_id`, `state`) and every other service of the same deployment name

@@ -1,4 +1,4 @@
-//! `fluidity-reaper` (seed 004, phase 3), run by EventBridge every few minutes.
+//! `fluidity-reaper`: the last phase of draining, run by EventBridge every few minutes.
 //!
 //! One record per draining service goes through these phases:
 //! 1. **discover**: ListServices, only the ARNs named `svc-<name>-*`, DescribeServices with tags in
@@ -303,7 +303,7 @@ pub async fn reap(dry_run: bool, deps: &Deps) -> Result<ReaperReport, FunctionEr
 }
 
 /// One run as of `now`: ages are measured and the metric window ends there (tests run the reaper
-/// "minutes later" this way, where the seed's test plan waits for real).
+/// "minutes later" this way instead of waiting).
 pub async fn reap_at(dry_run: bool, deps: &Deps, now: DateTime<Utc>) -> Result<ReaperReport, FunctionError> {
     let s = &deps.settings;
     let draining = discover(deps).await?;

@@ -14,7 +14,7 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::ecs::{self, ServiceRef};
+use shared::ecs::{self, ServiceOverrides, ServiceScope};
 use shared::emf::{MetricRecord, MetricSink, Unit};
 use shared::frame::lifecycle::run_lifecycle;
 use shared::settings::Settings;
@@ -33,7 +33,8 @@ pub const METRICS_MISSING: &str = "MetricsMissing";
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub default_target: ServiceRef,
+    /// The function's own service, and those a request may name instead.
+    pub services: ServiceScope,
     pub settings: SleepSettings,
     /// Where the `MetricsMissing` EMF lines go.
     pub metrics: MetricSink,
@@ -235,8 +236,9 @@ fn effective_settings(request: &SleepRequest, base: &SleepSettings) -> Result<(f
 }
 
 async fn sleep(request: SleepRequest, deps: &Deps) -> Result<SleepResponse, FunctionError> {
-    let target =
-        deps.default_target.with_overrides(request.cluster_name.as_deref(), request.service_name.as_deref())?;
+    let overrides =
+        ServiceOverrides { cluster_name: request.cluster_name.clone(), service_name: request.service_name.clone() };
+    let target = deps.services.resolve(&overrides)?;
     let (threshold_minutes, lookback_minutes) = effective_settings(&request, &deps.settings)?;
     let service = ecs::describe_service(&deps.ecs, &target).await?;
     let (desired, running) = (service.desired_count(), service.running_count());

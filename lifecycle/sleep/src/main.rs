@@ -1,5 +1,5 @@
 use fluidity_sleep::{Deps, SleepSettings, handler, permissions};
-use shared::ecs::ServiceRef;
+use shared::ecs::ServiceScope;
 use shared::runtime;
 
 const FUNCTION: &str = env!("CARGO_PKG_NAME");
@@ -8,13 +8,13 @@ const FUNCTION: &str = env!("CARGO_PKG_NAME");
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
-    let default_target = runtime::init_or_exit(ServiceRef::from_env());
+    let services = runtime::init_or_exit(ServiceScope::from_env());
     let settings = runtime::init_or_exit(SleepSettings::from_env());
     let config = shared::aws::load_sdk_config(FUNCTION).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        default_target,
+        services,
         settings,
         metrics: shared::emf::MetricSink::from_env(),
     };

@@ -12,7 +12,7 @@ use fluidity_sleep::{Deps, SleepSettings, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
-use shared::ecs::ServiceRef;
+use shared::ecs::{ServiceRef, ServiceScope};
 use shared::emf::MetricSink;
 use shared::testing::cloudwatch::{Point, put, put_emf, values};
 use shared::testing::{
@@ -39,7 +39,7 @@ async fn world(desired: i32, settings: SleepSettings) -> World {
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&function),
-        default_target: target.clone(),
+        services: ServiceScope::only(target.clone()),
         settings,
         metrics,
     };
@@ -263,7 +263,12 @@ async fn every_fixture_run_through_the_binary_is_answered() {
     shared::require_emulator!();
     let w = world(0, SleepSettings::default()).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
-    let envs = [("ECS_CLUSTER_NAME", w.target.cluster.as_str()), ("ECS_SERVICE_NAME", w.target.service.as_str())];
+    // overrides.json names fluidity/fluidity-server, which the deployment must allow.
+    let envs = [
+        ("ECS_CLUSTER_NAME", w.target.cluster.as_str()),
+        ("ECS_SERVICE_NAME", w.target.service.as_str()),
+        ("OVERRIDE_SERVICE_ARNS", shared::testing::FIXTURE_OVERRIDE_ARN),
+    ];
     let files = fixture_files("lifecycle/sleep");
     assert_eq!(files.len(), 5, "direct, overrides, schedule, API Gateway, Function URL");
     for file in &files {

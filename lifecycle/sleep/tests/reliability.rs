@@ -9,7 +9,7 @@ use fluidity_sleep::{Deps, SleepSettings, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
-use shared::ecs::ServiceRef;
+use shared::ecs::{ServiceRef, ServiceScope};
 use shared::emf::MetricSink;
 use shared::testing::corpus::{
     assert_lifecycle_corpus, bad_service_requests, fuzz_lifecycle, in_every_source, one_mib,
@@ -45,7 +45,7 @@ async fn world(desired: i32) -> World {
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&through_proxy),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&through_proxy),
-        default_target: target.clone(),
+        services: ServiceScope::only(target.clone()),
         // A tiny threshold, so the just-created service is past its grace after wake.
         settings: SleepSettings { idle_threshold_minutes: 0.01, ..SleepSettings::default() },
         metrics: MetricSink::memory().0,

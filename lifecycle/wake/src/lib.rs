@@ -1,6 +1,6 @@
 //! `fluidity-wake`: starts the Fluidity ECS service when the agent needs it.
 //!
-//! The seed's state table, exactly: desired 0 and running 0 → desired 1, `waking`; desired ≥ 1 and
+//! The state table: desired 0 and running 0 → desired 1, `waking`; desired ≥ 1 and
 //! running 0 → no change, `starting`; desired ≥ 1 and running > 0 → no change, `already_running`.
 //! Wake never raises the desired count above 1 (repeated agent starts must not scale out). When a
 //! task is running, the answer carries its public and private IP, so the agent can connect at once.
@@ -10,7 +10,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
-use shared::ecs::{self, ServiceOverrides, ServiceRef};
+use shared::ecs::{self, ServiceOverrides, ServiceRef, ServiceScope};
 use shared::frame::lifecycle::run_lifecycle;
 
 /// How long a Fargate task takes to start, for `estimatedStartTime`.
@@ -21,7 +21,8 @@ pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
     /// From `ECS_CLUSTER_NAME` and `ECS_SERVICE_NAME`.
-    pub default_target: ServiceRef,
+    /// The function's own service, and those a request may name instead.
+    pub services: ServiceScope,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,7 +77,7 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Fu
 }
 
 async fn wake(request: ServiceOverrides, deps: &Deps) -> Result<WakeResponse, FunctionError> {
-    let target = request.resolve(&deps.default_target)?;
+    let target = deps.services.resolve(&request)?;
     let service = ecs::describe_service(&deps.ecs, &target).await?;
     let (desired, running, pending) = (service.desired_count(), service.running_count(), service.pending_count());
     let (status, set_desired) = plan_wake(desired, running);

@@ -1,5 +1,5 @@
 use fluidity_wake::{Deps, handler, permissions};
-use shared::ecs::ServiceRef;
+use shared::ecs::ServiceScope;
 use shared::runtime;
 
 const FUNCTION: &str = env!("CARGO_PKG_NAME");
@@ -8,8 +8,8 @@ const FUNCTION: &str = env!("CARGO_PKG_NAME");
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
-    let default_target = runtime::init_or_exit(ServiceRef::from_env());
+    let services = runtime::init_or_exit(ServiceScope::from_env());
     let config = shared::aws::load_sdk_config(FUNCTION).await;
-    let deps = Deps { ecs: aws_sdk_ecs::Client::new(&config), ec2: aws_sdk_ec2::Client::new(&config), default_target };
+    let deps = Deps { ecs: aws_sdk_ecs::Client::new(&config), ec2: aws_sdk_ec2::Client::new(&config), services };
     runtime::run(|event| handler(event, &deps)).await
 }

@@ -10,7 +10,7 @@ use fluidity_wake::{Deps, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
-use shared::ecs::ServiceRef;
+use shared::ecs::{ServiceRef, ServiceScope};
 use shared::testing::{
     FargateService, create_fargate_service, desired_count, emulator_config, ensure_service, fixture_files,
     function_config, run_binary,
@@ -24,7 +24,7 @@ async fn setup(desired: i32) -> (Deps, FargateService) {
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
         ec2: aws_sdk_ec2::Client::new(&function),
-        default_target: service.target.clone(),
+        services: ServiceScope::only(service.target.clone()),
     };
     (deps, service)
 }
@@ -103,7 +103,7 @@ async fn a_running_service_answers_with_its_task_address() {
     let deps = Deps {
         ecs: mock_client!(aws_sdk_ecs, RuleMode::Sequential, [&describe_services, &list_tasks, &describe_tasks]),
         ec2: moto_deps.ec2.clone(),
-        default_target: service.target.clone(),
+        services: ServiceScope::only(service.target.clone()),
     };
     let answer = invoke(&deps, json!({})).await.unwrap();
     assert_eq!(answer["status"], "already_running", "{answer}");
@@ -132,8 +132,9 @@ async fn without_a_task_there_is_no_address_and_no_error() {
 #[tokio::test]
 async fn a_missing_service_is_service_not_found() {
     shared::require_emulator!();
-    let (deps, service) = setup(0).await;
-    let err = invoke(&deps, json!({"service_name": "nope"})).await.unwrap_err();
+    let (mut deps, service) = setup(0).await;
+    deps.services = ServiceScope::only(ServiceRef::new(service.target.cluster.clone(), "nope"));
+    let err = invoke(&deps, json!({})).await.unwrap_err();
     assert_eq!(err, FunctionError::ServiceNotFound { cluster: service.target.cluster.clone(), service: "nope".into() });
 }
 
@@ -142,8 +143,12 @@ async fn every_fixture_run_through_the_binary_wakes_the_service() {
     shared::require_emulator!();
     let (deps, service) = setup(0).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
-    let envs =
-        [("ECS_CLUSTER_NAME", service.target.cluster.as_str()), ("ECS_SERVICE_NAME", service.target.service.as_str())];
+    // overrides.json names fluidity/fluidity-server, which the deployment must allow.
+    let envs = [
+        ("ECS_CLUSTER_NAME", service.target.cluster.as_str()),
+        ("ECS_SERVICE_NAME", service.target.service.as_str()),
+        ("OVERRIDE_SERVICE_ARNS", shared::testing::FIXTURE_OVERRIDE_ARN),
+    ];
     let files = fixture_files("lifecycle/wake");
     assert_eq!(files.len(), 5, "direct, overrides, schedule, API Gateway, Function URL");
     // Setup calls go through the test's own client, so that they are not recorded as wake's.

@@ -8,7 +8,7 @@ use fluidity_wake::{Deps, handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
-use shared::ecs::ServiceRef;
+use shared::ecs::{ServiceRef, ServiceScope};
 use shared::testing::corpus::{assert_lifecycle_corpus, bad_service_requests, fuzz_lifecycle, in_every_source};
 use shared::testing::{ALWAYS, Fault, FaultProxy, create_service, desired_count, emulator_config, event_with_deadline};
 
@@ -27,7 +27,7 @@ async fn world(desired: i32) -> World {
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
-        default_target: target.clone(),
+        services: ServiceScope::only(target.clone()),
     };
     World { deps, proxy, moto, target }
 }
@@ -112,9 +112,12 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     let wake = Deps {
         ecs: aws_sdk_ecs::Client::new(&wake_config),
         ec2: aws_sdk_ec2::Client::new(&wake_config),
-        default_target: target.clone(),
+        services: ServiceScope::only(target.clone()),
     };
-    let kill = fluidity_kill::Deps { ecs: aws_sdk_ecs::Client::new(&kill_config), default_target: target.clone() };
+    let kill = fluidity_kill::Deps {
+        ecs: aws_sdk_ecs::Client::new(&kill_config),
+        services: ServiceScope::only(target.clone()),
+    };
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
     let now = chrono::Utc::now().timestamp();
     let dims = [("Service", target.service.as_str())];
@@ -124,7 +127,7 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     let sleep = fluidity_sleep::Deps {
         ecs: aws_sdk_ecs::Client::new(&sleep_config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sleep_config),
-        default_target: target.clone(),
+        services: ServiceScope::only(target.clone()),
         settings: fluidity_sleep::SleepSettings { idle_threshold_minutes: 0.01, ..Default::default() },
         metrics: shared::emf::MetricSink::memory().0,
     };

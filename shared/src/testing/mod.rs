@@ -79,6 +79,10 @@ pub async fn function_config(function: &'static str) -> SdkConfig {
     crate::aws::config_loader(Some(function)).load().await
 }
 
+/// The service the fixtures' overrides.json names (fluidity/fluidity-server), as the
+/// `OVERRIDE_SERVICE_ARNS` a deployment that allows it sets.
+pub const FIXTURE_OVERRIDE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/fluidity/fluidity-server";
+
 /// A name no other test (or earlier run against the same emulator) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

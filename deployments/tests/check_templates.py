@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""What only CloudFormation and a real account enforce, checked in the templates themselves.
+
+moto's CloudFormation ignores Architectures, alarms and invoke configs, so these rules are read
+from the templates. Fails when:
+- a Lambda function's Architectures is not [!Ref Architecture] (deploy.sh sets it from LAMBDA_ARCH);
+- an alarm has no AlarmActions (an alarm nobody receives wakes nobody);
+- an ARN is written with a literal partition ("arn:aws:") instead of ${AWS::Partition};
+- a function a schedule invokes (asynchronously) has no AWS::Lambda::EventInvokeConfig with an explicit
+  MaximumRetryAttempts, or the reaper's has no on-failure destination;
+- the Fargate service's DesiredCount is set unconditionally (a stack update would reset the count);
+- the API stage has no access logging.
+"""
+import glob
+import json
+import os
+import sys
+
+from cfnlint.decode import cfn_yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPLATES = os.path.join(os.path.dirname(HERE), "cloudformation")
+problems = []
+
+
+def resources(template, kind):
+    return {k: r for k, r in template.get("Resources", {}).items() if r.get("Type") == kind}
+
+
+def refs(value):
+    """Every Ref and GetAtt target inside a value."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                yield inner
+            elif key == "Fn::GetAtt":
+                yield inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
+            else:
+                yield from refs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from refs(inner)
+
+
+for path in sorted(glob.glob(os.path.join(TEMPLATES, "*.yaml"))):
+    name = os.path.basename(path)
+    template = cfn_yaml.load(path)
+    text = json.dumps(template)
+    if "arn:aws:" in text:
+        problems.append(f"{name}: an ARN with a literal partition (arn:aws:); use arn:${{AWS::Partition}}:")
+    for key, fn in resources(template, "AWS::Lambda::Function").items():
+        if fn["Properties"].get("Architectures") != [{"Ref": "Architecture"}]:
+            problems.append(f"{name}: {key} Architectures is not [!Ref Architecture]")
+    for key, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        if not alarm["Properties"].get("AlarmActions"):
+            problems.append(f"{name}: alarm {key} has no AlarmActions: nobody would be told")
+    configs = {next(refs(c["Properties"]["FunctionName"]), None): c["Properties"]
+               for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()}
+    for key, rule in resources(template, "AWS::Events::Rule").items():
+        if "ScheduleExpression" not in rule["Properties"]:
+            continue
+        for target in rule["Properties"].get("Targets", []):
+            function = next(refs(target.get("Arn")), None)
+            config = configs.get(function)
+            if config is None or "MaximumRetryAttempts" not in config:
+                problems.append(f"{name}: {function}, invoked by the schedule {key}, has no EventInvokeConfig "
+                                f"with MaximumRetryAttempts (Lambda would retry a failed run twice)")
+            elif function == "ReaperFunction" and "OnFailure" not in config.get("DestinationConfig", {}):
+                problems.append(f"{name}: the reaper's failed runs have no on-failure destination")
+    for key, service in resources(template, "AWS::ECS::Service").items():
+        count = service["Properties"].get("DesiredCount")
+        if count is not None and "Fn::If" not in count:
+            problems.append(f"{name}: {key} sets DesiredCount on every update; set it at creation only")
+    for key, stage in resources(template, "AWS::ApiGateway::Stage").items():
+        if "AccessLogSetting" not in stage["Properties"]:
+            problems.append(f"{name}: stage {key} has no access logging")
+
+for p in problems:
+    print("FAIL:", p)
+print(f"templates: {len(glob.glob(os.path.join(TEMPLATES, '*.yaml')))} checked, {len(problems)} problems")
+sys.exit(1 if problems else 0)
