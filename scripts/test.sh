@@ -3,8 +3,9 @@
 # (moto server, cbor2 and cfn-lint in .tools/venv, redis-server from Debian), runs every test, and
 # stops what it started: the Rust tests (unit, emulator, Redis, the built binaries on every fixture),
 # with the emulator recording every request; then the deployment checks (cfn-lint, each role against
-# its function's declared permissions, each recorded call against them, parameters, deploy.sh
-# arguments, the stacks in moto, deploy.sh end to end against moto).
+# its function's declared permissions, each recorded call against them, each IAM world's calls
+# against the rendered policies at the resource level, parliament, parameters and templates,
+# deploy.sh arguments, the stacks in moto, deploy.sh end to end against moto).
 #
 #   scripts/test.sh [cargo test arguments]     e.g. scripts/test.sh -p fluidity-kill
 set -euo pipefail
@@ -14,6 +15,7 @@ exec scripts/with-services.sh bash -c '
   set -euo pipefail
   recorder() { curl -sf -X POST "$AWS_ENDPOINT_URL/moto-api/recorder/$1" >/dev/null; }
   recorder reset-recording
+  rm -rf "${CARGO_TARGET_DIR:-target}/iam-worlds"   # the IAM worlds this run writes (shared::testing::iam)
   recorder start-recording
   # An emulator test that cannot reach the emulator fails here instead of being skipped.
   REQUIRE_EMULATOR=1 cargo test --workspace --all-targets "$@"
@@ -24,6 +26,9 @@ exec scripts/with-services.sh bash -c '
   .tools/venv/bin/cfn-lint deployments/cloudformation/*.yaml && echo "cfn-lint: every template passes"
   .tools/venv/bin/python deployments/tests/check_policies.py
   .tools/venv/bin/python deployments/tests/check_calls.py target/aws-calls.jsonl
+  # A filtered run (arguments) has the worlds of the tests it ran only: then no coverage is required.
+  .tools/venv/bin/python deployments/tests/check_iam.py target/aws-calls.jsonl $([ $# -eq 0 ] && echo --every-function --defects)
+  .tools/venv/bin/python deployments/tests/check_parliament.py
   .tools/venv/bin/python deployments/tests/check_params.py
   .tools/venv/bin/python deployments/tests/check_templates.py
   deployments/tests/deploy_args.sh

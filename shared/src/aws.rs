@@ -19,8 +19,13 @@ pub async fn load_sdk_config(app: &'static str) -> SdkConfig {
 
 /// The loader behind [`load_sdk_config`], for callers that add to it (tests point it at a proxy).
 pub fn config_loader(app: Option<&'static str>) -> aws_config::ConfigLoader {
+    config_loader_named(app.and_then(|name| aws_config::AppName::new(name).ok()))
+}
+
+/// The same, for an app name made at run time (the tests' IAM worlds: `<function>~<world>`).
+pub fn config_loader_named(app: Option<aws_config::AppName>) -> aws_config::ConfigLoader {
     let loader = aws_config::defaults(BehaviorVersion::latest());
-    let loader = match app.and_then(|name| aws_config::AppName::new(name).ok()) {
+    let loader = match app {
         Some(name) => loader.app_name(name),
         None => loader,
     };

@@ -16,6 +16,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_clear_cache::{Deps, PasswordSource, handler};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
+use shared::testing::iam::IamWorld;
 use shared::testing::{
     TempRedis, action_event, emulator_config, fixture_files, function_config, response_json, targets, unique,
 };
@@ -576,4 +577,28 @@ async fn a_dry_run_plans_exactly_the_commands_a_real_run_runs() {
         }
         redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
     }
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
+/// ClearRole, rendered with this target's secret as RedisSecretArns, as deploy.sh derives it):
+/// the password comes from exactly that secret; another target's secret is out of reach.
+#[tokio::test]
+async fn iam_world_flush_with_the_targets_own_secret() {
+    shared::require_emulator!();
+    let redis = TempRedis::start(&["--requirepass", "iam-Pa55"]);
+    let secrets = aws_sdk_secretsmanager::Client::new(&emulator_config().await);
+    let create = |name: String, value: &'static str| secrets.create_secret().name(name).secret_string(value).send();
+    let own = create(unique("iam-redis"), "iam-Pa55").await.unwrap().arn().unwrap().to_owned();
+    let other = create(unique("iam-other"), "other").await.unwrap().arn().unwrap().to_owned();
+    let world = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
+        .parameter("TargetCluster", "production")
+        .parameter("RedisSecretArns", &own)
+        .untouchable("secretsmanager:GetSecretValue", &other)
+        .write();
+    let mut deps = deps(json!({"cache": {"kind": "redis", "url": redis.url(), "passwordSecretArn": own}}), None).await;
+    let config = world.config().await;
+    deps.secrets = aws_sdk_secretsmanager::Client::new(&config);
+    deps.elasticache = aws_sdk_elasticache::Client::new(&config);
+    let response = invoke(&deps, request("cache", json!({}))).await;
+    assert_eq!(response["success"], true, "{response}");
 }

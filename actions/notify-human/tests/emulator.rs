@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use shared::plan::PlanPolicy;
 use shared::testing::corpus::messy_pages;
 use shared::testing::exact::{Call, planned, sent};
+use shared::testing::iam::IamWorld;
 use shared::testing::{FaultProxy, action_event, fixture_files, function_config, query_params, response_json};
 
 mod common;
@@ -260,4 +261,23 @@ async fn a_dry_run_plans_exactly_the_publish_a_real_run_makes() {
         assert_eq!(planned.len(), 1, "{dry}");
         assert_eq!(sent, planned, "{topic}: the real run sent (left) another Publish than the dry run planned (right)");
     }
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
+/// NotifyRole, whose OnCallTopic is this world's topic): the page goes to that topic only.
+#[tokio::test]
+async fn iam_world_page_the_on_call_topic() {
+    shared::require_emulator!();
+    let mut p = pager().await;
+    let other = common::fifo_topic().await;
+    let world = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
+        .parameter("TargetCluster", "production")
+        .resource("OnCallTopic", &p.deps.topic_arn)
+        .untouchable("sns:Publish", other)
+        .write();
+    p.deps.sns = aws_sdk_sns::Client::new(&world.config().await);
+    let response =
+        invoke(&p.deps, json!({"action": "notify_human", "incidentId": "INC-IAM", "priority": "high"})).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(received(&p).await.len(), 1);
 }

@@ -8,6 +8,7 @@ use incident_restart_service::{DEFAULT_COOLDOWN, Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
 use shared::testing::exact::{assert_exact, planned};
+use shared::testing::iam::IamWorld;
 use shared::testing::{
     FaultProxy, action_event, create_service, emulator_config, fixture, fixture_files, function_config, response_json,
     targets, unique,
@@ -217,4 +218,27 @@ async fn a_plan_token_runs_the_approved_restart_once() {
     let again = invoke(&w.deps, request(json!({"planToken": token}))).await;
     assert_eq!(again["statusCode"], 409, "{again}");
     assert_eq!(primary_deployment(&w.moto, &w.api).await, restarted, "not restarted twice");
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
+/// RestartRole, rendered for this target cluster and stack): the claim under the stack's lock
+/// prefix and the restart of a target, and a reboot; a service outside TargetCluster is out of reach.
+#[tokio::test]
+async fn iam_world_restart_and_reboot() {
+    shared::require_emulator!();
+    let mut w = world(Duration::from_secs(1)).await;
+    let builder = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml").parameter("TargetCluster", &w.api.cluster);
+    // The stack scopes the claims to /incident-actions/<stack>/restart-locks, and sets that prefix.
+    w.deps.lock_prefix = format!("/incident-actions/{}/restart-locks", builder.stack());
+    let outside = ServiceRef::new(w.api.cluster.clone() + "-elsewhere", "production-api-service");
+    let world = builder.untouchable("ecs:UpdateService", shared::testing::iam::service_arn(&outside)).write();
+    let config = world.config().await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&config);
+    w.deps.ec2 = aws_sdk_ec2::Client::new(&config);
+    w.deps.ssm = aws_sdk_ssm::Client::new(&config);
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // past the new service's own rollout
+    for target in ["api", "web-hosts"] {
+        let response = invoke(&w.deps, request(json!({"target": target}))).await;
+        assert_eq!(response["success"], true, "{target}: {response}");
+    }
 }

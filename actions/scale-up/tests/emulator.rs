@@ -15,6 +15,7 @@ use shared::aws::SdkConfig;
 use shared::ecs::ServiceRef;
 use shared::plan::PlanPolicy;
 use shared::testing::exact::assert_exact;
+use shared::testing::iam::IamWorld;
 use shared::testing::{
     FaultProxy, action_event, create_service, desired_count, emulator_config, fixture_files, function_config,
     response_json, targets,
@@ -439,4 +440,28 @@ async fn a_plan_token_runs_the_approved_plan_and_only_that() {
     let applied = invoke(&w.deps, request("api", "high", json!({"planToken": renewed}))).await;
     assert_eq!(applied["success"], true, "{applied}");
     assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
+/// ScaleRole, rendered for this target cluster): an autoscaled ECS service, an RDS instance and a
+/// replication group scaled up; a service outside TargetCluster is out of reach.
+#[tokio::test]
+async fn iam_world_scale_every_kind() {
+    shared::require_emulator!();
+    let mut w = world(2, "db.r5.large", "cache.t3.small").await;
+    register_scalable_target(&w).await;
+    let outside = ServiceRef::new(w.api.cluster.clone() + "-elsewhere", "production-api-service");
+    let world = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
+        .parameter("TargetCluster", &w.api.cluster)
+        .untouchable("ecs:UpdateService", shared::testing::iam::service_arn(&outside))
+        .write();
+    let config = world.config().await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&config);
+    w.deps.autoscaling = aws_sdk_applicationautoscaling::Client::new(&config);
+    w.deps.rds = aws_sdk_rds::Client::new(&config);
+    w.deps.elasticache = aws_sdk_elasticache::Client::new(&config);
+    for target in ["api", "database", "cache"] {
+        let response = invoke(&w.deps, request(target, "critical", json!({}))).await;
+        assert_eq!(response["success"], true, "{target}: {response}");
+    }
 }

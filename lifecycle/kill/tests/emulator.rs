@@ -9,6 +9,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::ecs::{ServiceRef, ServiceScope};
+use shared::testing::iam::SharedCluster;
 use shared::testing::{
     create_service, desired_count, emulator_config, ensure_service, fixture_files, function_config, run_binary,
 };
@@ -210,4 +211,19 @@ fn a_missing_environment_variable_is_an_init_error_naming_it() {
     assert_eq!(run.status, 1);
     assert_eq!(run.stdout["errorType"], "Runtime.InitError");
     assert_eq!(run.stdout["errorMessage"], "environment variable ECS_SERVICE_NAME is required but not set");
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against lambda.yaml's
+/// KillRole, rendered for this cluster and service): kill its own service and an allowed override,
+/// in a cluster it shares with a service it must never touch.
+#[tokio::test]
+async fn iam_world_kill_in_a_shared_cluster() {
+    shared::require_emulator!();
+    let setup = ecs().await;
+    let cluster = SharedCluster::create(&setup, "iamkill", 1).await;
+    let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).write();
+    let deps = Deps { ecs: aws_sdk_ecs::Client::new(&world.config().await), services: cluster.scope() };
+    assert_eq!(invoke(&deps, json!({})).await.unwrap(), killed());
+    assert_eq!(invoke(&deps, cluster.naming_allowed()).await.unwrap(), killed());
+    assert_eq!(desired_count(&setup, &cluster.bystander).await, 2);
 }

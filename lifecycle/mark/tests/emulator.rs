@@ -6,6 +6,7 @@ use std::process::Command;
 use fluidity_mark_deployment::{MarkRequest, mark};
 use shared::deployment::{service_name, state_parameter};
 use shared::ecs::ServiceRef;
+use shared::testing::iam::{IamWorld, service_arn};
 use shared::testing::{emulator_config, ensure_service, unique};
 
 struct World {
@@ -118,4 +119,28 @@ async fn the_cli_says_what_changed_and_fails_clearly() {
     let out = cli(&["--cluster", &w.cluster, "--name", "bad name", "--id", "a1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`--name`"));
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against reaper.yaml's
+/// DeployerPolicy, rendered for this cluster and deployment name): marking in a cluster shared
+/// with a service of another owner, which the deployer must never describe or tag.
+#[tokio::test]
+async fn iam_world_mark_in_a_shared_cluster() {
+    shared::require_emulator!();
+    let w = world().await;
+    let bystander = ServiceRef::new(&w.cluster, "production-api-service");
+    ensure_service(&w.ecs, &bystander, 2).await;
+    let world = IamWorld::of(env!("CARGO_PKG_NAME"), "reaper.yaml")
+        .parameter("DeploymentCluster", &w.cluster)
+        .parameter("DeploymentName", &w.name)
+        .untouchable("ecs:DescribeServices", service_arn(&bystander))
+        .untouchable("ecs:TagResource", service_arn(&bystander))
+        .write();
+    let config = world.config().await;
+    let (ecs, ssm) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ssm::Client::new(&config));
+    w.deploy("a1").await;
+    mark(&ecs, &ssm, &w.request("a1", false)).await.unwrap();
+    w.deploy("b2").await;
+    let report = mark(&ecs, &ssm, &w.request("b2", false)).await.unwrap();
+    assert_eq!(report.changed, 2, "{report:?}");
 }

@@ -20,6 +20,7 @@ use fluidity_mark_deployment::{MarkRequest, mark};
 use fluidity_reaper::{Deps, ReaperReport, ReaperSettings, ServiceAction, reap, reap_at};
 use shared::ecs::ServiceRef;
 use shared::testing::cloudwatch::put_emf;
+use shared::testing::iam::{IamWorld, service_arn};
 use shared::testing::{FaultProxy, desired_count, emulator_config, function_config, keep_tasks_running, unique};
 
 struct World {
@@ -671,4 +672,44 @@ async fn a_half_finished_cleanup_completes_on_the_next_run() {
     assert_eq!(report.cleaned_up, 1, "{report:?}");
     assert_eq!(w.exists(&a).await, (false, false, false, false));
     assert_eq!(w.exists(&b).await, (true, true, true, true));
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against reaper.yaml's
+/// ReaperRole, rendered for this cluster, deployment name and listener): a deployment retired and
+/// cleaned up (service, listener rule, target group, parameters) in a cluster shared with an
+/// incident target the reaper must never describe, scale or delete.
+#[tokio::test]
+async fn iam_world_reap_in_a_shared_cluster() {
+    shared::require_emulator!();
+    let w = world().await;
+    let ecs = w.ecs();
+    let bystander = ServiceRef::new(&w.cluster, "production-api-service");
+    ecs.create_service()
+        .cluster(&w.cluster)
+        .service_name(&bystander.service)
+        .task_definition("reaper-app")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    let iam = IamWorld::of(env!("CARGO_PKG_NAME"), "reaper.yaml")
+        .parameter("DeploymentCluster", &w.cluster)
+        .parameter("DeploymentName", &w.name)
+        .parameter("ListenerArn", &w.listener)
+        .untouchable("ecs:DescribeServices", service_arn(&bystander))
+        .untouchable("ecs:UpdateService", service_arn(&bystander))
+        .untouchable("ecs:DeleteService", service_arn(&bystander))
+        .write();
+    let t = Utc::now();
+    let a = w.deploy("a1", 10).await;
+    let _b = w.deploy("b2", 20).await;
+    w.tasks_report(&a, &a.tasks, &[(at(t, 150), true), (at(t, 210), true)]).await;
+    let deps = w.deps_with(&iam.config().await, w.settings());
+    let report = reap_at(false, &deps, at(t, 240)).await.unwrap();
+    assert_eq!(report.retired, 1, "{report:?}");
+    let report = reap_at(false, &deps, at(t, 300)).await.unwrap();
+    assert_eq!(report.cleaned_up, 1, "{report:?}");
+    assert_eq!(w.exists(&a).await, (false, false, false, false));
+    let out = ecs.describe_services().cluster(&w.cluster).services(&bystander.service).send().await.unwrap();
+    assert_eq!(out.services()[0].status(), Some("ACTIVE"));
 }

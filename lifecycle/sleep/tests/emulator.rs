@@ -15,6 +15,7 @@ use shared::FunctionError;
 use shared::ecs::{ServiceRef, ServiceScope};
 use shared::emf::MetricSink;
 use shared::testing::cloudwatch::{Point, put, put_emf, values};
+use shared::testing::iam::{IamWorld, service_arn};
 use shared::testing::{
     FaultProxy, create_service, desired_count, emulator_config, ensure_service, fixture_files, function_config,
     run_binary,
@@ -293,4 +294,29 @@ async fn every_fixture_run_through_the_binary_is_answered() {
         assert_eq!(run.status, 1, "{}", file.display());
         assert_eq!(run.stdout["errorType"], "InvalidRequest", "{}: {:?}", file.display(), run.stdout);
     }
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against lambda.yaml's
+/// SleepRole, rendered for this cluster and service): sleep reads the metrics and scales its own
+/// idle service down, in a cluster it shares with a service it must never touch.
+#[tokio::test]
+async fn iam_world_sleep_in_a_shared_cluster() {
+    shared::require_emulator!();
+    let mut w = world(1, short_threshold()).await;
+    let bystander = ServiceRef::new(w.target.cluster.clone(), "production-api-service");
+    ensure_service(&w.ecs, &bystander, 2).await;
+    let iam = IamWorld::of(env!("CARGO_PKG_NAME"), "lambda.yaml")
+        .parameter("ClusterName", &w.target.cluster)
+        .parameter("ServiceName", &w.target.service)
+        .untouchable("ecs:UpdateService", service_arn(&bystander))
+        .untouchable("ecs:DescribeServices", service_arn(&bystander))
+        .write();
+    let config = iam.config().await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&config);
+    w.deps.cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    w.server_idle_for_an_hour().await;
+    tokio::time::sleep(Duration::from_millis(3500)).await; // past the grace after its creation (wake)
+    let answer = invoke(&w.deps, json!({})).await.unwrap();
+    assert_eq!(desired_count(&w.ecs, &w.target).await, 0, "{answer}");
+    assert_eq!(desired_count(&w.ecs, &bystander).await, 2);
 }

@@ -11,6 +11,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::ecs::{ServiceRef, ServiceScope};
+use shared::testing::iam::SharedCluster;
 use shared::testing::{
     FargateService, create_fargate_service, desired_count, emulator_config, ensure_service, fixture_files,
     function_config, run_binary,
@@ -163,4 +164,40 @@ async fn every_fixture_run_through_the_binary_wakes_the_service() {
         let woken = if file.ends_with("overrides.json") { &override_target } else { &service.target };
         assert_eq!(desired_count(&deps.ecs, woken).await, 1, "{}", file.display());
     }
+}
+
+/// IAM world (deployments/tests/check_iam.py checks every call below against lambda.yaml's
+/// WakeRole, rendered for this cluster and service): wake its own running service (the address
+/// lookup lists the cluster's tasks), in a cluster it shares with a service it must never touch;
+/// the role without overrides.
+#[tokio::test]
+async fn iam_world_wake_in_a_shared_cluster() {
+    shared::require_emulator!();
+    let setup = aws_sdk_ecs::Client::new(&emulator_config().await);
+    let cluster = SharedCluster::create(&setup, "iamwake", 1).await;
+    let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).parameter("OverrideServiceArns", "").write();
+    let config = world.config().await;
+    let (ecs, ec2) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ec2::Client::new(&config));
+    let deps = Deps { ecs, ec2, services: ServiceScope::only(cluster.own.clone()) };
+    let answer = invoke(&deps, json!({})).await.unwrap();
+    assert_eq!(answer["status"], "already_running", "{answer}");
+    let refused = invoke(&deps, cluster.naming_allowed()).await.unwrap_err();
+    assert_eq!(refused.error_type(), "OverrideNotAllowed");
+}
+
+/// IAM world: with OverrideServiceArns, a request may wake the allowed service (and the role may
+/// update it), still never the bystander.
+#[tokio::test]
+async fn iam_world_wake_an_allowed_override() {
+    shared::require_emulator!();
+    let setup = aws_sdk_ecs::Client::new(&emulator_config().await);
+    let cluster = SharedCluster::create(&setup, "iamwakeo", 0).await;
+    let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).write();
+    let config = world.config().await;
+    let (ecs, ec2) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ec2::Client::new(&config));
+    let deps = Deps { ecs, ec2, services: cluster.scope() };
+    let answer = invoke(&deps, cluster.naming_allowed()).await.unwrap();
+    assert_eq!(answer["status"], "waking", "{answer}");
+    assert_eq!(desired_count(&setup, &cluster.allowed).await, 1);
+    assert_eq!(desired_count(&setup, &cluster.bystander).await, 2);
 }

@@ -16,6 +16,7 @@ pub mod cloudwatch;
 pub mod corpus;
 pub mod exact;
 pub mod fault_proxy;
+pub mod iam;
 
 pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
 
