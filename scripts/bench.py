@@ -228,7 +228,7 @@ class TimingProxy:
 
 def clients():
     return {name: boto3.client(name, endpoint_url=MOTO, region_name="us-east-1")
-            for name in ("ecs", "sns", "secretsmanager", "cloudwatch")}
+            for name in ("ecs", "sns", "secretsmanager", "cloudwatch", "dynamodb")}
 
 
 def service(ecs, cluster, name, desired):
@@ -392,6 +392,38 @@ def large_map(cluster):
     return path, os.path.getsize(path)
 
 
+def ledger_table(dynamodb):
+    """The incident ledger's table, as the actions stack makes it."""
+    name = f"bench-ledger-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    return name
+
+
+def ledger_cost(api, proxy, name, env, event, table):
+    """scale_up's warm invocations with and without the incident ledger, each for another incident
+    (so each is a new request, not a replay), on a service already at its count (the plan is "no
+    change": the ledger's own calls and the one describe). Returns calls and latency per invocation."""
+    measured = {}
+    for label, extra in (("without", {}), ("with", {"LEDGER_TABLE": table})):
+        process, _ = start(api, proxy, name, dict(env, **extra))
+        calls, latencies = [], []
+        for i in range(max(10, WARM_INVOCATIONS // 2)):
+            proxy.take()
+            _, body, latency = api.invoke(dict(event, incidentId=f"INC-L{label}-{i}"))
+            made = proxy.take()
+            if isinstance(body, dict) and body.get("success") is False:
+                raise RuntimeError(f"ledger bench: {body}")
+            calls.append(made)
+            latencies.append(latency / 1e6)
+        stop(api, process)
+        operations = sorted({op for made in calls for op, _ in made})
+        measured[label] = {"calls": statistics.mean(len(m) for m in calls), "operations": operations,
+                           "p50": percentile(latencies, 50), "p99": percentile(latencies, 99)}
+    return measured
+
+
 def bench_function(api, proxy, name, env, event):
     inits, init_calls = cold_starts(api, proxy, name, env)
     # Warm latency, calls per invocation and peak RSS, in one process.
@@ -539,6 +571,9 @@ def main():
     for name, (env, event) in functions.items():
         print(f"bench: {name}", file=sys.stderr)
         report["functions"][name] = bench_function(api, proxy, name, env, event)
+    print("bench: incident-scale-up with and without the incident ledger", file=sys.stderr)
+    env, event = functions["incident-scale-up"]
+    report["ledger"] = ledger_cost(api, proxy, "incident-scale-up", env, event, ledger_table(clients()["dynamodb"]))
     print("bench: incident-scale-up with a 100-target map", file=sys.stderr)
     path, size = large_map(functions["fluidity-kill"][0]["ECS_CLUSTER_NAME"])
     inits, _ = cold_starts(api, proxy, "incident-scale-up", {"TARGETS_FILE": path})
@@ -579,6 +614,13 @@ def markdown(r):
             f"{f['peak_rss_mb']:.1f} | {w['p50']:.2f} / {w['p99']:.2f} | {w['emulator_p50']:.2f} / {w['emulator_p99']:.2f} | "
             f"{w['overhead_p50']:.2f} / {w['overhead_p99']:.2f} | {f['calls_per_invocation']:.1f} | "
             f"{r['zip_mb'].get(name, float('nan')):.2f} |")
+    if "ledger" in r:
+        w, o = r["ledger"]["with"], r["ledger"]["without"]
+        lines += ["", "The incident ledger's cost, on scale_up's warm invocations (each a new request; the plan is "
+                  "\"no change\", so the figures are the ledger's calls and one describe):", "",
+                  "| | calls/invocation | operations | p50 / p99 (ms) |", "|---|---|---|---|",
+                  f"| without a ledger | {o['calls']:.1f} | {', '.join(o['operations'])} | {o['p50']:.2f} / {o['p99']:.2f} |",
+                  f"| with the ledger | {w['calls']:.1f} | {', '.join(w['operations'])} | {w['p50']:.2f} / {w['p99']:.2f} |"]
     if "large_map" in r:
         m, small = r["large_map"], r["functions"]["incident-scale-up"]["init_ms"]
         lines += ["", f"incident-scale-up with a {m['targets']}-target map ({m['bytes'] / 1024:.1f} KB, TARGETS_FILE, "

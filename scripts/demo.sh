@@ -59,8 +59,8 @@ step "fluidity-kill: the nightly EventBridge schedule, on a service that is alre
 invoke fluidity-kill fixtures/lifecycle/kill/eventbridge-nightly.json
 "$PY" scripts/demo_world.py show
 
-step "fluidity-kill: a request that names a service that does not exist"
-echo '{"service_name": "no-such-service"}' > "$ROOT/.run/missing.json"
+step "fluidity-kill: a request that names a service the deployment does not allow (OverrideServiceArns)"
+echo '{"service_name": "production-api-service"}' > "$ROOT/.run/missing.json"
 invoke fluidity-kill "$ROOT/.run/missing.json"
 
 step "Deployments: mark, drain, reap (retired because its tasks reported ShutdownReady)"
@@ -87,6 +87,8 @@ unset CLUSTER DEPLOYMENT_NAME PERIOD CONSEC MIN_AGE_SEC MAX_AGE_HR
 step "The incident world"
 "$PY" scripts/demo_world.py incident-setup "$ROOT/.run"
 export TARGETS_FILE="$ROOT/.run/targets.json" SNS_TOPIC_ARN="$(cat "$ROOT/.run/topic-arn")"
+export LEDGER_TABLE="$(cat "$ROOT/.run/ledger-table")"
+export BUDGET_PER_TARGET_ACTION=2/3600 # the demo spends a budget: 2 restarts of one target an hour
 export RESTART_COOLDOWN_SECONDS=0 # the demo service was created a moment ago; its rollout would block a restart
 run_action() { # binary, description, JSON request, what to show afterwards
   local bin="$1" what="$2" request="$3" show="${4:-}"
@@ -94,7 +96,7 @@ run_action() { # binary, description, JSON request, what to show afterwards
   echo "-- $what"
   echo "   request:  $request"
   "$BIN/$bin" "$ROOT/.run/request.json" 2>>"$ROOT/.run/demo-logs.jsonl" \
-    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("   answer:   %s %s: %s" % (r["statusCode"], "ok" if r["success"] else r["error"]["code"], r["message"])); [print("   adjusted: %s: %s" % (a["field"], a["change"])) for a in r["details"].get("adjustments", [])]'
+    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("   answer:   %s %s: %s%s" % (r["statusCode"], "ok" if r["success"] else r["error"]["code"], r["message"], " (replayed: the recorded answer)" if r.get("replayed") else "")); [print("   adjusted: %s: %s" % (a["field"], a["change"])) for a in r["details"].get("adjustments", [])]'
   if [ -n "$show" ]; then "$PY" scripts/demo_world.py incident-show "$show"; fi
 }
 
@@ -113,13 +115,48 @@ run_action incident-clear-cache "drop the stale sessions only (SCAN + UNLINK)" \
   '{"action":"clear_cache","target":"sessions","incidentId":"INC-42","priority":"high","keyPattern":"session:*"}' sessions
 run_action incident-restart-service "a target that does not exist" \
   '{"action":"restart_service","target":"default-service","incidentId":"INC-42","priority":"high"}'
+run_action incident-scale-up "the backend's client timed out and it retries the scale-up: answered from the ledger, nothing done twice" \
+  '{"action":"scale_up","target":"api","incidentId":"INC-42","priority":"critical"}' api
+
+step "A remediation loop: an alarm keeps firing, the backend keeps restarting the API (budget: 2 an hour)"
+run_action incident-restart-service "restart for INC-43" \
+  '{"action":"restart_service","target":"api","incidentId":"INC-43","priority":"high"}'
+run_action incident-restart-service "restart for INC-44: the budget is spent, nothing is called" \
+  '{"action":"restart_service","target":"api","incidentId":"INC-44","priority":"high"}'
+
+step "Humans take over: pause automation, and resume it"
+"$BIN/incident-ledger" pause --reason "on-call has the incident" --by demo 2>>"$ROOT/.run/demo-logs.jsonl"
+run_action incident-scale-up "scale the cache while paused" \
+  '{"action":"scale_up","target":"cache","incidentId":"INC-45","priority":"critical"}' cache
+"$BIN/incident-ledger" resume 2>>"$ROOT/.run/demo-logs.jsonl"
+
 "$PY" scripts/demo_world.py record
+run_action incident-notify-human "page the on-call engineer for INC-42: the page lists what automation did" \
+  '{"action":"notify_human","incidentId":"INC-42","priority":"critical","incidentDetails":{"title":"Checkout API failing","description":"5xx at 38%"}}'
+
 run_action incident-notify-human "page the on-call engineer: the backend forwards its own incident record (a
    227-character title with a tab in it, fields of its own, no priority), and the page goes out all the same" \
   "$(cat fixtures/actions/notify_human/forwarded-incident-record.json)"
 
 step "What the on-call engineer received"
 "$PY" scripts/demo_world.py inbox "$ROOT/.run"
+
+step "The incident's history in the ledger (incident-ledger history INC-42)"
+"$BIN/incident-ledger" history INC-42 >"$ROOT/.run/history.json" 2>>"$ROOT/.run/demo-logs.jsonl"
+"$PY" scripts/demo_world.py history "$ROOT/.run/history.json"
+
+step "After the incident: restore what automation scaled up (incident-ledger restore INC-42)"
+echo "-- a human moved the database to db.r5.xlarge during the incident: it is left alone"
+"$PY" - <<'PY'
+import boto3, os
+boto3.client("rds", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).modify_db_instance(
+    DBInstanceIdentifier="production-db", DBInstanceClass="db.r5.xlarge", ApplyImmediately=True)
+PY
+"$BIN/incident-ledger" restore INC-42 --dry-run 2>>"$ROOT/.run/demo-logs.jsonl" \
+  | "$PY" -c 'import json,sys; [print("   dry run: %-9s %s" % (t["target"], t["status"])) for t in json.load(sys.stdin)["targets"]]'
+"$BIN/incident-ledger" restore INC-42 2>>"$ROOT/.run/demo-logs.jsonl" \
+  | "$PY" -c 'import json,sys; [print("   done:    %-9s %s %s" % (t["target"], t["status"], t.get("to", t.get("now", "")))) for t in json.load(sys.stdin)["targets"]]'
+for what in api database cache; do echo "   $what:"; "$PY" scripts/demo_world.py incident-show "$what"; done
 echo
 echo "Audit lines (one per action) are in .run/demo-logs.jsonl, e.g.:"
 grep '"audit":true' "$ROOT/.run/demo-logs.jsonl" | tail -1

@@ -15,6 +15,7 @@
 """
 import datetime
 import json
+import time
 import os
 import subprocess
 import sys
@@ -111,8 +112,19 @@ def incident_setup(out_dir):
         json.dump(targets, f, indent=2)
     with open(os.path.join(out_dir, "topic-arn"), "w") as f:
         f.write(topic)
+    # The incident ledger, made as the actions stack makes it; a new one per demo run.
+    dynamodb = client("dynamodb")
+    table = f"incident-ledger-demo-{int(time.time())}"
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                {"AttributeName": "sk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={"AttributeName": "expiresAt", "Enabled": True})
+    with open(os.path.join(out_dir, "ledger-table"), "w") as f:
+        f.write(table)
     print("incident world: ECS production/production-api-service (2 tasks), RDS production-db (db.r5.large),")
-    print("  ElastiCache production-cache (cache.r6g.large), Redis with 3000 keys, SNS incident-oncall -> SQS oncall-inbox")
+    print("  ElastiCache production-cache (cache.r6g.large), Redis with 3000 keys, SNS incident-oncall -> SQS oncall-inbox,")
+    print(f"  the incident ledger {table} (DynamoDB)")
 
 
 def incident_show(what):
@@ -227,6 +239,14 @@ def sms_forms():
     return forms
 
 
+def history(path):
+    """incident-ledger history's answer, one line per record."""
+    for r in json.load(open(path))["records"]:
+        shown = r["before"] not in (None, r["after"]) and "deploymentId" not in (r["before"] or {})
+        change = f"  ({r['before']} -> {r['after']})" if shown else ""
+        print(f"  {r['at'][11:19]} {r['action']:<16} {r['target']:<9} {r['outcome']:<17} {r['message'][:90]}{change}")
+
+
 def inbox(out_dir):
     sqs = client("sqs")
     queue = sqs.get_queue_url(QueueName="oncall-inbox")["QueueUrl"]
@@ -249,4 +269,4 @@ if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"setup": setup, "stop": stop, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
      "inbox": inbox, "record": record, "deploy": deploy, "deployments": deployments, "activity": activity,
-     "tasks-ready": tasks_ready}[command](*args)
+     "tasks-ready": tasks_ready, "history": history}[command](*args)

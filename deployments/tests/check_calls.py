@@ -16,13 +16,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from recording import call_of, recorded  # noqa: E402
+from recording import call_of, iam_calls, recorded  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 FUNCTIONS = ["fluidity-wake", "fluidity-sleep", "fluidity-kill", "fluidity-reaper", "incident-restart-service",
-             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "fluidity-mark-deployment"]
+             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "fluidity-mark-deployment",
+             "incident-ledger"]
 
 
 def declared_actions(binaries, binary):
@@ -40,13 +41,14 @@ def main():
         call = call_of(entry)
         if call is None:
             continue
-        app, _, action, _ = call
+        app, _, recorded_action, params = call
         counted[app] = counted.get(app, 0) + 1
-        if app not in declared:
-            problems.add(f"{app}: a function this check does not know made {action}")
-        elif action not in declared[app]:
-            problems.add(f"{app} called {action}, which it does not declare: declare the permission beside "
-                         f"the code, and grant it in its role")
+        for action, _ in iam_calls(recorded_action, params):
+            if app not in declared:
+                problems.add(f"{app}: a function this check does not know made {action}")
+            elif action not in declared[app]:
+                problems.add(f"{app} called {action}, which it does not declare: declare the permission beside "
+                             f"the code, and grant it in its role")
     for p in sorted(problems):
         print("FAIL:", p)
     made = ", ".join(f"{app} {n}" for app, n in sorted(counted.items()))

@@ -29,7 +29,7 @@ import sys
 from cfnlint.decode import cfn_yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from recording import call_of, recorded  # noqa: E402
+from recording import call_of, iam_calls, recorded  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -43,6 +43,7 @@ OWNERS = {
     "fluidity-reaper": "ReaperFunction", "incident-restart-service": "RestartServiceFunction",
     "incident-scale-up": "ScaleUpFunction", "incident-clear-cache": "ClearCacheFunction",
     "incident-notify-human": "NotifyHumanFunction", "fluidity-mark-deployment": "DeployerPolicy",
+    "incident-ledger": "LedgerOperatorPolicy",
 }
 
 
@@ -115,6 +116,13 @@ TOUCHES = {
     "secretsmanager:getsecretvalue": lambda p: ([p["SecretId"] if p["SecretId"].startswith("arn:")
                                                  else arn("secretsmanager", f"secret:{p['SecretId']}-??????")], {}),
     "sns:publish": lambda p: ([p["TopicArn"]], {}),
+    "elasticache:decreasereplicacount": lambda p: ([arn("elasticache", f"replicationgroup:{p['ReplicationGroupId']}")], {}),
+    "dynamodb:query": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
+    "dynamodb:getitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
+    "dynamodb:putitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
+    "dynamodb:updateitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
+    "dynamodb:deleteitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
+    "dynamodb:batchgetitem": lambda p: ([arn("dynamodb", f"table/{t}") for t in p["RequestItems"]], {}),
     "elasticloadbalancing:describerules": STAR,
     "elasticloadbalancing:deleterule": lambda p: ([p["RuleArn"]], {}),
     "elasticloadbalancing:modifyrule": lambda p: ([p["RuleArn"]], {}),
@@ -175,6 +183,8 @@ class Renderer:
                 return self.condition(arg)
             if fn == "Fn::GetAtt":
                 logical = arg[0] if isinstance(arg, list) else arg.split(".")[0]
+                if logical in self.resources:  # the world names it (a table's ARN)
+                    return self.resources[logical]
                 resource = self.template.get("Resources", {}).get(logical, {})
                 if resource.get("Type") == "AWS::Logs::LogGroup":
                     name = self.render(resource["Properties"]["LogGroupName"])
@@ -270,7 +280,9 @@ def check(recording, templates, extra_calls=(), every_function=True):
             policies[world_id] = policy_of(templates[world["template"]], world)
         return policies[world_id]
 
-    calls = [c for c in (call_of(e) for e in recorded(recording)) if c and c[1]] + list(extra_calls)
+    made = [c for c in (call_of(e) for e in recorded(recording)) if c and c[1]] + list(extra_calls)
+    calls = [(function, world, action, p) for function, world, made_action, params in made
+             for action, p in iam_calls(made_action, params)]
     for function, world_id, action, params in calls:
         where = f"{function} (world {world_id})"
         if world_id not in worlds:

@@ -69,8 +69,11 @@ def main():
     for path in sorted(glob.glob(os.path.join(ROOT, "deployments", "cloudformation", "*.yaml"))):
         name = os.path.basename(path)
         template = cfn_yaml.load(path)
+        # What !Ref / !GetAtt of the stack's own topics and tables stand for (log groups render themselves).
+        arns = {"AWS::SNS::Topic": "arn:aws:sns:us-east-1:123456789012:{}",
+                "AWS::DynamoDB::Table": "arn:aws:dynamodb:us-east-1:123456789012:table/{}"}
         world = {"stack": "fluidity-prod-" + name[:-5], "parameters": params,
-                 "resources": {k: f"arn:aws:sns:us-east-1:123456789012:{k}" for k in template["Resources"]}}
+                 "resources": {k: arns[r["Type"]].format(k) for k, r in template["Resources"].items() if r["Type"] in arns}}
         for logical, resource in template["Resources"].items():
             for document in documents(template, resource):
                 for branch in (True, False):

@@ -32,6 +32,7 @@ OWNERS = {
     "ReaperFunction": "fluidity-reaper", "RestartServiceFunction": "incident-restart-service",
     "ScaleUpFunction": "incident-scale-up", "ClearCacheFunction": "incident-clear-cache",
     "NotifyHumanFunction": "incident-notify-human", "DeployerPolicy": "fluidity-mark-deployment",
+    "LedgerOperatorPolicy": "incident-ledger",
 }
 
 problems = []

@@ -82,6 +82,12 @@ def main():
         check(f"{key} exists on provided.al2023", config.get("Runtime") == "provided.al2023", str(config.get("Runtime")))
     notify = lam.get_function_configuration(FunctionName=out["NotifyHumanFunctionArn"])
     check("notify_human wired to the topic", notify["Environment"]["Variables"]["SNS_TOPIC_ARN"] == out["OnCallTopicArn"])
+    table = client("dynamodb").describe_table(TableName=out["LedgerTableName"])["Table"]
+    keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
+    check("the incident ledger's table (pk, sk)", keys == {"pk": "HASH", "sk": "RANGE"}, str(keys))
+    check("every action knows the ledger", all(
+        lam.get_function_configuration(FunctionName=out[k])["Environment"]["Variables"].get("LEDGER_TABLE") == out["LedgerTableName"]
+        for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]))
     # ListTopics pages by 100, and the tests leave many topics in the emulator: ask for this one.
     topic = client("sns").get_topic_attributes(TopicArn=out["OnCallTopicArn"])["Attributes"]
     check("on-call topic exists", topic.get("TopicArn") == out["OnCallTopicArn"], str(topic))

@@ -51,3 +51,13 @@ def recorded(path):
             return
         entry, at = decoder.raw_decode(text, at)
         yield entry
+
+
+def iam_calls(action, params):
+    """One recorded request as the IAM actions AWS authorises it as: a DynamoDB transaction is
+    authorised as each of its items' actions (there is no dynamodb:TransactWriteItems)."""
+    if action == "dynamodb:transactwriteitems":
+        kinds = {"Put": "putitem", "Update": "updateitem", "Delete": "deleteitem", "ConditionCheck": "conditioncheckitem"}
+        return [(f"dynamodb:{kinds[kind]}", item) for entry in params.get("TransactItems", [])
+                for kind, item in entry.items()]
+    return [(action, params)]

@@ -294,7 +294,7 @@ impl RequestEcho {
 }
 
 /// What every action answers, on success and on failure.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResponseCore {
     pub success: bool,
@@ -311,6 +311,10 @@ pub struct ResponseCore {
     pub details: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// `true` when this is the recorded answer to an identical request (the incident ledger's
+    /// idempotency), which made no call now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<bool>,
 }
 
 /// [`ResponseCore`] plus `body`: the same object as a JSON string, which keeps callers written
@@ -336,6 +340,7 @@ impl ActionResponse {
             dry_run: echo.dry_run,
             details,
             error: None,
+            replayed: None,
         })
     }
 
@@ -353,7 +358,24 @@ impl ActionResponse {
             dry_run: echo.dry_run,
             details,
             error: Some(err.to_json()),
+            replayed: None,
         })
+    }
+
+    /// The same answer with one more member in its details.
+    pub fn with_detail(self, name: &str, value: Value) -> Self {
+        let mut core = self.core;
+        if !core.details.is_object() {
+            core.details = Value::Object(serde_json::Map::new());
+        }
+        core.details[name] = value;
+        Self::new(core)
+    }
+
+    /// The recorded answer to an identical request, marked replayed.
+    pub fn replay(mut core: ResponseCore) -> Self {
+        core.replayed = Some(true);
+        Self::new(core)
     }
 
     fn new(core: ResponseCore) -> Self {

@@ -41,6 +41,12 @@ impl Deadline {
         self.at.saturating_duration_since(Instant::now())
     }
 
+    /// The deadline as wall-clock epoch milliseconds (what the ledger writes as an expiry).
+    pub fn epoch_millis(&self) -> i64 {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        i64::try_from(now_ms + self.remaining().as_millis()).unwrap_or(i64::MAX)
+    }
+
     pub fn expired(&self) -> bool {
         self.remaining().is_zero()
     }

@@ -62,6 +62,19 @@ pub enum FunctionError {
     #[error("plan not applied: {reason}; the new plan: {plan}")]
     StalePlan { reason: String, plan: String },
 
+    /// An operator paused automation (globally or for this target): nothing was called.
+    #[error("automation is paused {scope} by {by} since {since}: {reason}; resume with `incident-ledger resume`")]
+    AutomationPaused { scope: String, by: String, reason: String, since: String },
+
+    /// A remediation budget is spent (a loop, or a storm of alarms): nothing was called.
+    #[error("budget {budget} spent: {count} of {limit} mutations in {window_seconds} s; it resets at {resets}")]
+    BudgetExhausted { budget: String, count: u64, limit: u64, window_seconds: u64, resets: String },
+
+    /// The incident ledger could not be read or written, so the action did not act: acting blind
+    /// could act twice or break a budget (`LEDGER_FAILURE=open` chooses otherwise).
+    #[error("the incident ledger (DynamoDB table {table}) is unavailable: {problem}; nothing was done")]
+    LedgerUnavailable { table: String, problem: String },
+
     /// A run over many resources in which some failed and the rest were handled; `failures` names
     /// each failed one and why. The next run retries them.
     #[error("{} of {total} {what} failed ({summary}): {}", failures.len(), failures.join("; "))]
@@ -80,6 +93,9 @@ impl FunctionError {
             Self::OverrideNotAllowed { .. } => 403,
             Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
             Self::Conflict(_) | Self::StalePlan { .. } => 409,
+            Self::AutomationPaused { .. } => 423,
+            Self::BudgetExhausted { .. } => 429,
+            Self::LedgerUnavailable { .. } => 502,
             Self::Aws { .. } | Self::Redis { .. } | Self::PartialFailure { .. } => 502,
             Self::DeadlineExceeded { .. } => 504,
         }
@@ -95,6 +111,9 @@ impl FunctionError {
             Self::ResourceNotFound { .. } => "RESOURCE_NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::StalePlan { .. } => "STALE_PLAN",
+            Self::AutomationPaused { .. } => "AUTOMATION_PAUSED",
+            Self::BudgetExhausted { .. } => "BUDGET_EXHAUSTED",
+            Self::LedgerUnavailable { .. } => "LEDGER_UNAVAILABLE",
             Self::Aws { .. } => "AWS_ERROR",
             Self::Redis { .. } => "REDIS_ERROR",
             Self::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
@@ -112,6 +131,9 @@ impl FunctionError {
             Self::ResourceNotFound { .. } => "ResourceNotFound",
             Self::Conflict(_) => "Conflict",
             Self::StalePlan { .. } => "StalePlan",
+            Self::AutomationPaused { .. } => "AutomationPaused",
+            Self::BudgetExhausted { .. } => "BudgetExhausted",
+            Self::LedgerUnavailable { .. } => "LedgerUnavailable",
             Self::Aws { .. } => "AwsError",
             Self::Redis { .. } => "RedisError",
             Self::DeadlineExceeded { .. } => "DeadlineExceeded",

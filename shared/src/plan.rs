@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::FunctionError;
 use crate::contract::ActionRequest;
 use crate::frame::action::{Failure, Outcome, PlannedCall};
+use crate::ledger::{Ledger, LedgerFailure};
 use crate::settings::Settings;
 
 /// One IAM permission: the action and the resource ARN. `${Partition}`, `${Region}` and
@@ -168,22 +169,32 @@ impl<C: Change> Plan<C> {
     }
 }
 
-/// `PLAN_TOKEN_TTL_SECONDS`: how long a dry run's plan token may be applied (default 900).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How plans are carried out: how long a dry run's plan token may be applied
+/// (`PLAN_TOKEN_TTL_SECONDS`, default 900), and the incident ledger that guards the invocation
+/// (idempotency, pause, budgets, records; none in a local run without `LEDGER_TABLE`).
+#[derive(Debug, Clone)]
 pub struct PlanPolicy {
     pub token_ttl: Duration,
+    pub ledger: Option<Ledger>,
 }
 
 impl Default for PlanPolicy {
     fn default() -> Self {
-        Self { token_ttl: Duration::from_secs(900) }
+        Self { token_ttl: Duration::from_secs(900), ledger: None }
     }
 }
 
 impl PlanPolicy {
-    pub fn from_env() -> Result<Self, crate::ConfigError> {
+    /// The token TTL from `PLAN_TOKEN_TTL_SECONDS`, and the ledger from `LEDGER_TABLE` and its settings.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::ConfigError> {
         let seconds = Settings::from_env().whole("PLAN_TOKEN_TTL_SECONDS", 900u64, 1..=86_400)?;
-        Ok(Self { token_ttl: Duration::from_secs(seconds) })
+        Ok(Self { token_ttl: Duration::from_secs(seconds), ledger: Ledger::from_env(config)? })
+    }
+
+    /// The same policy with this ledger (tests).
+    pub fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 }
 
@@ -272,6 +283,15 @@ where
     }
     if plan.changes.is_empty() {
         return Ok(plan.as_no_change());
+    }
+    if let Some(ledger) = &policy.ledger {
+        match ledger.consume_budgets(request.action, request).await {
+            Ok(()) => {}
+            Err(FunctionError::LedgerUnavailable { problem, .. }) if ledger.settings.failure == LedgerFailure::Open => {
+                tracing::warn!("acting without counting the budgets (LEDGER_FAILURE=open): {problem}");
+            }
+            Err(refused) => return Err(refused.into()),
+        }
     }
     apply(plan).await
 }

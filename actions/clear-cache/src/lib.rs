@@ -20,7 +20,7 @@ use shared::FunctionError;
 use shared::config::{RedisTarget, Target, TargetConfig};
 use shared::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment};
 use shared::deadline::Deadline;
-use shared::frame::action::{Failure, Outcome, run_action_with, unsupported_target};
+use shared::frame::action::{Failure, Invocation, Outcome, run_action_with, unsupported_target};
 use shared::plan::{Change, Permission, PlanPolicy, carry_out};
 use tokio::sync::Mutex;
 
@@ -151,6 +151,13 @@ impl Change for ClearChange {
 
 /// The IAM permissions of clear_cache's observe steps and changes.
 pub fn permissions() -> Vec<Permission> {
+    let mut declared = own_permissions();
+    // The incident ledger, which the frame writes around every invocation.
+    declared.extend(shared::ledger::Ledger::permissions(ActionKind::ClearCache));
+    declared
+}
+
+fn own_permissions() -> Vec<Permission> {
     vec![
         Permission::new("secretsmanager:GetSecretValue", "${passwordSecretArn}"),
         // A secret under a customer managed key: Secrets Manager decrypts it with the caller's
@@ -262,8 +269,8 @@ pub fn redis_host(url: &str) -> String {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action_with(event, ActionKind::ClearCache, parse, |request, _, deadline| clear(request, deadline, deps))
-        .await)
+    let work = |request, invocation: Invocation| clear(request, invocation.deadline, deps);
+    Ok(run_action_with(event, ActionKind::ClearCache, parse, &deps.plans, work).await)
 }
 
 async fn clear(request: ActionRequest, deadline: Deadline, deps: &Deps) -> Result<Outcome, Failure> {

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use shared::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment};
-use shared::frame::action::{Failure, Outcome, run_action_with};
+use shared::frame::action::{Failure, Invocation, Outcome, run_action_with};
+use shared::ledger::History;
 use shared::plan::{Change, Permission, Plan, PlanPolicy, carry_out};
 use shared::settings::Settings;
 use shared::{ConfigError, FunctionError};
@@ -58,10 +59,8 @@ fn valid_topic_arn(arn: &str) -> Result<String, String> {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action_with(event, ActionKind::NotifyHuman, page::parse_page, |request, adjustments, _deadline| {
-        notify(request, adjustments, deps)
-    })
-    .await)
+    let work = |request, invocation: Invocation| notify(request, invocation, deps);
+    Ok(run_action_with(event, ActionKind::NotifyHuman, page::parse_page, &deps.plans, work).await)
 }
 
 /// Everything one SNS Publish carries, decided before any call.
@@ -93,6 +92,7 @@ pub fn compose(
     priority_note: Option<&str>,
     topic_arn: &str,
     now: DateTime<Utc>,
+    history: &History,
 ) -> Notification {
     let priority = request.priority.as_str();
     let title = title_of(request);
@@ -113,7 +113,7 @@ pub fn compose(
         fifo: topic_arn.ends_with(".fifo").then(|| (request.incident_id.to_string(), deduplication_id(request))),
         adjustments: Vec::new(),
     };
-    let (message, cut) = fitted_message(&note, request, priority_note, now);
+    let (message, cut) = fitted_message(&note, request, priority_note, now, history);
     note.message = message;
     note.adjustments = cut.into_iter().collect();
     note
@@ -127,11 +127,12 @@ fn fitted_message(
     request: &ActionRequest,
     priority_note: Option<&str>,
     now: DateTime<Utc>,
+    history: &History,
 ) -> (String, Option<Adjustment>) {
     let mut trial = note.clone();
     let mut budget = MAX_MESSAGE_BYTES / 2;
     loop {
-        let (message, cut) = message_text(request, priority_note, now, budget);
+        let (message, cut) = message_text(request, priority_note, now, history, budget);
         trial.message = message;
         let size = trial.structured().len();
         if size <= MAX_MESSAGE_BYTES || budget == 0 {
@@ -167,6 +168,7 @@ pub fn message_text(
     request: &ActionRequest,
     priority_note: Option<&str>,
     now: DateTime<Utc>,
+    history: &History,
     max_bytes: usize,
 ) -> (String, Option<Adjustment>) {
     let title = title_of(request);
@@ -184,8 +186,11 @@ pub fn message_text(
         request.incident_id,
         now.to_rfc3339_opts(SecondsFormat::Secs, true),
     );
-    let foot = "\n\nThis incident requires human attention. \
-                Log in to the incident management system to review and resolve it.\n";
+    let foot = format!(
+        "{}\n\nThis incident requires human attention. \
+         Log in to the incident management system to review and resolve it.\n",
+        automation_section(history)
+    );
     let budget = max_bytes.saturating_sub(head.len() + foot.len());
     if description.len() <= budget {
         return (format!("{head}{description}{foot}"), None);
@@ -197,6 +202,36 @@ pub fn message_text(
         format!("cut from {} to {} bytes to fit SNS", description.len(), kept.len() + marker.len()),
     );
     (format!("{head}{kept}{marker}{foot}"), Some(cut))
+}
+
+/// At most this many of the incident's records are listed in a page (the latest; the count says the rest).
+const HISTORY_LINES: usize = 20;
+
+/// What automation already did for the incident, from the ledger: one line per record, refusals
+/// included, or why the history could not be read. Nothing without a ledger (a local run).
+pub fn automation_section(history: &History) -> String {
+    if let Some(problem) = &history.unavailable {
+        return format!(
+            "\n\nWhat automation did: unknown (the incident ledger could not be read: {})",
+            shared::text::truncate(problem, 200)
+        );
+    }
+    if !history.from_ledger {
+        return String::new();
+    }
+    if history.records.is_empty() {
+        return "\n\nWhat automation did: nothing recorded for this incident yet.".to_owned();
+    }
+    let skipped = history.records.len().saturating_sub(HISTORY_LINES);
+    let mut section = format!("\n\nWhat automation did ({} record(s), UTC):", history.records.len());
+    if skipped > 0 {
+        section.push_str(&format!("\n  ... {skipped} earlier record(s) not shown"));
+    }
+    for record in &history.records[skipped..] {
+        section.push_str("\n  ");
+        section.push_str(&shared::text::truncate(&record.line(), 200));
+    }
+    section
 }
 
 /// Same request, same id: SNS FIFO drops a retried publish within its five-minute window.
@@ -255,13 +290,26 @@ fn publish_permission(topic_arn: &str) -> Permission {
 
 /// notify_human's one permission.
 pub fn permissions() -> Vec<Permission> {
+    let mut declared = own_permissions();
+    // The incident ledger, which the frame writes around every invocation.
+    declared.extend(shared::ledger::Ledger::permissions(ActionKind::NotifyHuman));
+    declared
+}
+
+fn own_permissions() -> Vec<Permission> {
     vec![publish_permission("${SNS_TOPIC_ARN}")]
 }
 
 /// The page as a plan of one Publish; the priority note, if any, is said in the page itself.
-pub fn plan(request: &ActionRequest, adjustments: &[Adjustment], topic_arn: &str, now: DateTime<Utc>) -> Plan<Publish> {
+pub fn plan(
+    request: &ActionRequest,
+    adjustments: &[Adjustment],
+    topic_arn: &str,
+    now: DateTime<Utc>,
+    history: &History,
+) -> Plan<Publish> {
     let priority_note = adjustments.iter().find(|a| a.field == page::PRIORITY_FIELD).map(|a| a.change.as_str());
-    let note = compose(request, priority_note, topic_arn, now);
+    let note = compose(request, priority_note, topic_arn, now, history);
     let resource = format!("SNS topic {topic_arn}");
     let (group, dedup) = note.fifo.clone().unzip();
     let publish = Publish {
@@ -289,8 +337,8 @@ pub fn plan(request: &ActionRequest, adjustments: &[Adjustment], topic_arn: &str
     }
 }
 
-async fn notify(request: ActionRequest, adjustments: Vec<Adjustment>, deps: &Deps) -> Result<Outcome, Failure> {
-    let plan = plan(&request, &adjustments, &deps.topic_arn, Utc::now());
+async fn notify(request: ActionRequest, invocation: Invocation, deps: &Deps) -> Result<Outcome, Failure> {
+    let plan = plan(&request, &invocation.adjustments, &deps.topic_arn, Utc::now(), &invocation.history);
     carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps)).await
 }
 
@@ -354,7 +402,13 @@ mod tests {
 
     #[test]
     fn the_subject_is_the_documented_ascii_line() {
-        let note = compose(&request(Some("DB down"), None), None, "arn:aws:sns:us-east-1:1:t", Utc::now());
+        let note = compose(
+            &request(Some("DB down"), None),
+            None,
+            "arn:aws:sns:us-east-1:1:t",
+            Utc::now(),
+            &History::default(),
+        );
         assert_eq!(note.subject, "[CRITICAL] Incident INC-42 requires attention");
     }
 
@@ -372,7 +426,7 @@ mod tests {
     fn the_message_carries_everything_and_its_first_line_sums_it_up() {
         let now = DateTime::parse_from_rfc3339("2026-11-22T23:00:00Z").unwrap().with_timezone(&Utc);
         let r = request(Some("DB connection pool exhausted"), Some("p99 latency 4s\npool 100/100"));
-        let (text, cut) = message_text(&r, None, now, MAX_MESSAGE_BYTES);
+        let (text, cut) = message_text(&r, None, now, &History::default(), MAX_MESSAGE_BYTES);
         assert_eq!(cut, None);
         assert_eq!(text.lines().next().unwrap(), "[CRITICAL] INC-42: DB connection pool exhausted");
         for part in [
@@ -387,15 +441,22 @@ mod tests {
 
     #[test]
     fn a_priority_the_request_did_not_give_is_said_in_the_page() {
-        let (text, _) = message_text(&request(Some("t"), None), Some("missing; paged as high"), Utc::now(), 10_000);
+        let (text, _) = message_text(
+            &request(Some("t"), None),
+            Some("missing; paged as high"),
+            Utc::now(),
+            &History::default(),
+            10_000,
+        );
         assert!(text.contains("Priority:  critical (the request's priority: missing; paged as high)"), "{text}");
     }
 
     #[test]
     fn the_sms_form_is_one_gsm7_sms_with_priority_id_and_title() {
-        let note = compose(&request(Some("Checkout API “failing” – 5xx"), None), None, TOPIC, Utc::now());
+        let note =
+            compose(&request(Some("Checkout API “failing” – 5xx"), None), None, TOPIC, Utc::now(), &History::default());
         assert_eq!(note.sms, "[CRITICAL] INC-42: Checkout API \"failing\" - 5xx");
-        let long = compose(&request(Some(&"y".repeat(200)), None), None, TOPIC, Utc::now());
+        let long = compose(&request(Some(&"y".repeat(200)), None), None, TOPIC, Utc::now(), &History::default());
         assert!(sms::length(&long.sms) <= sms::SMS_SEPTETS);
         assert!(long.sms.starts_with("[CRITICAL] INC-42: yyy") && long.sms.ends_with("..."));
         let structured: Value = serde_json::from_str(&note.structured()).unwrap();
@@ -408,14 +469,14 @@ mod tests {
     fn missing_details_get_placeholders() {
         let mut r = request(None, None);
         r.incident_details = None;
-        let (text, _) = message_text(&r, None, Utc::now(), MAX_MESSAGE_BYTES);
+        let (text, _) = message_text(&r, None, Utc::now(), &History::default(), MAX_MESSAGE_BYTES);
         assert!(text.contains(NO_TITLE) && text.contains(NO_DESCRIPTION), "{text}");
     }
 
     #[test]
     fn a_huge_description_is_cut_so_the_structured_message_fits_sns() {
         for description in ["é".repeat(600_000), "\"quoted\"\n".repeat(100_000)] {
-            let note = compose(&request(Some("t"), Some(&description)), None, TOPIC, Utc::now());
+            let note = compose(&request(Some("t"), Some(&description)), None, TOPIC, Utc::now(), &History::default());
             assert!(note.structured().len() <= MAX_MESSAGE_BYTES, "{}", note.structured().len());
             assert!(note.structured().len() > MAX_MESSAGE_BYTES - 4096, "not cut more than needed");
             assert!(
@@ -430,12 +491,13 @@ mod tests {
     fn fifo_topics_get_a_group_and_a_stable_deduplication_id() {
         let r = request(Some("t"), Some("d"));
         let now = Utc::now();
-        assert_eq!(compose(&r, None, "arn:aws:sns:us-east-1:1:pager", now).fifo, None);
-        let (group, dedup) = compose(&r, None, "arn:aws:sns:us-east-1:1:pager.fifo", now).fifo.unwrap();
+        assert_eq!(compose(&r, None, "arn:aws:sns:us-east-1:1:pager", now, &History::default()).fifo, None);
+        let (group, dedup) =
+            compose(&r, None, "arn:aws:sns:us-east-1:1:pager.fifo", now, &History::default()).fifo.unwrap();
         assert_eq!(group, "INC-42");
         assert_eq!(dedup.len(), 64);
         assert_eq!(
-            compose(&r, None, "arn:aws:sns:us-east-1:1:pager.fifo", Utc::now()).fifo.unwrap().1,
+            compose(&r, None, "arn:aws:sns:us-east-1:1:pager.fifo", Utc::now(), &History::default()).fifo.unwrap().1,
             dedup,
             "stable across retries"
         );
@@ -444,7 +506,7 @@ mod tests {
 
     #[test]
     fn attributes_let_subscriptions_filter() {
-        let note = compose(&request(None, None), None, TOPIC, Utc::now());
+        let note = compose(&request(None, None), None, TOPIC, Utc::now(), &History::default());
         assert_eq!(
             note.attributes,
             [

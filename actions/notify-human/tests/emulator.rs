@@ -281,3 +281,71 @@ async fn iam_world_page_the_on_call_topic() {
     assert_eq!(response["success"], true, "{response}");
     assert_eq!(received(&p).await.len(), 1);
 }
+
+/// A pager with a ledger on a new table (its calls through `function`).
+async fn ledgered_pager(function: &shared::aws::SdkConfig) -> (Pager, shared::ledger::Ledger) {
+    let mut p = pager().await;
+    p.deps.sns = aws_sdk_sns::Client::new(function);
+    let ledger =
+        shared::testing::ledger::ledger(&shared::testing::emulator_config().await, function, Default::default()).await;
+    p.deps.plans = PlanPolicy::default().with_ledger(ledger.clone());
+    (p, ledger)
+}
+
+/// The engineer paged sees what automation already did for the incident, refusals included; a
+/// retried page within the TTL is sent once.
+#[tokio::test]
+async fn the_page_lists_what_automation_did_and_a_retry_is_sent_once() {
+    shared::require_emulator!();
+    let (p, ledger) = ledgered_pager(&function_config(env!("CARGO_PKG_NAME")).await).await;
+    // What two actions wrote for INC-H1 (as their frames do), one of them refused.
+    for (action, outcome, message) in [
+        ("restart_service", "success", "Service api restart initiated: new deployment ecs-svc/123"),
+        ("scale_up", "BUDGET_EXHAUSTED", "budget per target and action (api, scale_up) spent"),
+    ] {
+        let record = shared::ledger::Record {
+            at: chrono::Utc::now().to_rfc3339(),
+            action: action.into(),
+            target: "api".into(),
+            priority: "high".into(),
+            outcome: outcome.into(),
+            message: message.into(),
+            before: Value::Null,
+            after: Value::Null,
+            details: Value::Null,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        ledger.record_change("INC-H1", &record).await.unwrap();
+    }
+    let page = json!({"action": "notify_human", "incidentId": "INC-H1", "priority": "high",
+                      "incidentDetails": {"title": "API down"}});
+    let response = invoke(&p.deps, page.clone()).await;
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(response["details"]["earlierRecords"], 2);
+    let again = invoke(&p.deps, page).await;
+    assert_eq!(again["replayed"], true, "{again}");
+    let messages = received(&p).await;
+    assert_eq!(messages.len(), 1, "sent once");
+    let body = messages[0]["Message"].as_str().unwrap();
+    assert!(body.contains("What automation did (2 record(s), UTC):"), "{body}");
+    assert!(body.contains("restart_service api: Service api restart initiated: new deployment ecs-svc/123"), "{body}");
+    assert!(body.contains("scale_up api: [BUDGET_EXHAUSTED] budget per target and action"), "{body}");
+}
+
+/// The ledger down: the page still goes out, and says the history could not be read.
+#[tokio::test]
+async fn with_the_ledger_down_the_page_still_goes_out_and_says_so() {
+    shared::require_emulator!();
+    let proxy = FaultProxy::start();
+    for operation in ["Query", "PutItem", "TransactWriteItems"] {
+        proxy.inject(operation, shared::testing::Fault::Unavailable, shared::testing::ALWAYS);
+    }
+    let (p, _) = ledgered_pager(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await).await;
+    let response =
+        invoke(&p.deps, json!({"action": "notify_human", "incidentId": "INC-H2", "priority": "critical"})).await;
+    assert_eq!(response["success"], true, "{response}");
+    let messages = received(&p).await;
+    assert_eq!(messages.len(), 1);
+    let body = messages[0]["Message"].as_str().unwrap();
+    assert!(body.contains("What automation did: unknown (the incident ledger could not be read"), "{body}");
+}

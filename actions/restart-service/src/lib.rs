@@ -51,7 +51,7 @@ pub fn cooldown_from_env() -> Result<Duration, ConfigError> {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::RestartService, |request, _, _| restart(request, deps)).await)
+    Ok(run_action(event, ActionKind::RestartService, &deps.plans, |request, _| restart(request, deps)).await)
 }
 
 async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
@@ -135,6 +135,13 @@ impl Change for RestartChange {
 
 /// The permissions of restart_service's observe steps, changes and claim.
 pub fn permissions() -> Vec<Permission> {
+    let mut declared = own_permissions();
+    // The incident ledger, which the frame writes around every invocation.
+    declared.extend(shared::ledger::Ledger::permissions(ActionKind::RestartService));
+    declared
+}
+
+fn own_permissions() -> Vec<Permission> {
     let (cluster, service) = ("${cluster}", "${service}");
     let restart = RestartChange::ForceNewDeployment {
         cluster: cluster.into(),

@@ -12,8 +12,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let targets = runtime::init_or_exit(TargetConfig::from_env());
     let cooldown = runtime::init_or_exit(cooldown_from_env());
     let lock_prefix = runtime::init_or_exit(lock_prefix_from_env());
-    let plans = runtime::init_or_exit(shared::plan::PlanPolicy::from_env());
     let config = shared::aws::load_sdk_config(FUNCTION).await;
+    let plans = runtime::init_or_exit(shared::plan::PlanPolicy::from_env(&config));
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),

@@ -242,3 +242,24 @@ async fn iam_world_restart_and_reboot() {
         assert_eq!(response["success"], true, "{target}: {response}");
     }
 }
+
+/// A remediation loop: twenty restarts of one target at once, each for another incident (so none
+/// is a retry of another), with 3 restarts an hour allowed: three deployments, seventeen 429s.
+#[tokio::test]
+async fn twenty_concurrent_restarts_spend_the_budget_and_no_more() {
+    shared::require_emulator!();
+    let proxy = FaultProxy::start();
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    let mut w = world_through(Duration::ZERO, function.clone()).await;
+    let limit = |count| shared::ledger::Limit { count, window: Duration::from_secs(3600) };
+    let budgets = shared::ledger::Budgets { per_target_action: limit(3), per_target: limit(6), fleet: limit(20) };
+    let settings = shared::ledger::LedgerSettings { budgets, ..Default::default() };
+    let ledger = shared::testing::ledger::ledger(&emulator_config().await, &function, settings).await;
+    w.deps.plans = shared::plan::PlanPolicy::default().with_ledger(ledger);
+    let runs = (0..20).map(|i| invoke(&w.deps, request(json!({"incidentId": format!("INC-LOOP-{i}")}))));
+    let answers = futures::future::join_all(runs).await;
+    let restarted = answers.iter().filter(|a| a["success"] == true).count();
+    let refused = answers.iter().filter(|a| a["error"]["code"] == "BUDGET_EXHAUSTED").count();
+    assert_eq!((restarted, refused), (3, 17), "{answers:?}");
+    assert_eq!(proxy.count("UpdateService"), 3, "{:?}", proxy.calls());
+}

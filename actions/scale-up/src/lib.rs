@@ -10,6 +10,7 @@
 
 pub mod observe;
 pub mod plan;
+pub mod restore;
 mod send;
 
 use lambda_runtime::LambdaEvent;
@@ -33,7 +34,7 @@ pub struct Deps {
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
-    Ok(run_action(event, ActionKind::ScaleUp, |request, _, _| scale_up(request, deps)).await)
+    Ok(run_action(event, ActionKind::ScaleUp, &deps.plans, |request, _| scale_up(request, deps)).await)
 }
 
 async fn scale_up(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure> {
@@ -85,10 +86,26 @@ pub enum ScaleChange {
     IncreaseReplicaCount { replication_group_id: String, new_replica_count: i32, apply_immediately: bool },
     /// ElastiCache ModifyCacheCluster with one more node (Memcached).
     ModifyCacheClusterNodes { cache_cluster_id: String, num_cache_nodes: i32, apply_immediately: bool },
+    /// ElastiCache DecreaseReplicaCount (the restore after an incident).
+    DecreaseReplicaCount { replication_group_id: String, new_replica_count: i32, apply_immediately: bool },
+    /// ElastiCache ModifyCacheCluster down to fewer nodes, naming those removed (the restore).
+    RemoveCacheClusterNodes {
+        cache_cluster_id: String,
+        num_cache_nodes: i32,
+        cache_node_ids_to_remove: Vec<String>,
+        apply_immediately: bool,
+    },
 }
 
 /// The permissions of scale_up's observe steps and changes, `${...}` standing for the target's fields.
 pub fn permissions() -> Vec<Permission> {
+    let mut declared = own_permissions();
+    // The incident ledger, which the frame writes around every invocation.
+    declared.extend(shared::ledger::Ledger::permissions(ActionKind::ScaleUp));
+    declared
+}
+
+fn own_permissions() -> Vec<Permission> {
     let (c, s) = ("${cluster}", "${service}");
     let (group, cluster) = ("${replicationGroupId}", "${cacheClusterId}");
     let changes = [
@@ -107,13 +124,7 @@ pub fn permissions() -> Vec<Permission> {
             apply_immediately: true,
         },
     ];
-    let mut declared = vec![
-        observe::describe_services_permission(c, s),
-        Permission::any("application-autoscaling:DescribeScalableTargets"),
-        observe::describe_db_permission("${instanceId}"),
-        observe::describe_group_permission(group),
-        observe::describe_cluster_permission(cluster),
-    ];
+    let mut declared = crate::observe::permissions();
     declared.extend(changes.iter().filter_map(Change::permission));
     declared
 }
@@ -154,7 +165,10 @@ impl Change for ScaleChange {
             Self::ModifyDbInstanceClass { .. } => "RDS ModifyDBInstance",
             Self::ModifyReplicationGroupNodeType { .. } => "ElastiCache ModifyReplicationGroup",
             Self::IncreaseReplicaCount { .. } => "ElastiCache IncreaseReplicaCount",
-            Self::ModifyCacheClusterNodes { .. } => "ElastiCache ModifyCacheCluster",
+            Self::ModifyCacheClusterNodes { .. } | Self::RemoveCacheClusterNodes { .. } => {
+                "ElastiCache ModifyCacheCluster"
+            }
+            Self::DecreaseReplicaCount { .. } => "ElastiCache DecreaseReplicaCount",
         }
     }
 
@@ -177,9 +191,14 @@ impl Change for ScaleChange {
                 "elasticache:IncreaseReplicaCount",
                 arn("elasticache", &format!("replicationgroup:{replication_group_id}")),
             ),
-            Self::ModifyCacheClusterNodes { cache_cluster_id, .. } => Permission::new(
+            Self::ModifyCacheClusterNodes { cache_cluster_id, .. }
+            | Self::RemoveCacheClusterNodes { cache_cluster_id, .. } => Permission::new(
                 "elasticache:ModifyCacheCluster",
                 arn("elasticache", &format!("cluster:{cache_cluster_id}")),
+            ),
+            Self::DecreaseReplicaCount { replication_group_id, .. } => Permission::new(
+                "elasticache:DecreaseReplicaCount",
+                arn("elasticache", &format!("replicationgroup:{replication_group_id}")),
             ),
         })
     }
@@ -221,8 +240,34 @@ impl ScaleChange {
                     .map(|()| None)
             }
             Self::ModifyCacheClusterNodes { cache_cluster_id: id, num_cache_nodes, apply_immediately } => {
-                send::modify_nodes(&deps.elasticache, id, *num_cache_nodes, *apply_immediately).await.map(|()| None)
+                send::modify_nodes(&deps.elasticache, id, *num_cache_nodes, &[], *apply_immediately)
+                    .await
+                    .map(|()| None)
             }
+            Self::DecreaseReplicaCount { replication_group_id: id, new_replica_count, apply_immediately } => {
+                send::decrease_replicas(&deps.elasticache, id, *new_replica_count, *apply_immediately)
+                    .await
+                    .map(|()| None)
+            }
+            Self::RemoveCacheClusterNodes {
+                cache_cluster_id: id,
+                num_cache_nodes,
+                cache_node_ids_to_remove,
+                apply_immediately,
+            } => send::modify_nodes(
+                &deps.elasticache,
+                id,
+                *num_cache_nodes,
+                cache_node_ids_to_remove,
+                *apply_immediately,
+            )
+            .await
+            .map(|()| None),
         }
+    }
+
+    /// Sends this change (the restore command, which needs no status back).
+    pub(crate) async fn send(&self, deps: &Deps) -> Result<(), FunctionError> {
+        self.apply(deps).await.map(|_| ())
     }
 }

@@ -34,6 +34,17 @@ pub enum ElastiCacheObserved {
     Cluster { nodes: i32, status: String },
 }
 
+/// What observing every kind of target needs, `${...}` standing for the target's fields.
+pub fn permissions() -> Vec<Permission> {
+    vec![
+        describe_services_permission("${cluster}", "${service}"),
+        Permission::any("application-autoscaling:DescribeScalableTargets"),
+        describe_db_permission("${instanceId}"),
+        describe_group_permission("${replicationGroupId}"),
+        describe_cluster_permission("${cacheClusterId}"),
+    ]
+}
+
 pub fn describe_db_permission(id: &str) -> Permission {
     Permission::new("rds:DescribeDBInstances", arn("rds", &format!("db:{id}")))
 }
@@ -58,17 +69,42 @@ pub async fn ecs(deps: &Deps, target: &EcsServiceTarget, priority: Priority) -> 
     if matches!(plan_ecs_count(desired, priority, target), CountPlan::NoChange { .. }) {
         return Ok(EcsObserved { desired, scalable: None });
     }
+    let scalable = scalable_bounds(deps, &target.cluster, &target.service).await?;
+    Ok(EcsObserved { desired, scalable })
+}
+
+/// An ECS service's Application Auto Scaling (MinCapacity, MaxCapacity), if it has a scalable target.
+pub async fn scalable_bounds(deps: &Deps, cluster: &str, service: &str) -> Result<Option<(i32, i32)>, FunctionError> {
     let out = deps
         .autoscaling
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Ecs)
-        .resource_ids(format!("service/{}/{}", target.cluster, target.service))
+        .resource_ids(format!("service/{cluster}/{service}"))
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
         .send()
         .await
         .map_err(|err| FunctionError::aws("ApplicationAutoScaling DescribeScalableTargets", &err))?;
-    let scalable = out.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity()));
-    Ok(EcsObserved { desired, scalable })
+    Ok(out.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity())))
+}
+
+/// A Memcached cluster's node ids, in the order ElastiCache numbers them (newest last).
+pub async fn node_ids(deps: &Deps, id: &str) -> Result<Vec<String>, FunctionError> {
+    let out = deps
+        .elasticache
+        .describe_cache_clusters()
+        .cache_cluster_id(id)
+        .show_cache_node_info(true)
+        .send()
+        .await
+        .map_err(|err| FunctionError::aws("ElastiCache DescribeCacheClusters", &err))?;
+    let mut ids: Vec<String> = out
+        .cache_clusters()
+        .iter()
+        .flat_map(|c| c.cache_nodes())
+        .filter_map(|n| n.cache_node_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    Ok(ids)
 }
 
 pub async fn rds(deps: &Deps, target: &RdsInstanceTarget) -> Result<RdsObserved, FunctionError> {

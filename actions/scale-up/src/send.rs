@@ -78,18 +78,36 @@ pub async fn increase_replicas(
         .map_err(|err| FunctionError::aws("ElastiCache IncreaseReplicaCount", &err))
 }
 
-/// ElastiCache ModifyCacheCluster to `nodes` nodes (Memcached).
+/// ElastiCache ModifyCacheCluster to `nodes` nodes (Memcached); fewer nodes name the ones removed.
 pub async fn modify_nodes(
     elasticache: &aws_sdk_elasticache::Client,
     cluster: &str,
     nodes: i32,
+    remove: &[String],
     apply_immediately: bool,
 ) -> Result<(), FunctionError> {
     let modify = elasticache.modify_cache_cluster().cache_cluster_id(cluster).num_cache_nodes(nodes);
+    let modify = if remove.is_empty() { modify } else { modify.set_cache_node_ids_to_remove(Some(remove.to_vec())) };
     modify
         .apply_immediately(apply_immediately)
         .send()
         .await
         .map(|_| ())
         .map_err(|err| FunctionError::aws("ElastiCache ModifyCacheCluster", &err))
+}
+
+/// ElastiCache DecreaseReplicaCount to `replicas`.
+pub async fn decrease_replicas(
+    elasticache: &aws_sdk_elasticache::Client,
+    group: &str,
+    replicas: i32,
+    apply_immediately: bool,
+) -> Result<(), FunctionError> {
+    let decrease = elasticache.decrease_replica_count().replication_group_id(group).new_replica_count(replicas);
+    decrease
+        .apply_immediately(apply_immediately)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| FunctionError::aws("ElastiCache DecreaseReplicaCount", &err))
 }

@@ -12,13 +12,15 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use incident_scale_up::{Deps, handler};
 use serde_json::{Value, json};
 use shared::aws::SdkConfig;
+use shared::contract::ActionKind;
 use shared::ecs::ServiceRef;
+use shared::ledger::{Ledger, LedgerSettings};
 use shared::plan::PlanPolicy;
 use shared::testing::exact::assert_exact;
 use shared::testing::iam::IamWorld;
 use shared::testing::{
-    FaultProxy, action_event, create_service, desired_count, emulator_config, fixture_files, function_config,
-    response_json, targets,
+    Fault, FaultProxy, action_event, create_service, desired_count, emulator_config, ensure_service, fixture_files,
+    function_config, response_json, targets,
 };
 
 mod common;
@@ -458,10 +460,217 @@ async fn iam_world_scale_every_kind() {
     let config = world.config().await;
     w.deps.ecs = aws_sdk_ecs::Client::new(&config);
     w.deps.autoscaling = aws_sdk_applicationautoscaling::Client::new(&config);
+    // The ledger's calls too, on the stack's table (the world names its ARN below).
+    let ledger = with_ledger(&mut w, &config, LedgerSettings::default()).await;
+    world.name_resource("LedgerTable", &shared::testing::iam::table_arn(&ledger.table));
     w.deps.rds = aws_sdk_rds::Client::new(&config);
     w.deps.elasticache = aws_sdk_elasticache::Client::new(&config);
     for target in ["api", "database", "cache"] {
         let response = invoke(&w.deps, request(target, "critical", json!({}))).await;
         assert_eq!(response["success"], true, "{target}: {response}");
     }
+}
+
+/// The deps of `w` with a ledger on a new table (the function's calls through `function`).
+async fn with_ledger(w: &mut World, function: &SdkConfig, settings: LedgerSettings) -> Ledger {
+    let ledger = shared::testing::ledger::ledger(&emulator_config().await, function, settings).await;
+    w.deps.plans = PlanPolicy::default().with_ledger(ledger.clone());
+    ledger
+}
+
+/// A retried request (the backend after a client timeout) answers with the recorded response and
+/// makes no mutating call; a higher priority is another request and acts.
+#[tokio::test]
+async fn a_retried_request_is_replayed_and_an_escalation_acts() {
+    shared::require_emulator!();
+    let mut w = world(2, "db.r5.large", "cache.t3.small").await;
+    let proxy = FaultProxy::start();
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    let ledger = with_ledger(&mut w, &function, LedgerSettings::default()).await;
+    let first = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert_eq!(first["success"], true, "{first}");
+    assert_eq!(first["details"]["earlierRecords"], 0);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
+    proxy.reset();
+    let again = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(again["message"], first["message"]);
+    assert_eq!(proxy.count("UpdateService") + proxy.count("DescribeServices"), 0, "{:?}", proxy.calls());
+    let critical = invoke(&w.deps, request("api", "critical", json!({}))).await;
+    assert_eq!(critical["success"], true, "{critical}");
+    assert_ne!(critical["replayed"], true);
+    assert_eq!(critical["details"]["earlierRecords"], 2);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 10);
+    let history = ledger.history("INC-7").await.unwrap();
+    let outcomes: Vec<&str> = history.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["success", "replayed", "success"]);
+    assert_eq!(history[0].before, json!({"desiredCount": 2}));
+    assert_eq!(history[0].after, json!({"desiredCount": 5}));
+}
+
+/// Twenty identical requests at once (a burst of retries): one ModifyDBInstance between them; the
+/// others are answered with the first one's response, or told it is in progress.
+#[tokio::test]
+async fn twenty_identical_requests_at_once_modify_the_instance_once() {
+    shared::require_emulator!();
+    let mut w = world(1, "db.r5.large", "cache.t3.small").await;
+    let proxy = FaultProxy::start();
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    w.deps.rds = aws_sdk_rds::Client::new(&function);
+    with_ledger(&mut w, &function, LedgerSettings::default()).await;
+    // Concurrent on one task, as the frame's futures are (each request its own invocation).
+    let runs = (0..20).map(|_| invoke(&w.deps, request("database", "critical", json!({}))));
+    let answers: Vec<Value> = futures::future::join_all(runs).await;
+    assert_eq!(proxy.count("ModifyDBInstance"), 1, "{:?}", proxy.calls());
+    let acted = answers.iter().filter(|a| a["success"] == true && a["replayed"] != true).count();
+    let replayed = answers.iter().filter(|a| a["replayed"] == true).count();
+    let in_progress = answers.iter().filter(|a| a["statusCode"] == 409).count();
+    assert_eq!((acted, replayed + in_progress), (1, 19), "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a["statusCode"] == 409)
+            .all(|a| a["message"].as_str().unwrap().contains("in progress"))
+    );
+    assert_eq!(db_class(&w.moto.rds, &w.db).await, "db.r5.2xlarge");
+}
+
+/// An invocation that crashed left its key in progress; the record expires at that invocation's
+/// deadline, and the next attempt acts.
+#[tokio::test]
+async fn a_crashed_invocation_does_not_block_its_request_past_its_deadline() {
+    shared::require_emulator!();
+    let mut w = world(2, "db.r5.large", "cache.t3.small").await;
+    let ledger = with_ledger(&mut w, &function_config(env!("CARGO_PKG_NAME")).await, LedgerSettings::default()).await;
+    let payload = request("api", "high", json!({}));
+    let parsed =
+        shared::contract::ActionRequest::parse(payload.clone(), shared::contract::ActionKind::ScaleUp).unwrap();
+    let key = shared::ledger::idempotency_key(shared::contract::ActionKind::ScaleUp, &parsed);
+    let setup = emulator_config().await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let crashed =
+        |until| shared::testing::ledger::leave_in_progress(&setup, &ledger.table, &key, "crashed-request", until);
+    // Still within the crashed invocation's deadline: refused.
+    crashed(now_ms + 60_000).await;
+    let refused = invoke(&w.deps, payload.clone()).await;
+    assert_eq!(refused["statusCode"], 409, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("crashed-request"), "{refused}");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 2);
+    // Past it: the next attempt acts.
+    crashed(now_ms - 1_000).await;
+    let acted = invoke(&w.deps, payload).await;
+    assert_eq!(acted["success"], true, "{acted}");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
+}
+
+/// Budgets: one target and action, one target across actions, and the fleet. A spent budget is a
+/// 429 naming it, with no AWS call; a "no change" spends nothing.
+#[tokio::test]
+async fn each_budget_is_spent_and_then_refused_without_a_call() {
+    shared::require_emulator!();
+    let mut w = world(1, "db.r5.large", "cache.t3.small").await;
+    let proxy = FaultProxy::start();
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    w.deps.rds = aws_sdk_rds::Client::new(&function);
+    let limit = |count| shared::ledger::Limit { count, window: std::time::Duration::from_secs(3600) };
+    let budgets = shared::ledger::Budgets { per_target_action: limit(2), per_target: limit(3), fleet: limit(4) };
+    let ledger = with_ledger(&mut w, &function, LedgerSettings { budgets, ..LedgerSettings::default() }).await;
+    // Two incidents scale api (1 -> 5 -> 10 would be the ladder; each is another request).
+    for (incident, priority) in [("INC-B1", "medium"), ("INC-B2", "critical")] {
+        let mut payload = request("api", priority, json!({}));
+        payload["incidentId"] = json!(incident);
+        assert_eq!(invoke(&w.deps, payload).await["success"], true);
+    }
+    ensure_service(&w.moto.ecs, &w.api, 1).await; // someone scaled it back down
+    let mut third = request("api", "high", json!({}));
+    third["incidentId"] = json!("INC-B3");
+    proxy.reset();
+    let refused = invoke(&w.deps, third).await;
+    assert_eq!(
+        (refused["statusCode"].as_u64(), refused["error"]["code"].as_str()),
+        (Some(429), Some("BUDGET_EXHAUSTED"))
+    );
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("per target and action (api, scale_up)") && message.contains("2 of 2"), "{message}");
+    assert!(message.contains("resets at"), "{message}");
+    assert_eq!(proxy.count("DescribeServices") + proxy.count("UpdateService"), 0, "{:?}", proxy.calls());
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 1);
+    // Another action on api (restart_service shares the table): its own budget is fresh, but api's
+    // per-target budget (3) has one mutation left.
+    let restart = |incident: &str| {
+        let payload = json!({"action": "restart_service", "target": "api", "incidentId": incident, "priority": "high"});
+        shared::contract::ActionRequest::parse(payload, ActionKind::RestartService).unwrap()
+    };
+    ledger.consume_budgets(ActionKind::RestartService, &restart("INC-R1")).await.unwrap();
+    let err = ledger.consume_budgets(ActionKind::RestartService, &restart("INC-R2")).await.unwrap_err();
+    assert!(err.to_string().contains("per target (api)") && err.to_string().contains("3 of 3"), "{err}");
+    // Another target: its budgets are fresh, but the fleet (4) has one mutation left.
+    let db = invoke(&w.deps, request("database", "critical", json!({}))).await;
+    assert_eq!(db["success"], true, "{db}");
+    let mut cache = request("cache", "high", json!({}));
+    cache["incidentId"] = json!("INC-B4");
+    let storm = invoke(&w.deps, cache).await;
+    assert_eq!(storm["error"]["code"], "BUDGET_EXHAUSTED", "{storm}");
+    assert!(storm["message"].as_str().unwrap().contains("fleet-wide"), "{storm}");
+}
+
+/// Pause: globally, then for one target; dry runs go on; resume lifts each.
+#[tokio::test]
+async fn paused_automation_refuses_mutations_until_resumed() {
+    shared::require_emulator!();
+    let mut w = world(2, "db.r5.large", "cache.t3.small").await;
+    let proxy = FaultProxy::start();
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    let ledger = with_ledger(&mut w, &function, LedgerSettings::default()).await;
+    ledger.pause(None, "alice", "humans have the incident").await.unwrap();
+    let refused = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert_eq!(
+        (refused["statusCode"].as_u64(), refused["error"]["code"].as_str()),
+        (Some(423), Some("AUTOMATION_PAUSED"))
+    );
+    assert!(refused["message"].as_str().unwrap().contains("globally by alice"), "{refused}");
+    assert_eq!(proxy.count("UpdateService") + proxy.count("DescribeServices"), 0);
+    let dry = invoke(&w.deps, request("api", "high", json!({"dryRun": true}))).await;
+    assert_eq!(dry["success"], true, "dry runs are never paused: {dry}");
+    ledger.resume(None).await.unwrap();
+    ledger.pause(Some("api"), "bob", "investigating api").await.unwrap();
+    let mut other = request("database", "high", json!({}));
+    other["incidentId"] = json!("INC-P2");
+    assert_eq!(invoke(&w.deps, other).await["success"], true, "another target is not paused");
+    let refused = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert!(refused["message"].as_str().unwrap().contains("for api by bob"), "{refused}");
+    ledger.resume(Some("api")).await.unwrap();
+    assert_eq!(invoke(&w.deps, request("api", "high", json!({}))).await["success"], true);
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
+    let outcomes: Vec<String> = ledger.history("INC-7").await.unwrap().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["AUTOMATION_PAUSED", "AUTOMATION_PAUSED", "success"], "refusals are recorded, dry runs not");
+}
+
+/// The ledger down: a mutating action does nothing and says so (502); `LEDGER_FAILURE=open` acts.
+#[tokio::test]
+async fn with_the_ledger_down_a_mutating_action_does_nothing_unless_told_to_act() {
+    shared::require_emulator!();
+    let mut w = world(2, "db.r5.large", "cache.t3.small").await;
+    let proxy = FaultProxy::start();
+    for operation in ["BatchGetItem", "Query", "PutItem", "TransactWriteItems"] {
+        proxy.inject(operation, Fault::Unavailable, shared::testing::ALWAYS);
+    }
+    let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    let ledger = with_ledger(&mut w, &function, LedgerSettings::default()).await;
+    let refused = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert_eq!(
+        (refused["statusCode"].as_u64(), refused["error"]["code"].as_str()),
+        (Some(502), Some("LEDGER_UNAVAILABLE"))
+    );
+    assert!(refused["message"].as_str().unwrap().contains(&ledger.table), "{refused}");
+    assert_eq!(proxy.count("UpdateService") + proxy.count("DescribeServices"), 0);
+    let open = LedgerSettings { failure: shared::ledger::LedgerFailure::Open, ..LedgerSettings::default() };
+    w.deps.plans = PlanPolicy::default().with_ledger(Ledger { settings: open, ..ledger });
+    let acted = invoke(&w.deps, request("api", "high", json!({}))).await;
+    assert_eq!(acted["success"], true, "{acted}");
+    assert_eq!(desired_count(&w.moto.ecs, &w.api).await, 5);
 }

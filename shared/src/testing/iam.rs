@@ -67,6 +67,11 @@ impl SharedCluster {
     }
 }
 
+/// `arn:aws:dynamodb:us-east-1:123456789012:table/<name>`.
+pub fn table_arn(name: &str) -> String {
+    format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}")
+}
+
 /// One world, written when built.
 #[derive(Debug, Clone)]
 pub struct IamWorld {
@@ -96,6 +101,16 @@ impl IamWorld {
             resources: Map::new(),
             untouchable: Vec::new(),
         }
+    }
+
+    /// Names one more of the stack's resources after the world was written (a table the test made
+    /// with the world's own clients).
+    pub fn name_resource(&self, logical: &str, value: &str) {
+        let path = worlds_dir().join(format!("{}.json", self.id));
+        let mut world: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read the world")).expect("JSON");
+        world["resources"][logical] = Value::String(value.to_owned());
+        std::fs::write(&path, world.to_string()).expect("write the world");
     }
 
     /// The function's SDK config in this world: production settings, pointed at the emulator, its

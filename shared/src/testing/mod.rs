@@ -17,6 +17,7 @@ pub mod corpus;
 pub mod exact;
 pub mod fault_proxy;
 pub mod iam;
+pub mod ledger;
 
 pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
 
