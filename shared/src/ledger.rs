@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, Select,
     TransactWriteItem, Update,
@@ -347,13 +348,31 @@ impl Ledger {
         let history = self.history_for(kind, request).await?;
         let key = idempotency_key(kind, request);
         let mut item = key_item(&key);
-        item.insert("status".into(), s("INPROGRESS"));
-        item.insert("inProgressUntil".into(), n(deadline.epoch_millis()));
-        item.insert("expiresAt".into(), n(now.timestamp() + self.settings.idempotency_ttl.as_secs() as i64));
-        item.insert("requestId".into(), s(request_id));
-        item.insert("incidentId".into(), s(request.incident_id.to_string()));
-        let put = self
-            .dynamodb
+        item.extend([
+            ("status".into(), s("INPROGRESS")),
+            ("inProgressUntil".into(), n(deadline.epoch_millis())),
+            ("expiresAt".into(), n(now.timestamp() + self.settings.idempotency_ttl.as_secs() as i64)),
+            ("requestId".into(), s(request_id)),
+            ("incidentId".into(), s(request.incident_id.to_string())),
+        ]);
+        match self.put_unless_taken(item, now).await {
+            Ok(_) => Ok(Begin::Go(Ticket { key: Some(key), history })),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    self.claimed_before(kind, request, &failed.item().cloned().unwrap_or_default())
+                }
+                _ => Err(self.failed("PutItem", &err)),
+            },
+        }
+    }
+
+    /// Takes an idempotency key: new, expired, or in progress past its deadline (a crashed invocation).
+    async fn put_unless_taken(
+        &self,
+        item: Item,
+        now: DateTime<Utc>,
+    ) -> Result<PutItemOutput, SdkError<PutItemError, HttpResponse>> {
+        self.dynamodb
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -366,30 +385,24 @@ impl Ledger {
             .expression_attribute_values(":inprogress", s("INPROGRESS"))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Begin::Go(Ticket { key: Some(key), history })),
-            Err(err) => match err.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let old = failed.item().cloned().unwrap_or_default();
-                    if text(&old, "status") == "COMPLETED" {
-                        let recorded = serde_json::from_str(&text(&old, "response"))
-                            .map_err(|e| self.unavailable("the recorded response", e))?;
-                        Ok(Begin::Replay(Box::new(recorded)))
-                    } else {
-                        Err(FunctionError::Conflict(format!(
-                            "an identical request (incident {}, {}, priority {}) is in progress (request {}); \
-                             its answer will be replayed once it completes",
-                            request.incident_id,
-                            kind.as_str(),
-                            request.priority.as_str(),
-                            text(&old, "requestId")
-                        )))
-                    }
-                }
-                _ => Err(self.failed("PutItem", &err)),
-            },
+            .await
+    }
+
+    /// The key was taken: by a completed identical request (its answer replayed) or one in progress.
+    fn claimed_before(&self, kind: ActionKind, request: &ActionRequest, old: &Item) -> Result<Begin, FunctionError> {
+        if text(old, "status") == "COMPLETED" {
+            let recorded = serde_json::from_str(&text(old, "response"))
+                .map_err(|e| self.unavailable("the recorded response", e))?;
+            return Ok(Begin::Replay(Box::new(recorded)));
         }
+        Err(FunctionError::Conflict(format!(
+            "an identical request (incident {}, {}, priority {}) is in progress (request {}); \
+             its answer will be replayed once it completes",
+            request.incident_id,
+            kind.as_str(),
+            request.priority.as_str(),
+            text(old, "requestId")
+        )))
     }
 
     /// Paused globally or for the target, or a budget already spent: refused before any other call.
@@ -403,19 +416,7 @@ impl Ledger {
         let counters = counters(&self.settings.budgets, target, kind.as_str(), now.timestamp());
         let mut keys = vec![key("PAUSE", "GLOBAL"), key("PAUSE", format!("TARGET#{target}"))];
         keys.extend(counters.iter().map(|c| key(c.pk.clone(), c.sk())));
-        let wanted = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| self.unavailable("BatchGetItem", e))?;
-        let out = self
-            .dynamodb
-            .batch_get_item()
-            .request_items(&self.table, wanted)
-            .send()
-            .await
-            .map_err(|e| self.failed("BatchGetItem", &e))?;
-        let items = out.responses().and_then(|r| r.get(&self.table)).cloned().unwrap_or_default();
+        let items = self.read_consistently(keys).await?;
         let find = |pk: &str, sk: &str| items.iter().find(|i| text(i, "pk") == pk && text(i, "sk") == sk);
         for (sk, scope) in
             [("GLOBAL".to_owned(), "globally".to_owned()), (format!("TARGET#{target}"), format!("for {target}"))]
@@ -436,6 +437,23 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+
+    /// The items at these keys (up to 100, BatchGetItem's limit), read strongly consistent.
+    async fn read_consistently(&self, keys: Vec<Item>) -> Result<Vec<Item>, FunctionError> {
+        let wanted = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| self.unavailable("BatchGetItem", e))?;
+        let out = self
+            .dynamodb
+            .batch_get_item()
+            .request_items(&self.table, wanted)
+            .send()
+            .await
+            .map_err(|e| self.failed("BatchGetItem", &e))?;
+        Ok(out.responses().and_then(|r| r.get(&self.table)).cloned().unwrap_or_default())
     }
 
     /// The incident's records: all of them for notify_human (its page lists them), the count for the others.
@@ -487,20 +505,7 @@ impl Ledger {
         let counters = counters(&self.settings.budgets, target, kind.as_str(), now);
         let mut transaction = self.dynamodb.transact_write_items();
         for counter in &counters {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(counter.pk.clone(), counter.sk())))
-                .update_expression("ADD #count :one SET expiresAt = :expires")
-                .condition_expression("attribute_not_exists(#count) OR #count < :limit")
-                .expression_attribute_names("#count", "count")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":limit", n(counter.limit.count))
-                .expression_attribute_values(
-                    ":expires",
-                    n(counter.window_start + 2 * counter.limit.window.as_secs() as i64),
-                )
-                .build()
-                .map_err(|e| self.unavailable("TransactWriteItems", e))?;
+            let update = self.budget_increment(counter)?;
             transaction = transaction.transact_items(TransactWriteItem::builder().update(update).build());
         }
         match transaction.send().await {
@@ -518,6 +523,24 @@ impl Ledger {
                 }
             }
         }
+    }
+
+    /// One more mutation in a budget's window, unless the window is already full.
+    fn budget_increment(&self, counter: &Counter) -> Result<Update, FunctionError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(counter.pk.clone(), counter.sk())))
+            .update_expression("ADD #count :one SET expiresAt = :expires")
+            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(counter.limit.count))
+            .expression_attribute_values(
+                ":expires",
+                n(counter.window_start + 2 * counter.limit.window.as_secs() as i64),
+            )
+            .build()
+            .map_err(|e| self.unavailable("TransactWriteItems", e))
     }
 
     /// After the work: the record, and the idempotency key completed with the response (or given

@@ -13,6 +13,7 @@ use shared::config::TargetConfig;
 use shared::ledger::{Ledger, Record};
 use shared::plan::Permission;
 
+use incident_scale_up::ScaleChange;
 use incident_scale_up::restore::{self, TargetRestore};
 
 /// What the operator asked for.
@@ -63,21 +64,7 @@ async fn restore_incident(
             answer["error"] = err.to_json();
         }
         if let (TargetRestore::Restore { target, from, to, changes }, false) = (&restore, dry_run) {
-            let record = Record {
-                at: String::new(),
-                action: "restore".to_owned(),
-                target: target.clone(),
-                priority: String::new(),
-                outcome: applied.as_ref().map_or_else(|e| e.code().to_owned(), |()| "success".to_owned()),
-                message: match &applied {
-                    Ok(()) => format!("restored {target} from {from} to {to}"),
-                    Err(err) => format!("restoring {target} failed: {err}"),
-                },
-                before: from.clone(),
-                after: if applied.is_ok() { to.clone() } else { from.clone() },
-                details: json!({"changes": changes}),
-                request_id: uuid::Uuid::new_v4().to_string(),
-            };
+            let record = restore_record(target, from, to, changes, &applied);
             ledger.record_change(incident, &record).await?;
         }
         answers.push(answer);
@@ -91,6 +78,31 @@ async fn restore_incident(
         });
     }
     Ok(json!({"incidentId": incident, "dryRun": dry_run, "targets": answers}))
+}
+
+/// What the ledger keeps of one target's restore, done or failed.
+fn restore_record(
+    target: &str,
+    from: &Value,
+    to: &Value,
+    changes: &[ScaleChange],
+    applied: &Result<(), FunctionError>,
+) -> Record {
+    Record {
+        at: String::new(),
+        action: "restore".to_owned(),
+        target: target.to_owned(),
+        priority: String::new(),
+        outcome: applied.as_ref().map_or_else(|e| e.code().to_owned(), |()| "success".to_owned()),
+        message: match applied {
+            Ok(()) => format!("restored {target} from {from} to {to}"),
+            Err(err) => format!("restoring {target} failed: {err}"),
+        },
+        before: from.clone(),
+        after: if applied.is_ok() { to.clone() } else { from.clone() },
+        details: json!({"changes": changes}),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
 }
 
 /// The command's permissions: the ledger's, and the restore's reads and changes.

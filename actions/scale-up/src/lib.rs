@@ -216,54 +216,45 @@ async fn apply(plan: Plan<ScaleChange>, deps: &Deps) -> Result<Outcome, Failure>
 }
 
 impl ScaleChange {
-    /// Sends this change; answers the resource's status where the API reports one.
+    /// Sends this change; answers the resource's status where the API reports one (only RDS does).
     async fn apply(&self, deps: &Deps) -> Result<Option<String>, FunctionError> {
+        let cache = &deps.elasticache;
         match self {
-            Self::RaiseScalableTargetMin { resource_id, scalable_dimension, min_capacity, max_capacity, .. } => {
-                let capacity = (*min_capacity, *max_capacity);
-                send::raise_floor(&deps.autoscaling, resource_id, scalable_dimension, capacity).await.map(|()| None)
-            }
+            Self::RaiseScalableTargetMin {
+                resource_id: r,
+                scalable_dimension: d,
+                min_capacity: lo,
+                max_capacity: hi,
+                ..
+            } => send::raise_floor(&deps.autoscaling, r, d, (*lo, *hi)).await?,
             Self::SetDesiredCount { cluster, service, desired_count } => {
-                ecs::set_desired_count(&deps.ecs, &ServiceRef::new(cluster, service), *desired_count)
-                    .await
-                    .map(|_| None)
+                ecs::set_desired_count(&deps.ecs, &ServiceRef::new(cluster, service), *desired_count).await.map(drop)?
             }
             Self::ModifyDbInstanceClass { db_instance_identifier: id, db_instance_class: class, apply_immediately } => {
-                send::modify_db_instance(&deps.rds, id, class, *apply_immediately).await
+                return send::modify_db_instance(&deps.rds, id, class, *apply_immediately).await;
             }
-            Self::ModifyReplicationGroupNodeType { replication_group_id: id, cache_node_type, apply_immediately } => {
-                send::modify_node_type(&deps.elasticache, id, cache_node_type, *apply_immediately).await.map(|()| None)
+            Self::ModifyReplicationGroupNodeType {
+                replication_group_id: id,
+                cache_node_type: node,
+                apply_immediately: now,
+            } => send::modify_node_type(cache, id, node, *now).await?,
+            Self::IncreaseReplicaCount { replication_group_id: id, new_replica_count: n, apply_immediately } => {
+                send::increase_replicas(cache, id, *n, *apply_immediately).await?
             }
-            Self::IncreaseReplicaCount { replication_group_id: id, new_replica_count, apply_immediately } => {
-                send::increase_replicas(&deps.elasticache, id, *new_replica_count, *apply_immediately)
-                    .await
-                    .map(|()| None)
+            Self::ModifyCacheClusterNodes { cache_cluster_id: id, num_cache_nodes: n, apply_immediately } => {
+                send::modify_nodes(cache, id, *n, &[], *apply_immediately).await?
             }
-            Self::ModifyCacheClusterNodes { cache_cluster_id: id, num_cache_nodes, apply_immediately } => {
-                send::modify_nodes(&deps.elasticache, id, *num_cache_nodes, &[], *apply_immediately)
-                    .await
-                    .map(|()| None)
-            }
-            Self::DecreaseReplicaCount { replication_group_id: id, new_replica_count, apply_immediately } => {
-                send::decrease_replicas(&deps.elasticache, id, *new_replica_count, *apply_immediately)
-                    .await
-                    .map(|()| None)
+            Self::DecreaseReplicaCount { replication_group_id: id, new_replica_count: n, apply_immediately } => {
+                send::decrease_replicas(cache, id, *n, *apply_immediately).await?
             }
             Self::RemoveCacheClusterNodes {
                 cache_cluster_id: id,
-                num_cache_nodes,
+                num_cache_nodes: n,
                 cache_node_ids_to_remove,
                 apply_immediately,
-            } => send::modify_nodes(
-                &deps.elasticache,
-                id,
-                *num_cache_nodes,
-                cache_node_ids_to_remove,
-                *apply_immediately,
-            )
-            .await
-            .map(|()| None),
+            } => send::modify_nodes(cache, id, *n, cache_node_ids_to_remove, *apply_immediately).await?,
         }
+        Ok(None)
     }
 
     /// Sends this change (the restore command, which needs no status back).

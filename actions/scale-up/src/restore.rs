@@ -98,19 +98,24 @@ pub fn plan(scaled: &Scaled, target: &Target, current: &Current) -> Result<Targe
             automation_left: scaled.left.clone(),
         });
     }
+    let changes = restore_changes(scaled, target, current)?;
+    Ok(TargetRestore::Restore { target: name, from: current.state.clone(), to: scaled.original.clone(), changes })
+}
+
+/// The changes that put a target back as the record found it before the incident.
+fn restore_changes(scaled: &Scaled, target: &Target, current: &Current) -> Result<Vec<ScaleChange>, FunctionError> {
     let int = |key: &str| scaled.original[key].as_i64().and_then(|v| i32::try_from(v).ok());
     let text = |key: &str| scaled.original[key].as_str().map(str::to_owned);
-    let missing =
-        || FunctionError::Conflict(format!("the record of {name} has no state to restore: {}", scaled.original));
-    let changes = match target {
+    let missing = || {
+        FunctionError::Conflict(format!("the record of {} has no state to restore: {}", scaled.target, scaled.original))
+    };
+    Ok(match target {
         Target::EcsService(t) => {
             // The floor first: with the raised minimum still in place, autoscaling would undo the count.
             let floor = scaled.floor.map(|((min, max), _)| ScaleChange::raise_min(&t.cluster, &t.service, min, max));
-            let count = ScaleChange::SetDesiredCount {
-                cluster: t.cluster.clone(),
-                service: t.service.clone(),
-                desired_count: int("desiredCount").ok_or_else(missing)?,
-            };
+            let desired_count = int("desiredCount").ok_or_else(missing)?;
+            let count =
+                ScaleChange::SetDesiredCount { cluster: t.cluster.clone(), service: t.service.clone(), desired_count };
             floor.into_iter().chain([count]).collect()
         }
         Target::RdsInstance(t) => vec![ScaleChange::rds(&t.instance_id, &text("instanceClass").ok_or_else(missing)?)],
@@ -136,8 +141,7 @@ pub fn plan(scaled: &Scaled, target: &Target, current: &Current) -> Result<Targe
             None => return Err(missing()),
         },
         Target::Ec2Instances(_) => return Err(missing()),
-    };
-    Ok(TargetRestore::Restore { target: name, from: current.state.clone(), to: scaled.original.clone(), changes })
+    })
 }
 
 /// Reads a target's state as the records hold it.

@@ -118,36 +118,57 @@ where
             return ActionResponse::failure(&execution_id, &raw_echo, &err, json!({}));
         }
     };
-    let echo = request.echo();
     let span = tracing::info_span!("action", incidentId = %request.incident_id, action = kind.as_str());
-    async move {
-        log_adjustments(&adjustments);
-        let ledger = plans.ledger.as_ref().filter(|_| !request.dry_run);
-        // The ledger's futures are boxed like the work's (see below).
-        let ticket = match Box::pin(begin(ledger, kind, &request, deadline, &execution_id, &echo)).await {
-            Began::Go(ticket) => ticket,
-            Began::Answered(response) => return measured(kind, started, *response),
-        };
-        let (dry_run, target) = (request.dry_run, request.target.clone());
-        let invocation = Invocation { adjustments: adjustments.clone(), deadline, history: ticket.history.clone() };
-        // Type-erased and on the heap: action futures are large and deeply nested, and erasing them here
-        // keeps every binary's main future small (and within the compiler's layout depth).
-        let work: Pin<Box<dyn Future<Output = Result<Outcome, Failure>> + 'a>> =
-            Box::pin(work(request.clone(), invocation));
-        let result = match tokio::time::timeout_at(deadline.instant(), work).await {
-            Ok(result) => result,
-            Err(_) => Err(FunctionError::DeadlineExceeded { during: kind.as_str().to_owned() }.into()),
-        };
-        let states = result.as_ref().map(|o| (o.before.clone(), o.after.clone())).unwrap_or_default();
-        let mut response = answer(&execution_id, &echo, target.as_deref(), dry_run, result, &adjustments);
-        if let Some(ledger) = ledger {
-            response = response.with_detail("earlierRecords", json!(ticket.history.earlier));
-            Box::pin(ledger.finish(kind, &request, &ticket, &response.core, (&states.0, &states.1))).await;
-        }
-        measured(kind, started, response)
+    let call = Call { kind, started, deadline, execution_id };
+    run_parsed(call, plans, request, adjustments, work).instrument(span).await
+}
+
+/// What the frame knows of an invocation before the request is read.
+struct Call {
+    kind: ActionKind,
+    started: std::time::Instant,
+    deadline: Deadline,
+    execution_id: String,
+}
+
+/// The frame around a valid request: the ledger before and after, the work within the deadline.
+async fn run_parsed<'a, F, Fut>(
+    call: Call,
+    plans: &'a PlanPolicy,
+    request: ActionRequest,
+    adjustments: Vec<Adjustment>,
+    work: F,
+) -> ActionResponse
+where
+    F: FnOnce(ActionRequest, Invocation) -> Fut,
+    Fut: Future<Output = Result<Outcome, Failure>> + 'a,
+{
+    let Call { kind, started, deadline, execution_id } = call;
+    let echo = request.echo();
+    log_adjustments(&adjustments);
+    let ledger = plans.ledger.as_ref().filter(|_| !request.dry_run);
+    // The ledger's futures are boxed like the work's (see below).
+    let ticket = match Box::pin(begin(ledger, kind, &request, deadline, &execution_id, &echo)).await {
+        Began::Go(ticket) => ticket,
+        Began::Answered(response) => return measured(kind, started, *response),
+    };
+    let (dry_run, target) = (request.dry_run, request.target.clone());
+    let invocation = Invocation { adjustments: adjustments.clone(), deadline, history: ticket.history.clone() };
+    // Type-erased and on the heap: action futures are large and deeply nested, and erasing them here
+    // keeps every binary's main future small (and within the compiler's layout depth).
+    let work: Pin<Box<dyn Future<Output = Result<Outcome, Failure>> + 'a>> =
+        Box::pin(work(request.clone(), invocation));
+    let result = match tokio::time::timeout_at(deadline.instant(), work).await {
+        Ok(result) => result,
+        Err(_) => Err(FunctionError::DeadlineExceeded { during: kind.as_str().to_owned() }.into()),
+    };
+    let states = result.as_ref().map(|o| (o.before.clone(), o.after.clone())).unwrap_or_default();
+    let mut response = answer(&execution_id, &echo, target.as_deref(), dry_run, result, &adjustments);
+    if let Some(ledger) = ledger {
+        response = response.with_detail("earlierRecords", json!(ticket.history.earlier));
+        Box::pin(ledger.finish(kind, &request, &ticket, &response.core, (&states.0, &states.1))).await;
     }
-    .instrument(span)
-    .await
+    measured(kind, started, response)
 }
 
 /// How an invocation goes on after the ledger had its say.
