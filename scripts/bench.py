@@ -297,11 +297,12 @@ def world():
         # Threshold 3 s: idle-svc's creation (its wake) is older than that by the time this runs.
         ("fluidity-sleep", "sleep a running, idle service (scaled down)",
          dict(lifecycle("idle-svc"), IDLE_THRESHOLD_MINUTES="0.05"), {}, "1 describe + 1 GetMetricData + 1 update", 1),
-        ("incident-restart-service", "restart (claim + deployment)",
+        ("incident-restart-service", "restart as deployed (ledger, claim, deployment)",
          # Cooldown 5 s: restart-svc's own creation (a rollout) is older than that by the time this runs.
-         {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "5",
-          "RESTART_LOCK_PREFIX": f"/bench/{run}/restart-locks"}, action("restart_service", target="restart-me"),
-         "1 describe + the claim (1 get, 1 put) + 1 update", 1),
+         {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "5", "LEDGER_TABLE": ledger_table(c["dynamodb"])},
+         action("restart_service", target="restart-me"),
+         "1 describe + 1 claim put + 1 update, and the ledger's own (pause/budget read, history count, "
+         "key put, budget transaction, record put, key completed)", 1),
         ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1", 1),
         ("incident-clear-cache", "flush twice, password from Secrets Manager",
          {"TARGETS_JSON": json.dumps({"cache": {"kind": "redis", "url": f"redis://127.0.0.1:{PASSWORD_REDIS_PORT}",

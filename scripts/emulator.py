@@ -16,8 +16,11 @@ hand and moto's CloudWatch backend holds all the state:
             the output shape (timestamps as tag 1, every `double` as a CBOR float, whole or not);
             errors become the CBOR body {"__type", "message"} plus CloudWatch's x-amzn-query-error
 
-Every other request reaches moto untouched (including /moto-api/*). Test infrastructure only:
-nothing in the functions knows it exists.
+Every other request reaches moto untouched (including /moto-api/*), DynamoDB's one at a time:
+DynamoDB makes a conditional write and a transaction atomic, while moto's backend checks the
+condition and then writes with nothing between two server threads (twenty concurrent conditional
+increments of one budget counter could all pass). Test infrastructure only: nothing in the
+functions knows it exists.
 """
 import argparse
 import gzip
@@ -26,6 +29,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 import botocore.session
 import cbor2
@@ -160,6 +164,22 @@ class CloudWatchOverCbor:
         return [body]
 
 
+class AtomicDynamoDB:
+    """Serves DynamoDB requests one at a time, the response read whole inside the lock."""
+
+    TARGET_PREFIX = "DynamoDB_20120810."
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self.TARGET_PREFIX):
+            return self.app(environ, start_response)
+        with self.lock:
+            return [b"".join(self.app(environ, start_response))]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -167,7 +187,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     moto = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, CloudWatchOverCbor(moto), threaded=True, use_reloader=False,
+    run_simple(args.host, args.port, AtomicDynamoDB(CloudWatchOverCbor(moto)), threaded=True, use_reloader=False,
                request_handler=MotoRequestHandler)
 
 

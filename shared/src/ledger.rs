@@ -145,6 +145,26 @@ pub struct Ledger {
     pub settings: LedgerSettings,
 }
 
+/// Who takes a claim: a name people read (`incident INC-42`) and an id of this one taking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub name: String,
+    pub id: String,
+}
+
+impl Holder {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), id: uuid::Uuid::new_v4().to_string() }
+    }
+}
+
+/// A claim someone else holds: their name, and since when (RFC 3339).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    pub holder: String,
+    pub since: String,
+}
+
 /// One invocation's record, as history lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -492,6 +512,69 @@ impl Ledger {
             records.extend(page.items().iter().map(record_of));
         }
         Ok(records)
+    }
+
+    /// Takes the claim on `resource` for `holder`, to hold for `hold`: one conditional PutItem, which
+    /// exactly one of any number of concurrent callers wins; a claim past its hold (its holder
+    /// finished or crashed) is taken over. `Err` with the live claim when another caller holds it.
+    pub async fn claim(
+        &self,
+        resource: &str,
+        holder: &Holder,
+        hold: Duration,
+    ) -> Result<Result<(), HeldClaim>, FunctionError> {
+        let now = Utc::now();
+        let until = now.timestamp_millis() + i64::try_from(hold.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut item = key(format!("CLAIM#{resource}"), "CLAIM");
+        item.extend([
+            ("holder".to_owned(), s(&holder.name)),
+            ("claimId".to_owned(), s(&holder.id)),
+            ("since".to_owned(), s(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+            ("heldUntil".to_owned(), n(until)),
+            // Kept a day past its hold for whoever looks into the table, then removed by TTL.
+            ("expiresAt".to_owned(), n(until / 1000 + 86_400)),
+        ]);
+        let put = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR heldUntil < :now")
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let old = failed.item().cloned().unwrap_or_default();
+                    Ok(Err(HeldClaim { holder: text(&old, "holder"), since: text(&old, "since") }))
+                }
+                _ => Err(self.failed("PutItem", &err)),
+            },
+        }
+    }
+
+    /// Gives a claim back early (the work it guarded failed, so a retry should not wait out the
+    /// hold); only `holder`'s own claim is deleted. A failure is logged: the claim then expires.
+    pub async fn release(&self, resource: &str, holder: &Holder) {
+        let delete = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("CLAIM#{resource}"), "CLAIM")))
+            .condition_expression("claimId = :id")
+            .expression_attribute_values(":id", s(&holder.id))
+            .send()
+            .await;
+        if let Err(err) = delete {
+            tracing::warn!(
+                resource,
+                "could not give back the claim (it expires at the end of its hold): {}",
+                self.failed("DeleteItem", &err)
+            );
+        }
     }
 
     /// Before the first mutating call: one more mutation in each budget, all three or none

@@ -80,10 +80,9 @@ async fn iam_world_after_the_incident_restore_puts_back_what_automation_scaled_a
     let restart = incident_restart_service::Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
         ec2: aws_sdk_ec2::Client::new(&function),
-        ssm: aws_sdk_ssm::Client::new(&function),
         targets: map.clone(),
         cooldown: Duration::ZERO,
-        lock_prefix: "/restore-test/locks".into(),
+        claims: None,
         plans,
     };
     let request = |action: &str, target: &str, priority: &str| {

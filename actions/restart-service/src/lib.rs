@@ -2,12 +2,10 @@
 //!
 //! - `ecs_service`: `UpdateService(forceNewDeployment=true)`, a rolling restart, unless the primary
 //!   deployment is already rolling out and started less than the cooldown ago, or another invocation
-//!   claimed the restart within the cooldown (409: no restart storm; see [`lock`]). The claim and
-//!   its release when the update fails are steps of applying the plan.
+//!   claimed the restart within the cooldown (409: no restart storm). The claim is the ledger's
+//!   (see `claim_restart`): taken just before the update, given back when the update fails.
 //! - `ec2_instances`: `RebootInstances` for the configured instances that are running; the others are
 //!   reported as skipped.
-
-pub mod lock;
 
 use std::time::Duration;
 
@@ -22,6 +20,7 @@ use shared::config::{Ec2InstancesTarget, EcsServiceTarget, Target, TargetConfig}
 use shared::contract::{ActionKind, ActionRequest, ActionResponse};
 use shared::ecs::{self, ServiceRef};
 use shared::frame::action::{Failure, Outcome, run_action, unsupported_target};
+use shared::ledger::{Holder, Ledger, LedgerFailure};
 use shared::plan::{Change, Permission, Plan, PlanPolicy, arn, carry_out};
 use shared::settings::Settings;
 use shared::{ConfigError, FunctionError};
@@ -33,13 +32,12 @@ const MAX_COOLDOWN_SECONDS: u64 = 24 * 3600;
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
-    pub ssm: aws_sdk_ssm::Client,
     pub targets: TargetConfig,
     /// `RESTART_COOLDOWN_SECONDS`: a rollout or restart claim younger than this is not restarted again.
     /// 0 turns both guards off.
     pub cooldown: Duration,
-    /// `RESTART_LOCK_PREFIX`: the SSM path under which restart claims are written.
-    pub lock_prefix: String,
+    /// Where restart claims are kept: the ledger's table; `None` when the cooldown is 0 (see [`claims`]).
+    pub claims: Option<Ledger>,
     pub plans: PlanPolicy,
 }
 
@@ -48,6 +46,24 @@ pub fn cooldown_from_env() -> Result<Duration, ConfigError> {
     let settings = Settings::from_env();
     let seconds = settings.whole("RESTART_COOLDOWN_SECONDS", DEFAULT_COOLDOWN.as_secs(), 0..=MAX_COOLDOWN_SECONDS)?;
     Ok(Duration::from_secs(seconds))
+}
+
+/// The ledger that keeps the restart claims, which make the cooldown hold across concurrent
+/// invocations: required unless the cooldown is 0.
+pub fn claims(cooldown: Duration, plans: &PlanPolicy) -> Result<Option<Ledger>, ConfigError> {
+    match (&plans.ledger, cooldown.is_zero()) {
+        (_, true) => Ok(None),
+        (Some(ledger), false) => Ok(Some(ledger.clone())),
+        (None, false) => Err(ConfigError::InvalidEnv {
+            name: "RESTART_COOLDOWN_SECONDS",
+            problem: format!(
+                "{} s needs the incident ledger (LEDGER_TABLE), which keeps the restart claim that holds the \
+                 cooldown across concurrent invocations; set LEDGER_TABLE (the actions stack does), or \
+                 RESTART_COOLDOWN_SECONDS=0 to restart without a cooldown",
+                cooldown.as_secs()
+            ),
+        }),
+    }
 }
 
 pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<ActionResponse, FunctionError> {
@@ -59,13 +75,14 @@ async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure
     match deps.targets.get(name)? {
         Target::EcsService(target) => {
             let observed = observe_ecs(deps, target).await?;
-            let holder = format!("incident {}", request.incident_id);
-            let plan = plan_ecs(&observed, target, &holder, Utc::now(), deps.cooldown)?;
-            carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps)).await
+            let plan = plan_ecs(&observed, target, Utc::now(), deps.cooldown)?;
+            let holder = Holder::new(format!("incident {}", request.incident_id));
+            carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps, &holder)).await
         }
         Target::Ec2Instances(target) => {
             let plan = plan_ec2(&observe_ec2(deps, target).await?, target)?;
-            carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps)).await
+            let holder = Holder::new(format!("incident {}", request.incident_id));
+            carry_out(&request, plan, &deps.plans, |plan| apply(plan, deps, &holder)).await
         }
         other => {
             Err(unsupported_target(ActionKind::RestartService, name, other, &["ecs_service", "ec2_instances"]).into())
@@ -77,43 +94,15 @@ async fn restart(request: ActionRequest, deps: &Deps) -> Result<Outcome, Failure
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged, rename_all_fields = "camelCase")]
 pub enum RestartChange {
-    /// SSM PutParameter of the restart claim (see [`lock`]): created, or a stale claim taken over
-    /// (`overwrite`, winning only if SSM numbers the write `replaces_version + 1`). Released if the
-    /// restart it guards fails.
-    ClaimRestart {
-        name: String,
-        value: String,
-        #[serde(rename = "type")]
-        parameter_type: &'static str,
-        overwrite: bool,
-        description: &'static str,
-        #[serde(skip)]
-        replaces_version: Option<i64>,
-    },
     /// ECS UpdateService with forceNewDeployment: a rolling restart of the same task definition.
     ForceNewDeployment { cluster: String, service: String, force_new_deployment: bool },
     /// EC2 RebootInstances of the running instances.
     RebootInstances { instance_ids: Vec<String> },
 }
 
-impl RestartChange {
-    /// The claim `holder` takes on the parameter `name`: a new one, or over the stale `observed` one.
-    pub fn claim(name: &str, holder: &str, observed: Option<&lock::ObservedClaim>) -> Self {
-        Self::ClaimRestart {
-            name: name.to_owned(),
-            value: holder.to_owned(),
-            parameter_type: "String",
-            overwrite: observed.is_some(),
-            description: lock::CLAIM_DESCRIPTION,
-            replaces_version: observed.map(|claim| claim.version),
-        }
-    }
-}
-
 impl Change for RestartChange {
     fn call(&self) -> &'static str {
         match self {
-            Self::ClaimRestart { .. } => "SSM PutParameter",
             Self::ForceNewDeployment { .. } => "ECS UpdateService",
             Self::RebootInstances { .. } => "EC2 RebootInstances",
         }
@@ -121,9 +110,6 @@ impl Change for RestartChange {
 
     fn permission(&self) -> Option<Permission> {
         Some(match self {
-            Self::ClaimRestart { name, .. } => {
-                Permission::new("ssm:PutParameter", arn("ssm", &format!("parameter{name}")))
-            }
             Self::ForceNewDeployment { cluster, service, .. } => ecs::update_service_permission(cluster, service),
             Self::RebootInstances { instance_ids } => {
                 let id = instance_ids.first().map_or("*", String::as_str);
@@ -133,10 +119,11 @@ impl Change for RestartChange {
     }
 }
 
-/// The permissions of restart_service's observe steps, changes and claim.
+/// The permissions of restart_service's observe steps and changes.
 pub fn permissions() -> Vec<Permission> {
     let mut declared = own_permissions();
-    // The incident ledger, which the frame writes around every invocation.
+    // The incident ledger, which the frame writes around every invocation and which keeps the
+    // restart claims (PutItem, DeleteItem).
     declared.extend(shared::ledger::Ledger::permissions(ActionKind::RestartService));
     declared
 }
@@ -155,8 +142,6 @@ fn own_permissions() -> Vec<Permission> {
         Permission::any("ec2:DescribeInstances"),
     ];
     declared.extend([restart, reboot].iter().filter_map(Change::permission));
-    // The claim: read when observing, written as a change, deleted when the restart fails.
-    declared.extend(lock::permissions("${lockPrefix}"));
     declared
 }
 
@@ -189,15 +174,6 @@ impl From<&Deployment> for DeploymentView {
 pub struct EcsObserved {
     pub deployments: Vec<DeploymentView>,
     pub task_definition: Option<String>,
-    /// The restart claim; `None` when the cooldown is 0 and no claims are kept.
-    pub claim: Option<ClaimSlot>,
-}
-
-/// The restart claim parameter of a service, and what it holds now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimSlot {
-    pub name: String,
-    pub current: Option<lock::ObservedClaim>,
 }
 
 /// When the primary deployment is still rolling out and started less than `cooldown` before `now`,
@@ -223,17 +199,9 @@ pub fn rollout_in_progress(
 async fn observe_ecs(deps: &Deps, target: &EcsServiceTarget) -> Result<EcsObserved, FunctionError> {
     let service_ref = ServiceRef::new(&target.cluster, &target.service);
     let service = ecs::describe_service(&deps.ecs, &service_ref).await?;
-    let claim = match deps.cooldown.is_zero() {
-        true => None,
-        false => {
-            let name = lock::claim_name(&deps.lock_prefix, &service_ref);
-            Some(ClaimSlot { current: lock::observe(&deps.ssm, &name).await?, name })
-        }
-    };
     Ok(EcsObserved {
         deployments: service.deployments().iter().map(DeploymentView::from).collect(),
         task_definition: service.task_definition().map(str::to_owned),
-        claim,
     })
 }
 
@@ -247,27 +215,10 @@ fn rolling_out(primary: &DeploymentView, resource: &str, cooldown: Duration) -> 
     ))
 }
 
-/// The claim the restart takes first, or a 409 while another invocation's claim is live.
-fn claim_step(
-    slot: &ClaimSlot,
-    holder: &str,
-    resource: &str,
-    now: DateTime<Utc>,
-    cooldown: Duration,
-) -> Result<RestartChange, FunctionError> {
-    let current = slot.current.as_ref();
-    if let Some(live) = current.filter(|claim| lock::claim_is_live(claim.held.since, now, cooldown)) {
-        return Err(live.held.conflict(resource, cooldown));
-    }
-    Ok(RestartChange::claim(&slot.name, holder, current))
-}
-
-/// A restart of the service claimed for `holder`, or a 409 while its primary deployment is still
-/// young and rolling out or another invocation's claim is live.
+/// A restart of the service, or a 409 while its primary deployment is still young and rolling out.
 pub fn plan_ecs(
     observed: &EcsObserved,
     target: &EcsServiceTarget,
-    holder: &str,
     now: DateTime<Utc>,
     cooldown: Duration,
 ) -> Result<Plan<RestartChange>, FunctionError> {
@@ -275,15 +226,11 @@ pub fn plan_ecs(
     if let Some(primary) = rollout_in_progress(&observed.deployments, now, cooldown) {
         return Err(rolling_out(primary, &resource, cooldown));
     }
-    let mut changes: Vec<RestartChange> = match &observed.claim {
-        Some(slot) => vec![claim_step(slot, holder, &resource, now, cooldown)?],
-        None => Vec::new(),
-    };
-    changes.push(RestartChange::ForceNewDeployment {
+    let changes = vec![RestartChange::ForceNewDeployment {
         cluster: target.cluster.clone(),
         service: target.service.clone(),
         force_new_deployment: true,
-    });
+    }];
     let current = observed.deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.id.clone());
     let before = json!({"deploymentId": current, "taskDefinition": observed.task_definition});
     Ok(Plan {
@@ -301,24 +248,19 @@ pub fn plan_ecs(
     })
 }
 
-/// Applies the changes in order; a claim taken is given back when the restart it guards fails.
-async fn apply(plan: Plan<RestartChange>, deps: &Deps) -> Result<Outcome, Failure> {
-    let mut claimed = None;
+/// Applies the changes in order; an ECS restart is claimed first, and the claim given back when the update fails.
+async fn apply(plan: Plan<RestartChange>, deps: &Deps, holder: &Holder) -> Result<Outcome, Failure> {
     let mut restarted_as = None;
     for change in &plan.changes {
         match change {
-            RestartChange::ClaimRestart { name, value, replaces_version, .. } => {
-                if let Err(held) = lock::take(&deps.ssm, name, value, *replaces_version).await? {
-                    return Err(held.conflict(&plan.resource, deps.cooldown).into());
-                }
-                claimed = Some(name);
-            }
             RestartChange::ForceNewDeployment { cluster, service, .. } => {
-                match ecs::force_new_deployment(&deps.ecs, &ServiceRef::new(cluster, service)).await {
+                let service = ServiceRef::new(cluster, service);
+                let claimed = claim_restart(deps, &service, holder, &plan.resource).await?;
+                match ecs::force_new_deployment(&deps.ecs, &service).await {
                     Ok(updated) => restarted_as = Some(updated),
                     Err(err) => {
-                        if let Some(name) = claimed {
-                            lock::release(&deps.ssm, name).await;
+                        if let Some((ledger, key)) = claimed {
+                            ledger.release(&key, holder).await;
                         }
                         return Err(err.into());
                     }
@@ -334,6 +276,34 @@ async fn apply(plan: Plan<RestartChange>, deps: &Deps) -> Result<Outcome, Failur
         Some(updated) => restarted(plan, &updated),
         None => rebooted(plan),
     })
+}
+
+/// The restart claim, taken in the ledger just before the update, for the cooldown: describe-then-update
+/// alone is not atomic (twenty invocations can all see a quiet service before any updates it), and one
+/// conditional write is. `None` when no claims are kept (cooldown 0), or the ledger is down and
+/// `LEDGER_FAILURE=open`; a 409 naming the holder while another invocation holds it.
+async fn claim_restart<'a>(
+    deps: &'a Deps,
+    service: &ServiceRef,
+    holder: &Holder,
+    resource: &str,
+) -> Result<Option<(&'a Ledger, String)>, FunctionError> {
+    let Some(ledger) = &deps.claims else { return Ok(None) };
+    let key = format!("restart/{}/{}", service.cluster, service.service);
+    match ledger.claim(&key, holder, deps.cooldown).await {
+        Ok(Ok(())) => Ok(Some((ledger, key))),
+        Ok(Err(held)) => Err(FunctionError::Conflict(format!(
+            "a restart of {resource} was already started at {} by {} (cooldown {} s); not restarting again",
+            held.since,
+            held.holder,
+            deps.cooldown.as_secs()
+        ))),
+        Err(FunctionError::LedgerUnavailable { problem, .. }) if ledger.settings.failure == LedgerFailure::Open => {
+            tracing::warn!("restarting without a claim (LEDGER_FAILURE=open): {problem}");
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The answer once the service is restarting: its new deployment.
@@ -491,45 +461,28 @@ mod tests {
         }
     }
 
-    fn observed(claim: Option<(i64, i64)>, now: DateTime<Utc>) -> EcsObserved {
-        EcsObserved {
+    #[test]
+    fn a_quiet_service_is_restarted_with_one_update() {
+        let now = Utc::now();
+        let observed = EcsObserved {
             deployments: vec![deployment("PRIMARY", Some("COMPLETED"), 3_600, now)],
             task_definition: Some("td:1".into()),
-            claim: Some(ClaimSlot {
-                name: "/locks/prod/api".into(),
-                current: claim.map(|(age, version)| lock::ObservedClaim {
-                    held: lock::HeldClaim {
-                        holder: "incident INC-1".into(),
-                        since: now - chrono::Duration::seconds(age),
-                    },
-                    version,
-                }),
-            }),
-        }
-    }
-
-    #[test]
-    fn a_restart_is_claimed_first_and_a_stale_claim_is_taken_over_at_its_version() {
-        let now = Utc::now();
-        let plan = plan_ecs(&observed(None, now), &target(), "incident INC-2", now, DEFAULT_COOLDOWN).unwrap();
-        assert_eq!(plan.changes[0], RestartChange::claim("/locks/prod/api", "incident INC-2", None));
-        assert!(matches!(plan.changes[1], RestartChange::ForceNewDeployment { force_new_deployment: true, .. }));
-        let stale = plan_ecs(&observed(Some((301, 4)), now), &target(), "incident INC-2", now, DEFAULT_COOLDOWN);
-        let RestartChange::ClaimRestart { overwrite, replaces_version, .. } = &stale.unwrap().changes[0] else {
-            panic!("a claim first")
         };
-        assert_eq!((*overwrite, *replaces_version), (true, Some(4)));
+        let plan = plan_ecs(&observed, &target(), now, DEFAULT_COOLDOWN).unwrap();
+        let restart = RestartChange::ForceNewDeployment {
+            cluster: "prod".into(),
+            service: "api".into(),
+            force_new_deployment: true,
+        };
+        assert_eq!(plan.changes, [restart]);
+        assert_eq!(plan.before, json!({"deploymentId": "ecs-svc/PRIMARY", "taskDefinition": "td:1"}));
     }
 
     #[test]
-    fn a_live_claim_is_a_conflict_and_no_cooldown_means_no_claim() {
-        let now = Utc::now();
-        let live = plan_ecs(&observed(Some((10, 1)), now), &target(), "incident INC-2", now, DEFAULT_COOLDOWN);
-        assert_eq!(live.unwrap_err().status(), 409);
-        let mut unclaimed = observed(None, now);
-        unclaimed.claim = None;
-        let plan = plan_ecs(&unclaimed, &target(), "incident INC-2", now, Duration::ZERO).unwrap();
-        assert_eq!(plan.changes.len(), 1, "only the restart");
+    fn a_cooldown_needs_the_ledger_that_keeps_the_claims() {
+        assert!(claims(Duration::ZERO, &PlanPolicy::default()).unwrap().is_none());
+        let err = claims(DEFAULT_COOLDOWN, &PlanPolicy::default()).unwrap_err().to_string();
+        assert!(err.contains("RESTART_COOLDOWN_SECONDS") && err.contains("LEDGER_TABLE"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,4 @@
-use incident_restart_service::lock::lock_prefix_from_env;
-use incident_restart_service::{Deps, cooldown_from_env, handler, permissions};
+use incident_restart_service::{Deps, claims, cooldown_from_env, handler, permissions};
 use shared::config::TargetConfig;
 use shared::runtime;
 
@@ -11,16 +10,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_tracing();
     let targets = runtime::init_or_exit(TargetConfig::from_env());
     let cooldown = runtime::init_or_exit(cooldown_from_env());
-    let lock_prefix = runtime::init_or_exit(lock_prefix_from_env());
     let config = shared::aws::load_sdk_config(FUNCTION).await;
     let plans = runtime::init_or_exit(shared::plan::PlanPolicy::from_env(&config));
+    let claims = runtime::init_or_exit(claims(cooldown, &plans));
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
         targets,
         cooldown,
-        lock_prefix,
+        claims,
         plans,
     };
     runtime::run(|event| handler(event, &deps)).await

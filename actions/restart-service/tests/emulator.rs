@@ -7,11 +7,12 @@ use aws_sdk_ec2::types::InstanceType;
 use incident_restart_service::{DEFAULT_COOLDOWN, Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
+use shared::ledger::LedgerSettings;
 use shared::testing::exact::{assert_exact, planned};
 use shared::testing::iam::IamWorld;
 use shared::testing::{
     FaultProxy, action_event, create_service, emulator_config, fixture, fixture_files, function_config, response_json,
-    targets, unique,
+    targets,
 };
 
 struct World {
@@ -60,14 +61,18 @@ async fn world_through(cooldown: Duration, function: shared::aws::SdkConfig) -> 
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ids},
         "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390"},
     }));
-    let lock_prefix = format!("/{}", unique("restart-locks"));
+    // The claims in a ledger table of their own; the frame's ledger stays off, so that the calls
+    // the tests count and compare are the action's.
+    let claims = match cooldown.is_zero() {
+        true => None,
+        false => Some(shared::testing::ledger::ledger(&config, &function, LedgerSettings::default()).await),
+    };
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
         ec2: aws_sdk_ec2::Client::new(&function),
-        ssm: aws_sdk_ssm::Client::new(&function),
         targets,
         cooldown,
-        lock_prefix,
+        claims,
         plans: shared::plan::PlanPolicy::default(),
     };
     World { deps, moto: ecs, api, running: ids[0].clone(), stopped: ids[1].clone() }
@@ -179,7 +184,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Value {
     response_json(&handler(action_event(payload), deps).await.unwrap())
 }
 
-/// The dry run's plannedCalls are what the real run sends, claim included, for each target kind.
+/// The dry run's plannedCalls are what the real run sends, for each target kind; the restart's
+/// claim is the ledger's bookkeeping, not a planned call, and is left in the ledger's table.
 #[tokio::test]
 async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
     shared::require_emulator!();
@@ -196,13 +202,26 @@ async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
         assert_exact(target, &dry, &proxy);
     }
     let planned = planned(&invoke(&w.deps, request(json!({"target": "auth-service", "dryRun": true}))).await);
-    assert_eq!(planned[0].call, "SSM PutParameter", "the claim is the plan's first step: {planned:?}");
-    assert_eq!(planned[0].params["value"], "incident INC-42");
-    assert_eq!(planned[0].params["overwrite"], "false");
+    assert_eq!(planned.iter().map(|c| c.call.as_str()).collect::<Vec<_>>(), ["ECS UpdateService"]);
+    let claim = claim_item(&w.deps, &w.api).await.expect("the real run's claim is in the ledger");
+    assert_eq!(claim["holder"].as_s().unwrap(), "incident INC-42");
 }
 
-/// An approved dry run runs as approved; once another invocation claimed the restart, the same
-/// approval is refused (the claim makes the restart a 409 of its own), and nothing is restarted twice.
+/// The restart claim of `service` as the ledger's table holds it.
+async fn claim_item(
+    deps: &Deps,
+    service: &ServiceRef,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let ledger = deps.claims.as_ref().unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator_config().await);
+    let pk = format!("CLAIM#restart/{}/{}", service.cluster, service.service);
+    let out = dynamodb.get_item().table_name(&ledger.table).key("pk", S(pk)).key("sk", S("CLAIM".into()));
+    out.consistent_read(true).send().await.unwrap().item().cloned()
+}
+
+/// An approved dry run runs as approved; once the service restarted, the same approval is refused
+/// (the plan was made from the deployment before), and nothing is restarted twice.
 #[tokio::test]
 async fn a_plan_token_runs_the_approved_restart_once() {
     shared::require_emulator!();
@@ -221,21 +240,22 @@ async fn a_plan_token_runs_the_approved_restart_once() {
 }
 
 /// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
-/// RestartRole, rendered for this target cluster and stack): the claim under the stack's lock
-/// prefix and the restart of a target, and a reboot; a service outside TargetCluster is out of reach.
+/// RestartRole, rendered for this target cluster and stack): the claim in the stack's ledger table
+/// and the restart of a target, and a reboot; a service outside TargetCluster is out of reach.
 #[tokio::test]
 async fn iam_world_restart_and_reboot() {
     shared::require_emulator!();
     let mut w = world(Duration::from_secs(1)).await;
     let builder = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml").parameter("TargetCluster", &w.api.cluster);
-    // The stack scopes the claims to /incident-actions/<stack>/restart-locks, and sets that prefix.
-    w.deps.lock_prefix = format!("/incident-actions/{}/restart-locks", builder.stack());
+    // The claims are in the stack's ledger table.
+    let table = w.deps.claims.as_ref().unwrap().table.clone();
+    let builder = builder.resource("LedgerTable", shared::testing::iam::table_arn(&table));
     let outside = ServiceRef::new(w.api.cluster.clone() + "-elsewhere", "production-api-service");
     let world = builder.untouchable("ecs:UpdateService", shared::testing::iam::service_arn(&outside)).write();
     let config = world.config().await;
     w.deps.ecs = aws_sdk_ecs::Client::new(&config);
     w.deps.ec2 = aws_sdk_ec2::Client::new(&config);
-    w.deps.ssm = aws_sdk_ssm::Client::new(&config);
+    w.deps.claims.as_mut().unwrap().dynamodb = aws_sdk_dynamodb::Client::new(&config);
     tokio::time::sleep(Duration::from_millis(1_500)).await; // past the new service's own rollout
     for target in ["api", "web-hosts"] {
         let response = invoke(&w.deps, request(json!({"target": target}))).await;

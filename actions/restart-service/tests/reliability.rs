@@ -12,7 +12,7 @@ use shared::ecs::ServiceRef;
 use shared::testing::corpus::{assert_action_corpus, fuzz_action, valid_action_request};
 use shared::testing::{
     ALWAYS, Fault, FaultProxy, action_event, create_service, emulator_config, event_with_deadline, response_json,
-    targets, unique,
+    targets,
 };
 
 struct World {
@@ -29,16 +29,20 @@ async fn world(cooldown: Duration) -> World {
     let api = create_service(&moto, "restart-rel", 2).await;
     let proxy = FaultProxy::start();
     let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
+    // The claims' ledger behind the proxy too, so that its calls are counted and can fail.
+    let claims = match cooldown.is_zero() {
+        true => None,
+        false => Some(shared::testing::ledger::ledger(&emulator_config().await, &config, Default::default()).await),
+    };
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
         targets: targets(json!({
             "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
                     "desiredCount": {"low": 2, "medium": 2, "high": 3, "critical": 4}, "maxCount": 6},
         })),
         cooldown,
-        lock_prefix: format!("/{}", unique("restart-locks")),
+        claims,
         plans: shared::plan::PlanPolicy::default(),
     };
     World { deps, proxy, moto, api }
@@ -105,6 +109,29 @@ async fn a_restart_whose_update_failed_can_be_retried_at_once() {
     assert_eq!(response["success"], true, "{response}");
 }
 
+/// The ledger that keeps the claims down: no restart (502 naming the ledger), since without the
+/// claim concurrent restarts could stack; with `LEDGER_FAILURE=open` the restart goes ahead unclaimed.
+#[tokio::test]
+async fn with_the_claims_ledger_down_a_restart_waits_unless_told_to_act() {
+    shared::require_emulator!();
+    let mut w = world(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // let the service's own creation age out
+    let before = primary_deployment(&w.moto, &w.api).await;
+    w.proxy.inject("PutItem", Fault::Unavailable, ALWAYS);
+    let refused = response_json(&handler(action_event(restart()), &w.deps).await.unwrap());
+    assert_eq!(
+        (refused["statusCode"].as_u64(), refused["error"]["code"].as_str()),
+        (Some(502), Some("LEDGER_UNAVAILABLE"))
+    );
+    assert_eq!(w.proxy.count("UpdateService"), 0, "{refused}");
+    assert_eq!(primary_deployment(&w.moto, &w.api).await, before);
+    let claims = w.deps.claims.as_mut().unwrap();
+    claims.settings.failure = shared::ledger::LedgerFailure::Open;
+    let acted = response_json(&handler(action_event(restart()), &w.deps).await.unwrap());
+    assert_eq!(acted["success"], true, "{acted}");
+    assert_ne!(primary_deployment(&w.moto, &w.api).await, before);
+}
+
 #[tokio::test]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
     shared::require_emulator!();
@@ -128,7 +155,7 @@ async fn twenty_concurrent_restarts_of_one_service_start_one_deployment() {
     // only the claim (not the rollout guard) stands between the twenty calls.
     tokio::time::sleep(cooldown + Duration::from_millis(200)).await;
     let before = primary_deployment(&w.moto, &w.api).await;
-    // All 20 in flight at once (one task, concurrent requests to SSM and ECS).
+    // All 20 in flight at once (one task, concurrent requests to the ledger and ECS).
     let deps = &w.deps;
     let calls = (0..20).map(|_| async move { response_json(&handler(action_event(restart()), deps).await.unwrap()) });
     let responses: Vec<Value> = futures::future::join_all(calls).await;
@@ -138,6 +165,7 @@ async fn twenty_concurrent_restarts_of_one_service_start_one_deployment() {
         assert_eq!(refused["statusCode"], 409, "{refused}");
     }
     assert_eq!(w.proxy.count("UpdateService"), 1, "one UpdateService reached AWS");
+    assert_eq!(w.proxy.count("PutItem"), 20, "each took its chance at the claim, once");
     let after = primary_deployment(&w.moto, &w.api).await;
     assert_ne!(after, before);
     assert_eq!(started[0]["details"]["deploymentId"], after);
