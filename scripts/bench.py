@@ -14,10 +14,16 @@ emulator and Redis. What it measures (each function, this machine):
 - AWS calls per invocation, counted by the same proxy, for each path, against the minimum;
 - AWS calls made during init (before the first event): must be none;
 - package size: each function's Lambda zip;
-- the reaper at scale: 100, 500 and 1000 draining services in moto, wall time and calls per run.
+- the reaper at scale: 100, 500 and 1000 draining services in moto, wall time and calls per run;
+- the floor: floor-echo (scripts/floor-echo, a bare lambda_runtime echo with no SDK, same profile)
+  measured in the same run, and every function's init and peak RSS as a ratio to it;
+- the cold invocation: exec to response for one event (what the backend waits for after a cold
+  start: init, credentials, the TLS handshake, the calls), with AWS behind a TLS endpoint whose
+  certificate a local authority made, which the function trusts through SSL_CERT_FILE.
 
 Writes target/bench/report.md and target/bench/report.json.
 """
+import datetime
 import http.client
 import http.server
 import json
@@ -25,6 +31,7 @@ import math
 import os
 import queue
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -144,9 +151,10 @@ class RuntimeApi:
             self.results.get()
 
     def invoke(self, event):
-        """Hands out one event; returns (kind, body, latency ns)."""
+        """Hands out one event; returns (kind, body, latency ns). Waits for the answer as long as the
+        function's timeout allows, and a little longer."""
         self.events.put(event)
-        kind, request_id, body, done = self.results.get(timeout=60)
+        kind, request_id, body, done = self.results.get(timeout=max(60, self.timeout_ms / 1000 + 10))
         if kind == "init_error":
             raise RuntimeError(f"init error: {body.decode()}")
         return kind, json.loads(body or b"null"), done - self.sent_ns[request_id]
@@ -166,9 +174,10 @@ def honour_service_name(body):
 
 
 class TimingProxy:
-    """Forwards every AWS call to moto, recording its operation and moto's own time."""
+    """Forwards every AWS call to moto, recording its operation and moto's own time; over TLS when
+    given a server context."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, tls=None):
         host = upstream.split("://", 1)[1].rstrip("/")
         self.calls = []
         self.lock = threading.Lock()
@@ -215,13 +224,56 @@ class TimingProxy:
             do_GET = do_POST = do_PUT = do_DELETE = forward
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
 
     def take(self):
         with self.lock:
             calls, self.calls = self.calls, []
         return calls
+
+
+def local_tls(folder):
+    """A certificate authority of our own and a certificate for 127.0.0.1 it signed (cryptography,
+    which moto depends on). Returns the server context and the CA bundle for SSL_CERT_FILE."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    valid = lambda b: b.not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+    ca = valid(x509.CertificateBuilder().subject_name(name("bench CA")).issuer_name(name("bench CA"))
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+               ).sign(ca_key, hashes.SHA256())
+    cert = valid(x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                 .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                critical=False)
+                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                 ).sign(ca_key, hashes.SHA256())
+    os.makedirs(folder, exist_ok=True)
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
+    paths = {n: os.path.join(folder, n) for n in ("ca.pem", "server.pem", "server.key")}
+    with open(paths["ca.pem"], "wb") as f:
+        f.write(pem(ca))
+    with open(paths["server.pem"], "wb") as f:
+        f.write(pem(cert) + pem(ca))
+    with open(paths["server.key"], "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(paths["server.pem"], paths["server.key"])
+    return context, paths["ca.pem"]
 
 
 # ---------------------------------------------------------------- the world in the emulator
@@ -301,8 +353,8 @@ def world():
          # Cooldown 5 s: restart-svc's own creation (a rollout) is older than that by the time this runs.
          {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "5", "LEDGER_TABLE": ledger_table(c["dynamodb"])},
          action("restart_service", target="restart-me"),
-         "1 describe + 1 claim put + 1 update, and the ledger's own (pause/budget read, history count, "
-         "key put, budget transaction, record put, key completed)", 1),
+         "1 describe + 1 claim put + 1 update, and the ledger's own 5 (pause/budget read, history count, "
+         "key put, budget transaction, record and key completed in one transaction)", 1),
         ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1", 1),
         ("incident-clear-cache", "flush twice, password from Secrets Manager",
          {"TARGETS_JSON": json.dumps({"cache": {"kind": "redis", "url": f"redis://127.0.0.1:{PASSWORD_REDIS_PORT}",
@@ -314,7 +366,7 @@ def world():
 
 # ---------------------------------------------------------------- running a function
 
-def start(api, proxy, name, env):
+def start(api, proxy, name, env, first_event=None):
     full = dict(os.environ)
     full.pop("RUST_LOG", None)
     full.update({
@@ -328,7 +380,10 @@ def start(api, proxy, name, env):
     })
     full.update(env)
     api.reset()
+    if first_event is not None:  # waiting already, as Lambda has the event that caused the cold start
+        api.events.put(first_event)
     started = time.perf_counter_ns()
+    api.started_ns = started
     process = subprocess.Popen([os.path.join(BIN, name)], env=full, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not api.first_next.wait(timeout=30):
@@ -365,6 +420,22 @@ def cold_starts(api, proxy, name, env):
         inits.append(init_ns / 1e6)
         stop(api, process)
     return inits, init_calls
+
+
+def cold_invocations(api, proxy, name, env, event, runs):
+    """Exec to response (ms) for one event, `runs` times, each a fresh process (after one unmeasured
+    start that warms the page cache)."""
+    took = []
+    for i in range(runs + 1):
+        process, _ = start(api, proxy, name, env, first_event=event)
+        kind, _, body, done = api.results.get(timeout=60)
+        stop(api, process)
+        answer = json.loads(body or b"null")
+        if kind != "response" or (isinstance(answer, dict) and answer.get("success") is False):
+            raise RuntimeError(f"{name}: cold invocation answered {kind}: {body[:300]!r}")
+        if i > 0:
+            took.append((done - api.started_ns) / 1e6)
+    return {"median": statistics.median(took), "p95": percentile(took, 95), "runs": len(took)}
 
 
 def large_map(cluster):
@@ -569,9 +640,19 @@ def main():
               "settings": {"cold_starts": COLD_STARTS, "warm_invocations": WARM_INVOCATIONS}, "functions": {},
               "paths": [], "reaper_at_scale": [], "zip_mb": zip_sizes(),
               "arm64_zip_mb": zip_sizes(os.path.join(ROOT, "target", "lambda-arm64"))}
+    print("bench: the floor (floor-echo)", file=sys.stderr)
+    report["floor"] = bench_function(api, proxy, "floor-echo", {}, {"floor": True})
+    report["zip_mb"].update(zip_sizes(os.path.join(ROOT, "target", "lambda-floor")))
+    tls, ca_bundle = local_tls(os.path.join(OUT, "tls"))
+    tls_proxy = TimingProxy(MOTO, tls=tls)
+    cold_runs = max(3, COLD_STARTS // 4)
     for name, (env, event) in functions.items():
         print(f"bench: {name}", file=sys.stderr)
         report["functions"][name] = bench_function(api, proxy, name, env, event)
+        over_tls = dict(env, AWS_ENDPOINT_URL=tls_proxy.url, SSL_CERT_FILE=ca_bundle)
+        report["functions"][name]["cold_invocation_ms"] = {
+            "http": cold_invocations(api, proxy, name, env, event, cold_runs),
+            "tls": cold_invocations(api, tls_proxy, name, over_tls, event, cold_runs)}
     print("bench: incident-scale-up with and without the incident ledger", file=sys.stderr)
     env, event = functions["incident-scale-up"]
     report["ledger"] = ledger_cost(api, proxy, "incident-scale-up", env, event, ledger_table(clients()["dynamodb"]))
@@ -605,16 +686,30 @@ def markdown(r):
              f"Machine: {r['machine']['cores']} cores, `{r['machine']['uname']}`. Release binaries (LTO), "
              f"a Runtime API on 127.0.0.1, moto as AWS. {r['settings']['cold_starts']} cold starts, "
              f"{r['settings']['warm_invocations']} warm invocations per function.", "",
-             "| function | init median / p95 (ms) | AWS calls in init | peak RSS, cold start + 100 (MB) | "
+             "| function | init median / p95 (ms) | init × floor | AWS calls in init | peak RSS, cold start + 100 (MB) | "
+             "RSS × floor | cold invocation over HTTP / TLS, median (ms) | "
              "warm p50 / p99 (ms) | of which moto p50 / p99 | function overhead p50 / p99 | calls/invocation | zip (MB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, f in r["functions"].items():
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    floor = r.get("floor")
+    rows = ([("floor-echo (the floor)", floor)] if floor else []) + list(r["functions"].items())
+    for name, f in rows:
         w = f["warm_ms"]
+        init_x = f["init_ms"]["median"] / floor["init_ms"]["median"] if floor else float("nan")
+        rss_x = f["peak_rss_mb"] / floor["peak_rss_mb"] if floor else float("nan")
+        cold = f.get("cold_invocation_ms")
+        cold_text = f"{cold['http']['median']:.1f} / {cold['tls']['median']:.1f}" if cold else "-"
+        zip_name = name.split(" ")[0]
         lines.append(
-            f"| {name} | {f['init_ms']['median']:.1f} / {f['init_ms']['p95']:.1f} | {f['aws_calls_in_init']} | "
-            f"{f['peak_rss_mb']:.1f} | {w['p50']:.2f} / {w['p99']:.2f} | {w['emulator_p50']:.2f} / {w['emulator_p99']:.2f} | "
+            f"| {name} | {f['init_ms']['median']:.1f} / {f['init_ms']['p95']:.1f} | {init_x:.2f} | {f['aws_calls_in_init']} | "
+            f"{f['peak_rss_mb']:.1f} | {rss_x:.2f} | {cold_text} | {w['p50']:.2f} / {w['p99']:.2f} | "
+            f"{w['emulator_p50']:.2f} / {w['emulator_p99']:.2f} | "
             f"{w['overhead_p50']:.2f} / {w['overhead_p99']:.2f} | {f['calls_per_invocation']:.1f} | "
-            f"{r['zip_mb'].get(name, float('nan')):.2f} |")
+            f"{r['zip_mb'].get(zip_name, float('nan')):.2f} |")
+    lines += ["", "The ratios are to floor-echo measured in this run (a bare lambda_runtime echo, no SDK, same "
+              "profile): absolute times on this machine are noisy, the ratio is the figure. A cold invocation is exec "
+              "to response for one event waiting at start, as Lambda hands it out: init, credentials, the "
+              "connection (over TLS: the handshake with a local certificate authority the function trusts through "
+              "SSL_CERT_FILE) and the calls; median of a fresh process each time."]
     if "ledger" in r:
         w, o = r["ledger"]["with"], r["ledger"]["without"]
         lines += ["", "The incident ledger's cost, on scale_up's warm invocations (each a new request; the plan is "
@@ -630,7 +725,7 @@ def markdown(r):
     if r.get("arm64_zip_mb"):
         lines += ["", "arm64 zips (`LAMBDA_ARCH=arm64`, Graviton): " +
                   ", ".join(f"{n} {mb:.2f} MB" for n, mb in r["arm64_zip_mb"].items())]
-    other = [n for n in r["zip_mb"] if n not in r["functions"]]
+    other = [n for n in r["zip_mb"] if n not in r["functions"] and n != "floor-echo"]
     if other:
         lines += ["", "Other packages: " + ", ".join(f"{n} {r['zip_mb'][n]:.2f} MB" for n in other)]
     lines += ["", "## AWS calls per invocation, by path", "", "| function | path | calls | count | minimum |",

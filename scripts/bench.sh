@@ -8,6 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 scripts/package.sh
+# The floor every function is compared with: a bare lambda_runtime echo, same profile and toolchain.
+scripts/package.sh -p floor-echo --lambda-dir target/lambda-floor
 # arm64 zips too, for their sizes (the measurements run the x86_64 binaries on this machine).
 [ "${BENCH_ARM64:-1}" = 0 ] || scripts/package.sh --arm64 --lambda-dir target/lambda-arm64
 exec scripts/with-services.sh .tools/venv/bin/python scripts/bench.py

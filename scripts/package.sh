@@ -3,6 +3,7 @@
 #
 #   scripts/package.sh            x86_64 (provided.al2023)
 #   scripts/package.sh --arm64    arm64 (Graviton); adds the aarch64-unknown-linux-gnu target if missing
+#   scripts/package.sh -p NAME    only that package (the bench builds its floor, floor-echo, this way)
 #
 # cargo-lambda, zig and the AWS CLI come from PyPI into .tools/package (a venv of their own, so the
 # CLI's botocore never meets moto's). cargo-lambda fails with --target-dir, so a different target
@@ -21,4 +22,7 @@ if [[ " $* " == *" --arm64 "* ]] && ! rustup target list --installed | grep -qx 
   echo "package: adding the aarch64-unknown-linux-gnu target (rustup)" >&2
   rustup target add aarch64-unknown-linux-gnu
 fi
-exec cargo lambda build --release --output-format zip "$@"
+# Every function, but not the benchmark's floor (scripts/floor-echo), unless packages are named.
+selection=(--workspace --exclude floor-echo)
+[[ " $* " == *" -p "* || " $* " == *" --package "* ]] && selection=()
+exec cargo lambda build --release --output-format zip "${selection[@]}" "$@"

@@ -11,6 +11,8 @@
 //! - `BUDGET#<scope>` / `WINDOW#<window start, epoch s>`: `count` of mutations in that window;
 //!   scopes `target-action#<target>#<action>`, `target#<target>`, `fleet`.
 //! - `PAUSE` / `GLOBAL` or `TARGET#<target>`: `by`, `reason`, `since`.
+//! - `CLAIM#<resource>` / `CLAIM`: a claim held until `heldUntil` (epoch ms) by `holder`
+//!   (`claimId` tells its takings apart), e.g. restart_service's `restart/<cluster>/<service>`.
 //!
 //! The semantics of idempotency are those of Powertools for AWS Lambda: the first request writes
 //! an in-progress record with a conditional put; a duplicate while it is in progress is refused
