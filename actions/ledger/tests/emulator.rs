@@ -7,24 +7,12 @@ use std::time::Duration;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use incident_ledger::{Command, run};
 use serde_json::{Value, json};
-use shared::ecs::ServiceRef;
 use shared::ledger::{Ledger, LedgerSettings};
 use shared::plan::PlanPolicy;
+use shared::testing::scaling::{create_db, scalable_capacity};
 use shared::testing::{
     action_event, create_service, desired_count, emulator_config, function_config, response_json, targets,
 };
-
-async fn scalable(autoscaling: &aws_sdk_applicationautoscaling::Client, api: &ServiceRef) -> (i32, i32) {
-    let out = autoscaling
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_ids(format!("service/{}/{}", api.cluster, api.service))
-        .send()
-        .await
-        .unwrap();
-    let t = &out.scalable_targets()[0];
-    (t.min_capacity(), t.max_capacity())
-}
 
 async fn db_class(rds: &aws_sdk_rds::Client, id: &str) -> String {
     let out = rds.describe_db_instances().db_instance_identifier(id).send().await.unwrap();
@@ -48,17 +36,7 @@ async fn iam_world_after_the_incident_restore_puts_back_what_automation_scaled_a
         .send()
         .await
         .unwrap();
-    let db = shared::testing::unique("restore-db").to_lowercase();
-    rds.create_db_instance()
-        .db_instance_identifier(&db)
-        .db_instance_class("db.r5.large")
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("not-a-real-password")
-        .send()
-        .await
-        .unwrap();
+    let db = create_db(&rds, "db.r5.large").await;
     let map = targets(json!({
         "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
                 "desiredCount": {"low": 5, "medium": 5, "high": 5, "critical": 10}, "maxCount": 20},
@@ -98,7 +76,7 @@ async fn iam_world_after_the_incident_restore_puts_back_what_automation_scaled_a
             response_json(&incident_scale_up::handler(request("scale_up", target, priority), &scale).await.unwrap());
         assert_eq!(answer["success"], true, "{answer}");
     }
-    assert_eq!((desired_count(&ecs, &api).await, scalable(&autoscaling, &api).await), (10, (10, 10)));
+    assert_eq!((desired_count(&ecs, &api).await, scalable_capacity(&autoscaling, &api).await), (10, (10, 10)));
     assert_eq!(db_class(&rds, &db).await, "db.r5.2xlarge");
     // A human moves the database to another class during the incident.
     rds.modify_db_instance().db_instance_identifier(&db).db_instance_class("db.r5.xlarge").send().await.unwrap();
@@ -134,7 +112,7 @@ async fn iam_world_after_the_incident_restore_puts_back_what_automation_scaled_a
         run(&Command::Restore { incident: "INC-900".into(), dry_run: false }, &ledger, Some(&scale)).await.unwrap();
     assert_eq!(status(&done, "api"), json!("restore"), "{done}");
     assert_eq!(desired_count(&ecs, &api).await, 2);
-    assert_eq!(scalable(&autoscaling, &api).await, (2, 6), "the autoscaling floor is back");
+    assert_eq!(scalable_capacity(&autoscaling, &api).await, (2, 6), "the autoscaling floor is back");
     assert_eq!(db_class(&rds, &db).await, "db.r5.xlarge", "what the human chose is left alone");
     let records = ledger.history("INC-900").await.unwrap();
     let last = records.last().unwrap();

@@ -106,26 +106,37 @@ pub fn permissions() -> Vec<Permission> {
 }
 
 fn own_permissions() -> Vec<Permission> {
-    let (c, s) = ("${cluster}", "${service}");
-    let (group, cluster) = ("${replicationGroupId}", "${cacheClusterId}");
-    let changes = [
-        ScaleChange::raise_min(c, s, 1, 1),
-        ScaleChange::SetDesiredCount { cluster: c.into(), service: s.into(), desired_count: 1 },
-        ScaleChange::rds("${instanceId}", ""),
-        ScaleChange::node_type(group, ""),
+    let scale_out = [
         ScaleChange::IncreaseReplicaCount {
-            replication_group_id: group.into(),
+            replication_group_id: TEMPLATE_GROUP.into(),
             new_replica_count: 1,
             apply_immediately: true,
         },
         ScaleChange::ModifyCacheClusterNodes {
-            cache_cluster_id: cluster.into(),
+            cache_cluster_id: TEMPLATE_CACHE_CLUSTER.into(),
             num_cache_nodes: 1,
             apply_immediately: true,
         },
     ];
+    observe_and_change_permissions(scale_out)
+}
+
+/// The target config fields that declared permissions name, e.g. `${replicationGroupId}`.
+pub(crate) const TEMPLATE_GROUP: &str = "${replicationGroupId}";
+pub(crate) const TEMPLATE_CACHE_CLUSTER: &str = "${cacheClusterId}";
+
+/// The reads, the changes scale_up and its restore both make (ECS count and floor, RDS class,
+/// ElastiCache node type), and `cache_changes`, the ElastiCache changes of one direction.
+pub(crate) fn observe_and_change_permissions(cache_changes: [ScaleChange; 2]) -> Vec<Permission> {
+    let (c, s) = ("${cluster}", "${service}");
+    let both_ways = [
+        ScaleChange::raise_min(c, s, 1, 1),
+        ScaleChange::SetDesiredCount { cluster: c.into(), service: s.into(), desired_count: 1 },
+        ScaleChange::rds("${instanceId}", ""),
+        ScaleChange::node_type(TEMPLATE_GROUP, ""),
+    ];
     let mut declared = crate::observe::permissions();
-    declared.extend(changes.iter().filter_map(Change::permission));
+    declared.extend(both_ways.iter().chain(&cache_changes).filter_map(Change::permission));
     declared
 }
 

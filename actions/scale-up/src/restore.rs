@@ -12,7 +12,6 @@ use shared::FunctionError;
 use shared::config::{ElastiCache, Target, TargetConfig};
 use shared::ecs::{self, ServiceRef};
 use shared::ledger::Record;
-use shared::plan::Change;
 
 use crate::{Deps, ScaleChange};
 
@@ -222,28 +221,20 @@ async fn apply(deps: &Deps, restore: &TargetRestore) -> Result<(), FunctionError
 
 /// The restore command's own permissions: its reads and every change it can make.
 pub fn permissions() -> Vec<shared::plan::Permission> {
-    let (c, s) = ("${cluster}", "${service}");
-    let (group, cluster) = ("${replicationGroupId}", "${cacheClusterId}");
-    let changes = [
-        ScaleChange::raise_min(c, s, 1, 1),
-        ScaleChange::SetDesiredCount { cluster: c.into(), service: s.into(), desired_count: 1 },
-        ScaleChange::rds("${instanceId}", ""),
-        ScaleChange::node_type(group, ""),
+    let scale_in = [
         ScaleChange::DecreaseReplicaCount {
-            replication_group_id: group.into(),
+            replication_group_id: crate::TEMPLATE_GROUP.into(),
             new_replica_count: 1,
             apply_immediately: true,
         },
         ScaleChange::RemoveCacheClusterNodes {
-            cache_cluster_id: cluster.into(),
+            cache_cluster_id: crate::TEMPLATE_CACHE_CLUSTER.into(),
             num_cache_nodes: 1,
             cache_node_ids_to_remove: Vec::new(),
             apply_immediately: true,
         },
     ];
-    let mut declared = crate::observe::permissions();
-    declared.extend(changes.iter().filter_map(Change::permission));
-    declared
+    crate::observe_and_change_permissions(scale_in)
 }
 
 #[cfg(test)]

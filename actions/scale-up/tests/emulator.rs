@@ -23,9 +23,7 @@ use shared::testing::{
     function_config, response_json, targets,
 };
 
-mod common;
-
-use common::{create_db, db_class};
+use shared::testing::scaling::{create_db, db_class, scalable_capacity};
 
 const NODE_LADDER: [&str; 3] = ["cache.t3.small", "cache.m5.large", "cache.m5.xlarge"];
 
@@ -114,18 +112,6 @@ fn request(target: &str, priority: &str, extra: Value) -> Value {
 
 async fn invoke(deps: &Deps, payload: Value) -> Value {
     response_json(&handler(action_event(payload), deps).await.unwrap())
-}
-
-async fn scalable_capacity(autoscaling: &aws_sdk_applicationautoscaling::Client, api: &ServiceRef) -> (i32, i32) {
-    let out = autoscaling
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_ids(format!("service/{}/{}", api.cluster, api.service))
-        .send()
-        .await
-        .unwrap();
-    let t = &out.scalable_targets()[0];
-    (t.min_capacity(), t.max_capacity())
 }
 
 /// Autoscaling on `api`, 2 to 6 tasks.

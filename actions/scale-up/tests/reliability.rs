@@ -14,9 +14,7 @@ use shared::testing::{
     response_json, targets,
 };
 
-mod common;
-
-use common::{create_db, db_class};
+use shared::testing::scaling::{create_db, db_class};
 
 struct World {
     deps: Deps,

@@ -18,6 +18,7 @@ pub mod exact;
 pub mod fault_proxy;
 pub mod iam;
 pub mod ledger;
+pub mod scaling;
 
 pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
 
