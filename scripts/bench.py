@@ -225,7 +225,9 @@ class TimingProxy:
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
         if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            # The handshake happens in each connection's own thread, on its first read: one stalled
+            # handshake must not hold up accept() for every connection after it.
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
 
@@ -728,6 +730,7 @@ def markdown(r):
     other = [n for n in r["zip_mb"] if n not in r["functions"] and n != "floor-echo"]
     if other:
         lines += ["", "Other packages: " + ", ".join(f"{n} {r['zip_mb'][n]:.2f} MB" for n in other)]
+    lines += steps_markdown()
     lines += ["", "## AWS calls per invocation, by path", "", "| function | path | calls | count | minimum |",
               "|---|---|---|---|---|"]
     for p in r["paths"]:
@@ -750,6 +753,25 @@ def markdown(r):
         lines.append(f"| {s['services']} | {s['run']} | {s['wall_s']:.2f} | {s['moto_s']:.2f} | {s['calls']} | {ops} | "
                      f"{s['minimum']} | {s['result']}: {s['actions']} |")
     return "\n".join(lines) + "\n"
+
+
+def steps_markdown():
+    """The recorded step builds (scripts/cold_start_steps.py): what each cold-start change bought."""
+    path = os.path.join(ROOT, "scripts", "cold-start-steps.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        record = json.load(f)
+    lines = ["", "## What each cold-start change bought", "",
+             f"{record['about']}", "",
+             "| step | change | init (ms) | init × floor | init instructions | peak RSS (MB) | RSS × floor | "
+             "cold invocation HTTP / TLS (ms) | binary (MB) | zip (MB) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in record["steps"]:
+        instructions = f"{row['init_instructions'] / 1e6:.2f} M" if row.get("init_instructions") else "-"
+        lines.append(f"| {row['step']} | {row['change']} | {row['init_ms']:.2f} | {row['init_ms'] / row['floor_init_ms']:.2f} | "
+                     f"{instructions} | {row['peak_rss_mb']:.1f} | {row['peak_rss_mb'] / row['floor_rss_mb']:.2f} | "
+                     f"{row['cold_http_ms']:.1f} / {row['cold_tls_ms']:.1f} | {row['binary_mb']:.2f} | {row['zip_mb']:.2f} |")
+    return lines + [""] + record.get("notes", [])
 
 
 if __name__ == "__main__":

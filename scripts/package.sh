@@ -22,6 +22,12 @@ if [[ " $* " == *" --arm64 "* ]] && ! rustup target list --installed | grep -qx 
   echo "package: adding the aarch64-unknown-linux-gnu target (rustup)" >&2
   rustup target add aarch64-unknown-linux-gnu
 fi
+# A position-dependent executable: no relocations for the dynamic loader to apply at every cold
+# start (a quarter of fluidity-kill's init instructions and 50 page faults, measured; the bench
+# report has the figures). The executable's own image is then not randomised (libraries, heap and
+# stack still are); these binaries run no listener and forbid unsafe code. Only the target's
+# artifacts get the flag: cargo-lambda passes --target, so build scripts and proc macros do not.
+export RUSTFLAGS="-C relocation-model=static${RUSTFLAGS:+ $RUSTFLAGS}"
 # Every function, but not the benchmark's floor (scripts/floor-echo), unless packages are named.
 selection=(--workspace --exclude floor-echo)
 [[ " $* " == *" -p "* || " $* " == *" --package "* ]] && selection=()

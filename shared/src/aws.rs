@@ -5,6 +5,8 @@ use std::time::Duration;
 pub use aws_config::SdkConfig;
 use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 
+use crate::ConfigError;
+
 /// Loads the AWS configuration once, in `main`, for the function or tool named `app`.
 ///
 /// It honours the standard variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credentials chain).
@@ -13,25 +15,46 @@ use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 /// exponential backoff and jitter. Timeouts stay well inside the shortest Lambda timeout (15 s),
 /// and each handler still bounds its work by the invocation deadline. Every request's User-Agent
 /// carries `app/<app>`, so CloudTrail (and the tests' recorder) can tell which function made it.
-pub async fn load_sdk_config(app: &'static str) -> SdkConfig {
-    config_loader(Some(app)).load().await
+/// Requests go through [`crate::http::https_client`]; its only failure is an unusable `SSL_CERT_FILE`.
+pub async fn load_sdk_config(app: &'static str) -> Result<SdkConfig, ConfigError> {
+    Ok(config_loader(Some(app))?.load().await)
 }
 
 /// The loader behind [`load_sdk_config`], for callers that add to it (tests point it at a proxy).
-pub fn config_loader(app: Option<&'static str>) -> aws_config::ConfigLoader {
+pub fn config_loader(app: Option<&'static str>) -> Result<aws_config::ConfigLoader, ConfigError> {
     config_loader_named(app.and_then(|name| aws_config::AppName::new(name).ok()))
 }
 
 /// The same, for an app name made at run time (the tests' IAM worlds: `<function>~<world>`).
-pub fn config_loader_named(app: Option<aws_config::AppName>) -> aws_config::ConfigLoader {
-    let loader = aws_config::defaults(BehaviorVersion::latest());
+pub fn config_loader_named(app: Option<aws_config::AppName>) -> Result<aws_config::ConfigLoader, ConfigError> {
+    let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(crate::http::https_client()?);
+    // Where the environment holds keys, as Lambda's does, the default chain's first link answers
+    // anyway; building the rest of it (an STS and an IMDS client) cost a third of a cold start's
+    // instructions. Without keys (an operator's CLI) the whole chain is built as usual.
+    let loader = if environment_has_keys() {
+        loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    // Likewise the region: AWS_REGION (which Lambda sets) is the region chain's first link; the
+    // chain itself builds an IMDS client.
+    let loader = match std::env::var("AWS_REGION") {
+        Ok(region) if !region.is_empty() => loader.region(aws_config::Region::new(region)),
+        _ => loader,
+    };
     let loader = match app {
         Some(name) => loader.app_name(name),
         None => loader,
     };
-    loader.retry_config(RetryConfig::standard().with_max_attempts(4)).timeout_config(
+    Ok(loader.retry_config(RetryConfig::standard().with_max_attempts(4)).timeout_config(
         TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).read_timeout(Duration::from_secs(10)).build(),
-    )
+    ))
+}
+
+/// The default chain's environment link answers only when both variables are set and not empty.
+fn environment_has_keys() -> bool {
+    let set = |name| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")
 }
 
 /// An SDK timestamp as a chrono one (the SDK's own type has no arithmetic).

@@ -187,6 +187,9 @@ pub enum ConfigError {
 
     #[error("target config ({source_name}) is invalid: {problem}")]
     Targets { source_name: String, problem: String },
+
+    #[error("TLS client setup failed: {0}")]
+    Tls(String),
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod ecs;
 pub mod error;
 pub mod events;
 pub mod frame;
+pub mod http;
 pub mod ledger;
 pub mod plan;
 pub mod runtime;

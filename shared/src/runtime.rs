@@ -14,7 +14,7 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 
 use crate::ConfigError;
 
@@ -23,22 +23,42 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Structured JSON logs on stderr. The level comes from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else info.
 /// Each line carries the spans it was logged in: the runtime's `requestId`, and the actions' `incidentId`.
+///
+/// `RUST_LOG` takes a level, `target=level` pairs, or both, comma-separated
+/// (`debug`, `warn,fluidity_sleep=debug`); a value it cannot read falls back to info. The filter
+/// is tracing-subscriber's `Targets`, not `EnvFilter`: the same forms without span-field filters,
+/// and without a regex engine compiled into every function.
 pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let settings = crate::settings::Settings::from_env();
-    let directive = settings
-        .optional("RUST_LOG")
-        .or_else(|| settings.optional("AWS_LAMBDA_LOG_LEVEL").map(|level| level.to_lowercase()))
-        .unwrap_or_else(|| "info".to_owned());
-    let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    let directive =
+        settings.optional("RUST_LOG").or_else(|| settings.optional("AWS_LAMBDA_LOG_LEVEL").map(lambda_level));
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_current_span(false)
         .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish()
+        .with(log_filter(directive.as_deref()))
         .try_init();
+}
+
+/// The filter for a `RUST_LOG`-style directive; `None` or one it cannot read means info.
+pub fn log_filter(directive: Option<&str>) -> Targets {
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    directive.and_then(|directive| directive.parse().ok()).unwrap_or_else(info)
+}
+
+/// Lambda's log levels in tracing's terms: FATAL, which tracing has not, is error.
+fn lambda_level(level: String) -> String {
+    match level.to_ascii_lowercase().as_str() {
+        "fatal" => "error".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 /// `<binary> --permissions` prints the function's declared IAM permissions as JSON and exits: the
@@ -144,4 +164,39 @@ fn local_context() -> Context {
     ctx.request_id = format!("local-{}", uuid::Uuid::new_v4());
     ctx.deadline = u64::try_from((now + timeout).as_millis()).unwrap_or(u64::MAX);
     ctx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn the_documented_log_directives_filter_as_env_filter_did() {
+        let default = log_filter(None);
+        assert!(
+            default.would_enable("fluidity_sleep", &Level::INFO)
+                && !default.would_enable("fluidity_sleep", &Level::DEBUG)
+        );
+        let debug = log_filter(Some("debug"));
+        assert!(debug.would_enable("aws_smithy_runtime", &Level::DEBUG) && !debug.would_enable("x", &Level::TRACE));
+        let mixed = log_filter(Some("warn,fluidity_sleep=debug"));
+        assert!(mixed.would_enable("fluidity_sleep", &Level::DEBUG));
+        assert!(mixed.would_enable("fluidity_sleep::metrics", &Level::DEBUG), "a target's modules inherit its level");
+        assert!(!mixed.would_enable("aws_config", &Level::INFO) && mixed.would_enable("aws_config", &Level::WARN));
+        assert!(!log_filter(Some("off")).would_enable("fluidity_sleep", &Level::ERROR));
+        let unreadable = log_filter(Some("fluidity_sleep=loud"));
+        assert!(
+            unreadable.would_enable("x", &Level::INFO) && !unreadable.would_enable("x", &Level::DEBUG),
+            "falls back to info"
+        );
+    }
+
+    #[test]
+    fn lambda_log_levels_are_read_in_any_case_and_fatal_is_error() {
+        assert_eq!(lambda_level("WARN".into()), "warn");
+        assert_eq!(lambda_level("FATAL".into()), "error");
+        let fatal = log_filter(Some(&lambda_level("FATAL".into())));
+        assert!(fatal.would_enable("x", &Level::ERROR) && !fatal.would_enable("x", &Level::WARN));
+    }
 }

@@ -62,7 +62,7 @@ async fn main() {
         std::process::exit(code)
     };
     let settings = LedgerSettings::from_settings(&Settings::from_env()).unwrap_or_else(|e| fail(2, e.to_string()));
-    let config = shared::aws::load_sdk_config(env!("CARGO_PKG_NAME")).await;
+    let config = shared::aws::load_sdk_config(env!("CARGO_PKG_NAME")).await.unwrap_or_else(|e| fail(2, e.to_string()));
     let ledger = Ledger { dynamodb: aws_sdk_dynamodb::Client::new(&config), table: args.table, settings };
     // The target map is needed to restore only.
     let scale = matches!(command, Command::Restore { .. }).then(|| incident_scale_up::Deps {

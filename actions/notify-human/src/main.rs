@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let topic_arn = runtime::init_or_exit(topic_from_env());
-    let config = shared::aws::load_sdk_config(FUNCTION).await;
+    let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let plans = runtime::init_or_exit(PlanPolicy::from_env(&config));
     let deps = Deps { sns: aws_sdk_sns::Client::new(&config), topic_arn, plans };
     runtime::run(|event| handler(event, &deps)).await

@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_tracing();
     let targets = runtime::init_or_exit(TargetConfig::from_env());
     let cooldown = runtime::init_or_exit(cooldown_from_env());
-    let config = shared::aws::load_sdk_config(FUNCTION).await;
+    let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let plans = runtime::init_or_exit(shared::plan::PlanPolicy::from_env(&config));
     let claims = runtime::init_or_exit(claims(cooldown, &plans));
     let deps = Deps {

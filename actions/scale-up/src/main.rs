@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let targets = runtime::init_or_exit(TargetConfig::from_env());
-    let config = shared::aws::load_sdk_config(FUNCTION).await;
+    let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let plans = runtime::init_or_exit(PlanPolicy::from_env(&config));
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),

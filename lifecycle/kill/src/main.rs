@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let services = runtime::init_or_exit(ServiceScope::from_env());
-    let config = shared::aws::load_sdk_config(FUNCTION).await;
+    let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let deps = Deps { ecs: aws_sdk_ecs::Client::new(&config), services };
     runtime::run(|event| handler(event, &deps)).await
 }

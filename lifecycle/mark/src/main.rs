@@ -39,7 +39,13 @@ async fn main() {
         eprintln!("fluidity-mark-deployment: {err}");
         std::process::exit(2);
     }
-    let config = shared::aws::load_sdk_config(env!("CARGO_PKG_NAME")).await;
+    let config = match shared::aws::load_sdk_config(env!("CARGO_PKG_NAME")).await {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("fluidity-mark-deployment: {err}");
+            std::process::exit(2);
+        }
+    };
     let (ecs, ssm) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ssm::Client::new(&config));
     match mark(&ecs, &ssm, &request).await {
         Ok(report) => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),

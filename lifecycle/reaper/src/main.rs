@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::permissions_flag(FUNCTION, permissions);
     runtime::init_tracing();
     let settings = runtime::init_or_exit(ReaperSettings::from_env());
-    let config = shared::aws::load_sdk_config(FUNCTION).await;
+    let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),

@@ -79,7 +79,11 @@ impl FaultProxy {
     /// The production SDK config (retries, timeouts) of `function`, pointed at the proxy. Set on
     /// the loader, the endpoint takes precedence over `AWS_ENDPOINT_URL`, which still names the emulator.
     pub async fn sdk_config(&self, function: &'static str) -> SdkConfig {
-        crate::aws::config_loader(Some(function)).endpoint_url(&self.url).load().await
+        crate::aws::config_loader(Some(function))
+            .expect("the compiled-in TLS roots")
+            .endpoint_url(&self.url)
+            .load()
+            .await
     }
 
     /// Answers the next `times` calls of `operation` with `fault` ([`ALWAYS`] for every call).

@@ -118,7 +118,7 @@ impl IamWorld {
     pub async fn config(&self) -> SdkConfig {
         super::emulator_endpoint();
         let name = aws_config::AppName::new(format!("{}~{}", self.function, self.id)).expect("a valid app name");
-        crate::aws::config_loader_named(Some(name)).load().await
+        crate::aws::config_loader_named(Some(name)).expect("the compiled-in TLS roots").load().await
     }
 }
 

@@ -71,7 +71,7 @@ pub fn emulator_endpoint() -> String {
 /// tests' own calls (setting up and reading back a world).
 pub async fn emulator_config() -> SdkConfig {
     emulator_endpoint();
-    crate::aws::config_loader(None).load().await
+    crate::aws::config_loader(None).expect("the compiled-in TLS roots").load().await
 }
 
 /// The same, for a function's own clients: its requests carry `app/<function>` in their User-Agent,
@@ -79,7 +79,7 @@ pub async fn emulator_config() -> SdkConfig {
 /// declared permissions and its IAM policy.
 pub async fn function_config(function: &'static str) -> SdkConfig {
     emulator_endpoint();
-    crate::aws::config_loader(Some(function)).load().await
+    crate::aws::config_loader(Some(function)).expect("the compiled-in TLS roots").load().await
 }
 
 /// The service the fixtures' overrides.json names (fluidity/fluidity-server), as the

@@ -17,8 +17,7 @@ use tokio::sync::Notify;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    shared::runtime::init_tracing();
     let (config, file, port) = match settings() {
         Ok(settings) => settings,
         Err(err) => {
@@ -28,7 +27,14 @@ async fn main() {
         }
     };
     tracing::info!(parameter = %config.parameter, task_id = %config.task_id, "drain watcher started");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = match shared::aws::load_sdk_config("fluidity-drain-watcher").await {
+        Ok(sdk) => sdk,
+        Err(err) => {
+            tracing::error!(error = %err, "drain watcher cannot start");
+            eprintln!("fluidity-drain-watcher: {err}");
+            std::process::exit(1);
+        }
+    };
     let polled = Arc::new(Notify::new());
     let on_poll = Arc::clone(&polled);
     let watcher = DrainWatcher::spawn(aws_sdk_ssm::Client::new(&sdk), config, move |line| {
