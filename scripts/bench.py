@@ -104,13 +104,19 @@ class RuntimeApi:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def setup(self):
+                super().setup()
+                self.events = api.events
+
             def do_GET(self):
                 if not self.path.endswith("/runtime/invocation/next"):
                     return self.reply(404)
                 if api.first_next_ns is None:
                     api.first_next_ns = time.perf_counter_ns()
                     api.first_next.set()
-                events = api.events  # this process's queue; a killed process's thread keeps its old one
+                # The queue of the process that opened this connection: a killed process's last
+                # GET can reach us after the next process's start, and must not take its event.
+                events = self.events
                 event = events.get()
                 if event is None:  # the process is being stopped
                     return self.reply(500, b"{}")
