@@ -6,6 +6,7 @@ pub use aws_config::SdkConfig;
 use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 
 use crate::ConfigError;
+use crate::settings::Settings;
 
 /// Loads the AWS configuration once, in `main`, for the function or tool named `app`.
 ///
@@ -27,20 +28,22 @@ pub fn config_loader(app: Option<&'static str>) -> Result<aws_config::ConfigLoad
 
 /// The same, for an app name made at run time (the tests' IAM worlds: `<function>~<world>`).
 pub fn config_loader_named(app: Option<aws_config::AppName>) -> Result<aws_config::ConfigLoader, ConfigError> {
+    let settings = Settings::from_env();
     let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(crate::http::https_client()?);
     // Where the environment holds keys, as Lambda's does, the default chain's first link answers
     // anyway; building the rest of it (an STS and an IMDS client) cost a third of a cold start's
     // instructions. Without keys (an operator's CLI) the whole chain is built as usual.
-    let loader = if environment_has_keys() {
+    let loader = if ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].iter().all(|name| settings.optional(name).is_some())
+    {
         loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
     } else {
         loader
     };
     // Likewise the region: AWS_REGION (which Lambda sets) is the region chain's first link; the
     // chain itself builds an IMDS client.
-    let loader = match std::env::var("AWS_REGION") {
-        Ok(region) if !region.is_empty() => loader.region(aws_config::Region::new(region)),
-        _ => loader,
+    let loader = match settings.optional("AWS_REGION") {
+        Some(region) => loader.region(aws_config::Region::new(region)),
+        None => loader,
     };
     let loader = match app {
         Some(name) => loader.app_name(name),
@@ -49,12 +52,6 @@ pub fn config_loader_named(app: Option<aws_config::AppName>) -> Result<aws_confi
     Ok(loader.retry_config(RetryConfig::standard().with_max_attempts(4)).timeout_config(
         TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).read_timeout(Duration::from_secs(10)).build(),
     ))
-}
-
-/// The default chain's environment link answers only when both variables are set and not empty.
-fn environment_has_keys() -> bool {
-    let set = |name| std::env::var_os(name).is_some_and(|value| !value.is_empty());
-    set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")
 }
 
 /// An SDK timestamp as a chrono one (the SDK's own type has no arithmetic).

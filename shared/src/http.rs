@@ -52,7 +52,8 @@ type Timeouts = (Option<Duration>, Option<Duration>);
 /// The client for [`crate::aws::config_loader`]: verification against the compiled-in roots, or
 /// against `SSL_CERT_FILE`'s certificates when that variable is set.
 pub fn https_client() -> Result<SharedHttpClient, ConfigError> {
-    https_client_trusting(std::env::var_os("SSL_CERT_FILE").as_deref().map(Path::new))
+    let ca_file = crate::settings::Settings::from_env().optional("SSL_CERT_FILE");
+    https_client_trusting(ca_file.as_deref().map(Path::new))
 }
 
 /// The same client, trusting the PEM certificates in `ca_file` instead of the compiled-in roots
