@@ -104,6 +104,15 @@ class RuntimeApi:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def peer_gone(self):
+                """Whether the process on the other end has exited (its socket is closed)."""
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    return True
+
             def setup(self):
                 super().setup()
                 self.events = api.events
@@ -120,6 +129,10 @@ class RuntimeApi:
                 event = events.get()
                 if event is None:  # the process is being stopped
                     return self.reply(500, b"{}")
+                if self.peer_gone():  # a killed process's GET, accepted only after the next start
+                    events.put(event)
+                    self.close_connection = True
+                    return None
                 request_id = str(uuid.uuid4())
                 body = json.dumps(event).encode()
                 deadline = int(time.time() * 1000) + api.timeout_ms
@@ -376,7 +389,11 @@ def world():
 
 def start(api, proxy, name, env, first_event=None):
     full = dict(os.environ)
-    full.pop("RUST_LOG", None)
+    # This machine's own settings, which Lambda's environment does not have: a system-wide
+    # SSL_CERT_FILE would make every function read and parse the whole bundle at init (the TLS runs
+    # set their own).
+    for setting in ("RUST_LOG", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        full.pop(setting, None)
     full.update({
         "AWS_LAMBDA_RUNTIME_API": api.address,
         "AWS_LAMBDA_FUNCTION_NAME": name,
@@ -777,7 +794,7 @@ def steps_markdown():
         lines.append(f"| {row['step']} | {row['change']} | {row['init_ms']:.2f} | {row['init_ms'] / row['floor_init_ms']:.2f} | "
                      f"{instructions} | {row['peak_rss_mb']:.1f} | {row['peak_rss_mb'] / row['floor_rss_mb']:.2f} | "
                      f"{row['cold_http_ms']:.1f} / {row['cold_tls_ms']:.1f} | {row['binary_mb']:.2f} | {row['zip_mb']:.2f} |")
-    return lines + [""] + record.get("notes", [])
+    return lines + [""] + [f"- {note}" for note in record.get("notes", [])]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 //! One `SdkConfig` per cold start, shared by every client the function builds.
 
+use std::ops::Deref;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 pub use aws_config::SdkConfig;
@@ -54,7 +56,65 @@ pub fn config_loader_named(app: Option<aws_config::AppName>) -> Result<aws_confi
     ))
 }
 
+/// An SDK client built the first time it is used, from the cold start's `SdkConfig`.
+///
+/// Building a client parses its crate's endpoint partition table (0.41 M instructions for ECS,
+/// measured; every SDK crate has its own copy and parses it again). A function whose invocations
+/// each need only some of its clients (scale_up: ECS and autoscaling, or RDS, or ElastiCache)
+/// builds none of them at init and, in an invocation, only those it calls. Clients that every
+/// invocation calls stay plain clients built in `main`: deferring those would only move the work
+/// out of init into the invocation the caller waits for.
+pub struct LazyClient<C>(LazyLock<C, Box<dyn FnOnce() -> C + Send>>);
+
+impl<C: 'static> LazyClient<C> {
+    /// A client that `build` makes from (a copy of) `config` on first use.
+    pub fn new(config: &SdkConfig, build: fn(&SdkConfig) -> C) -> Self {
+        let config = config.clone();
+        Self(LazyLock::new(Box::new(move || build(&config))))
+    }
+}
+
+/// A client already built (tests hand in clients made their own way).
+impl<C: Send + 'static> From<C> for LazyClient<C> {
+    fn from(client: C) -> Self {
+        Self(LazyLock::new(Box::new(move || client)))
+    }
+}
+
+impl<C> Deref for LazyClient<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
 /// An SDK timestamp as a chrono one (the SDK's own type has no arithmetic).
 pub fn to_chrono(time: &aws_smithy_types::DateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(time.secs(), time.subsec_nanos()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    static BUILT: AtomicUsize = AtomicUsize::new(0);
+
+    fn counted(config: &SdkConfig) -> Option<String> {
+        BUILT.fetch_add(1, Ordering::SeqCst);
+        config.region().map(|region| region.to_string())
+    }
+
+    #[test]
+    fn a_lazy_client_is_built_once_on_first_use_from_the_config() {
+        let config = SdkConfig::builder().region(aws_config::Region::new("eu-west-1")).build();
+        let client = LazyClient::new(&config, counted);
+        assert_eq!(BUILT.load(Ordering::SeqCst), 0, "nothing is built before the first use");
+        assert_eq!(client.as_deref(), Some("eu-west-1"));
+        assert_eq!(client.as_deref(), Some("eu-west-1"));
+        assert_eq!(BUILT.load(Ordering::SeqCst), 1, "built once, then reused");
+        let ready = LazyClient::from(Some("given".to_owned()));
+        assert_eq!(ready.as_deref(), Some("given"));
+    }
 }

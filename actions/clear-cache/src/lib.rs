@@ -17,6 +17,7 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::FunctionError;
+use shared::aws::LazyClient;
 use shared::config::{RedisTarget, Target, TargetConfig};
 use shared::contract::{ActionKind, ActionRequest, ActionResponse, Adjustment};
 use shared::deadline::Deadline;
@@ -26,8 +27,8 @@ use tokio::sync::Mutex;
 
 /// Built once per cold start in `main`.
 pub struct Deps {
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub elasticache: aws_sdk_elasticache::Client,
+    pub secrets: LazyClient<aws_sdk_secretsmanager::Client>,
+    pub elasticache: LazyClient<aws_sdk_elasticache::Client>,
     pub targets: TargetConfig,
     pub passwords: PasswordSource,
     /// How often a rebooting node is looked at ([`reboot::DEFAULT_POLL`]).

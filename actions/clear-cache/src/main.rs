@@ -1,4 +1,5 @@
 use incident_clear_cache::{Deps, PasswordSource, handler, permissions, reboot};
+use shared::aws::LazyClient;
 use shared::config::TargetConfig;
 use shared::plan::PlanPolicy;
 use shared::runtime;
@@ -13,8 +14,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let plans = runtime::init_or_exit(PlanPolicy::from_env(&config));
     let deps = Deps {
-        secrets: aws_sdk_secretsmanager::Client::new(&config),
-        elasticache: aws_sdk_elasticache::Client::new(&config),
+        secrets: LazyClient::new(&config, aws_sdk_secretsmanager::Client::new),
+        elasticache: LazyClient::new(&config, aws_sdk_elasticache::Client::new),
         targets,
         passwords: PasswordSource::from_env(),
         reboot_poll: reboot::DEFAULT_POLL,

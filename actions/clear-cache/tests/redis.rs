@@ -50,8 +50,8 @@ async fn dbsize(con: &mut redis::aio::MultiplexedConnection) -> u64 {
 async fn deps(targets_json: Value, fallback: Option<&str>) -> Deps {
     let config = function_config(env!("CARGO_PKG_NAME")).await;
     Deps {
-        secrets: aws_sdk_secretsmanager::Client::new(&config),
-        elasticache: aws_sdk_elasticache::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config).into(),
+        elasticache: aws_sdk_elasticache::Client::new(&config).into(),
         targets: targets(targets_json),
         passwords: PasswordSource::new(fallback.map(str::to_owned)),
         reboot_poll: Duration::from_millis(20),
@@ -382,7 +382,7 @@ async fn group_deps(elasticache: aws_sdk_elasticache::Client) -> Deps {
         None,
     )
     .await;
-    deps.elasticache = elasticache;
+    deps.elasticache = elasticache.into();
     deps
 }
 
@@ -493,7 +493,7 @@ async fn every_fixture_is_answered_as_expected() {
                 "desiredCount": {"low": 1, "medium": 1, "high": 1, "critical": 1}, "maxCount": 1},
     });
     let mut deps = deps(world, None).await;
-    deps.elasticache = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe]);
+    deps.elasticache = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe]).into();
     let mut con = redis_con(&url).await;
     for file in fixture_files("actions/clear_cache") {
         redis::cmd("FLUSHALL").query_async::<()>(&mut con).await.unwrap();
@@ -597,8 +597,8 @@ async fn iam_world_flush_with_the_targets_own_secret() {
         .write();
     let mut deps = deps(json!({"cache": {"kind": "redis", "url": redis.url(), "passwordSecretArn": own}}), None).await;
     let config = world.config().await;
-    deps.secrets = aws_sdk_secretsmanager::Client::new(&config);
-    deps.elasticache = aws_sdk_elasticache::Client::new(&config);
+    deps.secrets = aws_sdk_secretsmanager::Client::new(&config).into();
+    deps.elasticache = aws_sdk_elasticache::Client::new(&config).into();
     let response = invoke(&deps, request("cache", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
 }

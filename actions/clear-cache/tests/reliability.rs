@@ -28,8 +28,8 @@ async fn world(url: &str, password: &str) -> (World, String) {
     let proxy = FaultProxy::start();
     let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
-        secrets: aws_sdk_secretsmanager::Client::new(&config),
-        elasticache: aws_sdk_elasticache::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config).into(),
+        elasticache: aws_sdk_elasticache::Client::new(&config).into(),
         targets: targets(json!({
             "cache": {"kind": "redis", "url": url, "passwordSecretArn": arn},
             "api": {"kind": "ecs_service", "cluster": "c", "service": "s",

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use incident_ledger::{Command, permissions, run};
+use shared::aws::LazyClient;
 use shared::config::TargetConfig;
 use shared::ledger::{Ledger, LedgerSettings};
 use shared::settings::Settings;
@@ -66,10 +67,10 @@ async fn main() {
     let ledger = Ledger { dynamodb: aws_sdk_dynamodb::Client::new(&config), table: args.table, settings };
     // The target map is needed to restore only.
     let scale = matches!(command, Command::Restore { .. }).then(|| incident_scale_up::Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
-        rds: aws_sdk_rds::Client::new(&config),
-        elasticache: aws_sdk_elasticache::Client::new(&config),
+        ecs: LazyClient::new(&config, aws_sdk_ecs::Client::new),
+        autoscaling: LazyClient::new(&config, aws_sdk_applicationautoscaling::Client::new),
+        rds: LazyClient::new(&config, aws_sdk_rds::Client::new),
+        elasticache: LazyClient::new(&config, aws_sdk_elasticache::Client::new),
         targets: TargetConfig::from_env().unwrap_or_else(|e| fail(2, e.to_string())),
         plans: shared::plan::PlanPolicy::default(),
     });

@@ -48,16 +48,16 @@ async fn iam_world_after_the_incident_restore_puts_back_what_automation_scaled_a
     let ledger = shared::testing::ledger::ledger(&setup, &function, LedgerSettings::default()).await;
     let plans = PlanPolicy::default().with_ledger(ledger.clone());
     let scale = incident_scale_up::Deps {
-        ecs: aws_sdk_ecs::Client::new(&function),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&function),
-        rds: aws_sdk_rds::Client::new(&function),
-        elasticache: aws_sdk_elasticache::Client::new(&function),
+        ecs: aws_sdk_ecs::Client::new(&function).into(),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&function).into(),
+        rds: aws_sdk_rds::Client::new(&function).into(),
+        elasticache: aws_sdk_elasticache::Client::new(&function).into(),
         targets: map.clone(),
         plans: plans.clone(),
     };
     let restart = incident_restart_service::Deps {
-        ecs: aws_sdk_ecs::Client::new(&function),
-        ec2: aws_sdk_ec2::Client::new(&function),
+        ecs: aws_sdk_ecs::Client::new(&function).into(),
+        ec2: aws_sdk_ec2::Client::new(&function).into(),
         targets: map.clone(),
         cooldown: Duration::ZERO,
         claims: None,
@@ -94,10 +94,10 @@ async fn iam_world_after_the_incident_restore_puts_back_what_automation_scaled_a
     let operator = world.config().await;
     let ledger = Ledger { dynamodb: aws_sdk_dynamodb::Client::new(&operator), ..ledger };
     let scale = incident_scale_up::Deps {
-        ecs: aws_sdk_ecs::Client::new(&operator),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&operator),
-        rds: aws_sdk_rds::Client::new(&operator),
-        elasticache: aws_sdk_elasticache::Client::new(&operator),
+        ecs: aws_sdk_ecs::Client::new(&operator).into(),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&operator).into(),
+        rds: aws_sdk_rds::Client::new(&operator).into(),
+        elasticache: aws_sdk_elasticache::Client::new(&operator).into(),
         ..scale
     };
     let dry =

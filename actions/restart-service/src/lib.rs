@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::{Value, json};
-use shared::aws::to_chrono;
+use shared::aws::{LazyClient, to_chrono};
 use shared::config::{Ec2InstancesTarget, EcsServiceTarget, Target, TargetConfig};
 use shared::contract::{ActionKind, ActionRequest, ActionResponse};
 use shared::ecs::{self, ServiceRef};
@@ -30,8 +30,8 @@ const MAX_COOLDOWN_SECONDS: u64 = 24 * 3600;
 
 /// Built once per cold start in `main`.
 pub struct Deps {
-    pub ecs: aws_sdk_ecs::Client,
-    pub ec2: aws_sdk_ec2::Client,
+    pub ecs: LazyClient<aws_sdk_ecs::Client>,
+    pub ec2: LazyClient<aws_sdk_ec2::Client>,
     pub targets: TargetConfig,
     /// `RESTART_COOLDOWN_SECONDS`: a rollout or restart claim younger than this is not restarted again.
     /// 0 turns both guards off.

@@ -1,4 +1,5 @@
 use incident_restart_service::{Deps, claims, cooldown_from_env, handler, permissions};
+use shared::aws::LazyClient;
 use shared::config::TargetConfig;
 use shared::runtime;
 
@@ -14,8 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let plans = runtime::init_or_exit(shared::plan::PlanPolicy::from_env(&config));
     let claims = runtime::init_or_exit(claims(cooldown, &plans));
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
+        ecs: LazyClient::new(&config, aws_sdk_ecs::Client::new),
+        ec2: LazyClient::new(&config, aws_sdk_ec2::Client::new),
         targets,
         cooldown,
         claims,

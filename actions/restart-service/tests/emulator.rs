@@ -68,8 +68,8 @@ async fn world_through(cooldown: Duration, function: shared::aws::SdkConfig) -> 
         false => Some(shared::testing::ledger::ledger(&config, &function, LedgerSettings::default()).await),
     };
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&function),
-        ec2: aws_sdk_ec2::Client::new(&function),
+        ecs: aws_sdk_ecs::Client::new(&function).into(),
+        ec2: aws_sdk_ec2::Client::new(&function).into(),
         targets,
         cooldown,
         claims,
@@ -253,8 +253,8 @@ async fn iam_world_restart_and_reboot() {
     let outside = ServiceRef::new(w.api.cluster.clone() + "-elsewhere", "production-api-service");
     let world = builder.untouchable("ecs:UpdateService", shared::testing::iam::service_arn(&outside)).write();
     let config = world.config().await;
-    w.deps.ecs = aws_sdk_ecs::Client::new(&config);
-    w.deps.ec2 = aws_sdk_ec2::Client::new(&config);
+    w.deps.ecs = aws_sdk_ecs::Client::new(&config).into();
+    w.deps.ec2 = aws_sdk_ec2::Client::new(&config).into();
     w.deps.claims.as_mut().unwrap().dynamodb = aws_sdk_dynamodb::Client::new(&config);
     tokio::time::sleep(Duration::from_millis(1_500)).await; // past the new service's own rollout
     for target in ["api", "web-hosts"] {

@@ -35,8 +35,8 @@ async fn world(cooldown: Duration) -> World {
         false => Some(shared::testing::ledger::ledger(&emulator_config().await, &config, Default::default()).await),
     };
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
+        ecs: aws_sdk_ecs::Client::new(&config).into(),
+        ec2: aws_sdk_ec2::Client::new(&config).into(),
         targets: targets(json!({
             "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
                     "desiredCount": {"low": 2, "medium": 2, "high": 3, "critical": 4}, "maxCount": 6},

@@ -17,6 +17,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::FunctionError;
+use shared::aws::LazyClient;
 use shared::config::{Target, TargetConfig};
 use shared::contract::{ActionKind, ActionRequest, ActionResponse};
 use shared::ecs::{self, ServiceRef};
@@ -25,10 +26,10 @@ use shared::plan::{Change, Permission, Plan, PlanPolicy, arn, carry_out};
 
 /// Built once per cold start in `main`.
 pub struct Deps {
-    pub ecs: aws_sdk_ecs::Client,
-    pub autoscaling: aws_sdk_applicationautoscaling::Client,
-    pub rds: aws_sdk_rds::Client,
-    pub elasticache: aws_sdk_elasticache::Client,
+    pub ecs: LazyClient<aws_sdk_ecs::Client>,
+    pub autoscaling: LazyClient<aws_sdk_applicationautoscaling::Client>,
+    pub rds: LazyClient<aws_sdk_rds::Client>,
+    pub elasticache: LazyClient<aws_sdk_elasticache::Client>,
     pub targets: TargetConfig,
     pub plans: PlanPolicy,
 }

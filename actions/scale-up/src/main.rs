@@ -1,4 +1,5 @@
 use incident_scale_up::{Deps, handler, permissions};
+use shared::aws::LazyClient;
 use shared::config::TargetConfig;
 use shared::plan::PlanPolicy;
 use shared::runtime;
@@ -13,10 +14,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let plans = runtime::init_or_exit(PlanPolicy::from_env(&config));
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
-        rds: aws_sdk_rds::Client::new(&config),
-        elasticache: aws_sdk_elasticache::Client::new(&config),
+        ecs: LazyClient::new(&config, aws_sdk_ecs::Client::new),
+        autoscaling: LazyClient::new(&config, aws_sdk_applicationautoscaling::Client::new),
+        rds: LazyClient::new(&config, aws_sdk_rds::Client::new),
+        elasticache: LazyClient::new(&config, aws_sdk_elasticache::Client::new),
         targets,
         plans,
     };

@@ -88,10 +88,10 @@ async fn world_through(api_count: i32, db_class_now: &str, node_type_now: &str, 
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ["i-0123456789abcdef0"]},
     }));
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&function),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&function),
-        rds: aws_sdk_rds::Client::new(&function),
-        elasticache: aws_sdk_elasticache::Client::new(&function),
+        ecs: aws_sdk_ecs::Client::new(&function).into(),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&function).into(),
+        rds: aws_sdk_rds::Client::new(&function).into(),
+        elasticache: aws_sdk_elasticache::Client::new(&function).into(),
         targets,
         plans: PlanPolicy::default(),
     };
@@ -274,10 +274,10 @@ async fn every_fixture_is_answered_as_expected() {
 async fn mocked_deps(elasticache: aws_sdk_elasticache::Client, config: &Value) -> Deps {
     let emulator = emulator_config().await;
     Deps {
-        ecs: aws_sdk_ecs::Client::new(&emulator),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&emulator),
-        rds: aws_sdk_rds::Client::new(&emulator),
-        elasticache,
+        ecs: aws_sdk_ecs::Client::new(&emulator).into(),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&emulator).into(),
+        rds: aws_sdk_rds::Client::new(&emulator).into(),
+        elasticache: elasticache.into(),
         targets: targets(config.clone()),
         plans: PlanPolicy::default(),
     }
@@ -444,13 +444,13 @@ async fn iam_world_scale_every_kind() {
         .untouchable("ecs:UpdateService", shared::testing::iam::service_arn(&outside))
         .write();
     let config = world.config().await;
-    w.deps.ecs = aws_sdk_ecs::Client::new(&config);
-    w.deps.autoscaling = aws_sdk_applicationautoscaling::Client::new(&config);
+    w.deps.ecs = aws_sdk_ecs::Client::new(&config).into();
+    w.deps.autoscaling = aws_sdk_applicationautoscaling::Client::new(&config).into();
     // The ledger's calls too, on the stack's table (the world names its ARN below).
     let ledger = with_ledger(&mut w, &config, LedgerSettings::default()).await;
     world.name_resource("LedgerTable", &shared::testing::iam::table_arn(&ledger.table));
-    w.deps.rds = aws_sdk_rds::Client::new(&config);
-    w.deps.elasticache = aws_sdk_elasticache::Client::new(&config);
+    w.deps.rds = aws_sdk_rds::Client::new(&config).into();
+    w.deps.elasticache = aws_sdk_elasticache::Client::new(&config).into();
     for target in ["api", "database", "cache"] {
         let response = invoke(&w.deps, request(target, "critical", json!({}))).await;
         assert_eq!(response["success"], true, "{target}: {response}");
@@ -472,7 +472,7 @@ async fn a_retried_request_is_replayed_and_an_escalation_acts() {
     let mut w = world(2, "db.r5.large", "cache.t3.small").await;
     let proxy = FaultProxy::start();
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
-    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function).into();
     let ledger = with_ledger(&mut w, &function, LedgerSettings::default()).await;
     let first = invoke(&w.deps, request("api", "high", json!({}))).await;
     assert_eq!(first["success"], true, "{first}");
@@ -503,7 +503,7 @@ async fn twenty_identical_requests_at_once_modify_the_instance_once() {
     let mut w = world(1, "db.r5.large", "cache.t3.small").await;
     let proxy = FaultProxy::start();
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
-    w.deps.rds = aws_sdk_rds::Client::new(&function);
+    w.deps.rds = aws_sdk_rds::Client::new(&function).into();
     with_ledger(&mut w, &function, LedgerSettings::default()).await;
     // Concurrent on one task, as the frame's futures are (each request its own invocation).
     let runs = (0..20).map(|_| invoke(&w.deps, request("database", "critical", json!({}))));
@@ -558,8 +558,8 @@ async fn each_budget_is_spent_and_then_refused_without_a_call() {
     let mut w = world(1, "db.r5.large", "cache.t3.small").await;
     let proxy = FaultProxy::start();
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
-    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
-    w.deps.rds = aws_sdk_rds::Client::new(&function);
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function).into();
+    w.deps.rds = aws_sdk_rds::Client::new(&function).into();
     let limit = |count| shared::ledger::Limit { count, window: std::time::Duration::from_secs(3600) };
     let budgets = shared::ledger::Budgets { per_target_action: limit(2), per_target: limit(3), fleet: limit(4) };
     let ledger = with_ledger(&mut w, &function, LedgerSettings { budgets, ..LedgerSettings::default() }).await;
@@ -609,7 +609,7 @@ async fn paused_automation_refuses_mutations_until_resumed() {
     let mut w = world(2, "db.r5.large", "cache.t3.small").await;
     let proxy = FaultProxy::start();
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
-    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function).into();
     let ledger = with_ledger(&mut w, &function, LedgerSettings::default()).await;
     ledger.pause(None, "alice", "humans have the incident").await.unwrap();
     let refused = invoke(&w.deps, request("api", "high", json!({}))).await;
@@ -645,7 +645,7 @@ async fn with_the_ledger_down_a_mutating_action_does_nothing_unless_told_to_act(
         proxy.inject(operation, Fault::Unavailable, shared::testing::ALWAYS);
     }
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
-    w.deps.ecs = aws_sdk_ecs::Client::new(&function);
+    w.deps.ecs = aws_sdk_ecs::Client::new(&function).into();
     let ledger = with_ledger(&mut w, &function, LedgerSettings::default()).await;
     let refused = invoke(&w.deps, request("api", "high", json!({}))).await;
     assert_eq!(

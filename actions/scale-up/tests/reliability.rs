@@ -35,10 +35,10 @@ async fn world() -> World {
     let proxy = FaultProxy::start();
     let through = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
-        ecs: aws_sdk_ecs::Client::new(&through),
-        autoscaling: aws_sdk_applicationautoscaling::Client::new(&through),
-        rds: aws_sdk_rds::Client::new(&through),
-        elasticache: aws_sdk_elasticache::Client::new(&through),
+        ecs: aws_sdk_ecs::Client::new(&through).into(),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&through).into(),
+        rds: aws_sdk_rds::Client::new(&through).into(),
+        elasticache: aws_sdk_elasticache::Client::new(&through).into(),
         targets: targets(json!({
             "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
                     "desiredCount": {"low": 2, "medium": 3, "high": 4, "critical": 6}, "maxCount": 8},

@@ -10,6 +10,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::FunctionError;
+use shared::aws::LazyClient;
 use shared::ecs::{self, ServiceOverrides, ServiceRef, ServiceScope};
 use shared::frame::lifecycle::run_lifecycle;
 
@@ -19,7 +20,7 @@ pub const ESTIMATED_START_SECONDS: i64 = 90;
 /// Built once per cold start in `main`.
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
-    pub ec2: aws_sdk_ec2::Client,
+    pub ec2: LazyClient<aws_sdk_ec2::Client>,
     /// From `ECS_CLUSTER_NAME` and `ECS_SERVICE_NAME`.
     /// The function's own service, and those a request may name instead.
     pub services: ServiceScope,

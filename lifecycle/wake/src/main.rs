@@ -1,4 +1,5 @@
 use fluidity_wake::{Deps, handler, permissions};
+use shared::aws::LazyClient;
 use shared::ecs::ServiceScope;
 use shared::runtime;
 
@@ -10,6 +11,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_tracing();
     let services = runtime::init_or_exit(ServiceScope::from_env());
     let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
-    let deps = Deps { ecs: aws_sdk_ecs::Client::new(&config), ec2: aws_sdk_ec2::Client::new(&config), services };
+    let deps = Deps {
+        ecs: aws_sdk_ecs::Client::new(&config),
+        ec2: LazyClient::new(&config, aws_sdk_ec2::Client::new),
+        services,
+    };
     runtime::run(|event| handler(event, &deps)).await
 }

@@ -24,7 +24,7 @@ async fn setup(desired: i32) -> (Deps, FargateService) {
     let function = function_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
-        ec2: aws_sdk_ec2::Client::new(&function),
+        ec2: aws_sdk_ec2::Client::new(&function).into(),
         services: ServiceScope::only(service.target.clone()),
     };
     (deps, service)
@@ -103,7 +103,7 @@ async fn a_running_service_answers_with_its_task_address() {
     });
     let deps = Deps {
         ecs: mock_client!(aws_sdk_ecs, RuleMode::Sequential, [&describe_services, &list_tasks, &describe_tasks]),
-        ec2: moto_deps.ec2.clone(),
+        ec2: moto_deps.ec2.clone().into(),
         services: ServiceScope::only(service.target.clone()),
     };
     let answer = invoke(&deps, json!({})).await.unwrap();
@@ -178,7 +178,7 @@ async fn iam_world_wake_in_a_shared_cluster() {
     let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).parameter("OverrideServiceArns", "").write();
     let config = world.config().await;
     let (ecs, ec2) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ec2::Client::new(&config));
-    let deps = Deps { ecs, ec2, services: ServiceScope::only(cluster.own.clone()) };
+    let deps = Deps { ecs, ec2: ec2.into(), services: ServiceScope::only(cluster.own.clone()) };
     let answer = invoke(&deps, json!({})).await.unwrap();
     assert_eq!(answer["status"], "already_running", "{answer}");
     let refused = invoke(&deps, cluster.naming_allowed()).await.unwrap_err();
@@ -195,7 +195,7 @@ async fn iam_world_wake_an_allowed_override() {
     let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).write();
     let config = world.config().await;
     let (ecs, ec2) = (aws_sdk_ecs::Client::new(&config), aws_sdk_ec2::Client::new(&config));
-    let deps = Deps { ecs, ec2, services: cluster.scope() };
+    let deps = Deps { ecs, ec2: ec2.into(), services: cluster.scope() };
     let answer = invoke(&deps, cluster.naming_allowed()).await.unwrap();
     assert_eq!(answer["status"], "waking", "{answer}");
     assert_eq!(desired_count(&setup, &cluster.allowed).await, 1);

@@ -26,7 +26,7 @@ async fn world(desired: i32) -> World {
     let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config).into(),
         services: ServiceScope::only(target.clone()),
     };
     World { deps, proxy, moto, target }
@@ -111,7 +111,7 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     );
     let wake = Deps {
         ecs: aws_sdk_ecs::Client::new(&wake_config),
-        ec2: aws_sdk_ec2::Client::new(&wake_config),
+        ec2: aws_sdk_ec2::Client::new(&wake_config).into(),
         services: ServiceScope::only(target.clone()),
     };
     let kill = fluidity_kill::Deps {
