@@ -16,7 +16,10 @@ emulator and Redis. What it measures (each function, this machine):
 - package size: each function's Lambda zip;
 - the reaper at scale: 100, 500 and 1000 draining services in moto, wall time and calls per run;
 - the floor: floor-echo (scripts/floor-echo, a bare lambda_runtime echo with no SDK, same profile)
-  measured in the same run, and every function's init and peak RSS as a ratio to it;
+  measured in the same run, and every function's init and peak RSS as a ratio to it (init against
+  floor starts interleaved with the function's own);
+- where the binary's RSS comes from: the code executed in a cold start and 20 invocations (valgrind's
+  lackey), in 4 KB pages and in the 64 KB windows the kernel's fault-around maps;
 - the cold invocation: exec to response for one event (what the backend waits for after a cold
   start: init, credentials, the TLS handshake, the calls), with AWS behind a TLS endpoint whose
   certificate a local authority made, which the function trusts through SSL_CERT_FILE.
@@ -30,11 +33,13 @@ import json
 import math
 import os
 import queue
+import shutil
 import socket
 import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -431,20 +436,68 @@ def peak_rss_mb(process):
     return float("nan")
 
 
-def cold_starts(api, proxy, name, env):
-    """Init times (ms) of COLD_STARTS starts after one unmeasured one (page cache), and the AWS calls
-    made before the first event."""
+def binary_rss_kb(process, path):
+    """The resident part of the executable's own mappings (its code and data), from smaps."""
+    total, inside = 0, False
+    with open(f"/proc/{process.pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if fields and "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header
+                inside = fields[-1] == path
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
+
+
+def evict_from_page_cache(path):
+    """Drops the file's pages from the page cache, so that the next start reads the binary from disk,
+    as a new Lambda sandbox does. What is cached after a build is what the build wrote, in folios of up
+    to 2 MB that this machine's kernel (6.18, ext4 large folios) maps whole on a single fault; read from
+    disk, a fault maps the pages read ahead within its 64 KB fault-around window."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def peak_rss_from_disk(api, proxy, name, env, event):
+    """Peak RSS (MB) and the binary's resident KB after a cold start from a binary evicted from the
+    page cache and RSS_AFTER invocations."""
+    binary = os.path.realpath(os.path.join(BIN, name))
+    evict_from_page_cache(binary)
     process, _ = start(api, proxy, name, env)
+    for _ in range(RSS_AFTER):
+        api.invoke(event)
+    rss, binary_kb = peak_rss_mb(process), binary_rss_kb(process, binary)
     stop(api, process)
-    inits = []
+    return rss, binary_kb
+
+
+FLOOR = "floor-echo"
+
+
+def init_ms(api, proxy, name, env):
+    process, init_ns = start(api, proxy, name, env)
+    stop(api, process)
+    return init_ns / 1e6
+
+
+def cold_starts(api, proxy, name, env):
+    """Init times (ms) of COLD_STARTS starts after one unmeasured one (page cache), the AWS calls
+    made before the first event, and the floor's init times from starts interleaved with these (one
+    floor start before each), so that the ratio compares starts made moments apart: this machine's
+    speed drifts over a run by more than the differences measured."""
+    init_ms(api, proxy, name, env)
+    inits, floor_inits = [], []
     init_calls = 0
     for _ in range(COLD_STARTS):
+        if name != FLOOR:
+            floor_inits.append(init_ms(api, proxy, FLOOR, {}))
         proxy.take()
-        process, init_ns = start(api, proxy, name, env)
+        inits.append(init_ms(api, proxy, name, env))
         init_calls += len(proxy.take())  # anything sent before the first event
-        inits.append(init_ns / 1e6)
-        stop(api, process)
-    return inits, init_calls
+    return inits, init_calls, floor_inits or inits
 
 
 def cold_invocations(api, proxy, name, env, event, runs):
@@ -522,7 +575,7 @@ def ledger_cost(api, proxy, name, env, event, table):
 
 
 def bench_function(api, proxy, name, env, event):
-    inits, init_calls = cold_starts(api, proxy, name, env)
+    inits, init_calls, floor_inits = cold_starts(api, proxy, name, env)
     # Warm latency, calls per invocation and peak RSS, in one process.
     process, _ = start(api, proxy, name, env)
     latencies, emulator, calls, errors = [], [], [], 0
@@ -540,18 +593,74 @@ def bench_function(api, proxy, name, env, event):
             rss_at_100 = peak_rss_mb(process)
     if rss_at_100 is None:  # fewer invocations than RSS_AFTER (a quick run)
         rss_at_100 = peak_rss_mb(process)
+    binary_cached_kb = binary_rss_kb(process, os.path.realpath(os.path.join(BIN, name)))
     stop(api, process)
+    rss_from_disk, binary_from_disk_kb = peak_rss_from_disk(api, proxy, name, env, event)
     overhead = [lat - emu for lat, emu in zip(latencies, emulator)]
     return {
-        "init_ms": {"median": statistics.median(inits), "p95": percentile(inits, 95), "runs": len(inits)},
+        "init_ms": {"median": statistics.median(inits), "p95": percentile(inits, 95), "runs": len(inits),
+                    "floor_median": statistics.median(floor_inits)},
         "aws_calls_in_init": init_calls,
-        "peak_rss_mb": rss_at_100,
+        "peak_rss_mb": rss_from_disk,
+        "binary_rss_kb": binary_from_disk_kb,
+        "peak_rss_cached_mb": rss_at_100,
+        "binary_rss_cached_kb": binary_cached_kb,
         "warm_ms": {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
                     "emulator_p50": percentile(emulator, 50), "emulator_p99": percentile(emulator, 99),
                     "overhead_p50": percentile(overhead, 50), "overhead_p99": percentile(overhead, 99),
                     "invocations": len(latencies), "errors": errors},
         "calls_per_invocation": statistics.mean(calls) if calls else 0,
     }
+
+
+CODE_PAGE_INVOCATIONS = 20
+FAULT_AROUND = 64 * 1024  # Linux's default fault_around_bytes: a read fault maps the aligned 64 KB around it
+
+
+def text_section(path):
+    """(address, size) of the executable's .text, from its section headers."""
+    out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] == ".text":
+            return int(fields[3], 16), int(fields[5], 16)
+    raise RuntimeError(f"{path}: no .text section")
+
+
+def code_pages(api, proxy, name, env, event):
+    """Where the binary's part of the RSS comes from: the code a cold start and CODE_PAGE_INVOCATIONS
+    invocations execute, traced by valgrind's lackey (every superblock's address), counted in 4 KB
+    pages and in the 64 KB windows the kernel's fault-around maps (a file page already in the page
+    cache is mapped with its aligned neighbours). None without valgrind."""
+    global BIN
+    if not shutil.which("valgrind"):
+        return None
+    binary = os.path.join(BIN, name)
+    with tempfile.TemporaryDirectory() as folder:
+        trace = os.path.join(folder, "trace")
+        wrapper = os.path.join(folder, name)
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nexec valgrind --tool=lackey --trace-superblocks=yes --log-file={trace} {binary}\n")
+        os.chmod(wrapper, 0o755)
+        real_bin, BIN = BIN, folder
+        try:
+            process, _ = start(api, proxy, name, env)
+            for _ in range(CODE_PAGE_INVOCATIONS):
+                api.invoke(event)
+            stop(api, process)
+        finally:
+            BIN = real_bin
+        low, size = text_section(binary)
+        executed = set()
+        with open(trace) as f:
+            for line in f:
+                if line.startswith("SB "):
+                    address = int(line[3:], 16)
+                    if low <= address < low + size:
+                        executed.add(address)
+    return {"text_kb": size / 1024, "executed_kb": 4 * len({a >> 12 for a in executed}),
+            "fault_around_kb": FAULT_AROUND // 1024 * len({a // FAULT_AROUND for a in executed}),
+            "invocations": CODE_PAGE_INVOCATIONS}
 
 
 def count_path(api, proxy, name, env, event, repeat=1):
@@ -667,6 +776,7 @@ def main():
               "arm64_zip_mb": zip_sizes(os.path.join(ROOT, "target", "lambda-arm64"))}
     print("bench: the floor (floor-echo)", file=sys.stderr)
     report["floor"] = bench_function(api, proxy, "floor-echo", {}, {"floor": True})
+    report["floor"]["code_pages"] = code_pages(api, proxy, "floor-echo", {}, {"floor": True})
     report["zip_mb"].update(zip_sizes(os.path.join(ROOT, "target", "lambda-floor")))
     tls, ca_bundle = local_tls(os.path.join(OUT, "tls"))
     tls_proxy = TimingProxy(MOTO, tls=tls)
@@ -674,6 +784,7 @@ def main():
     for name, (env, event) in functions.items():
         print(f"bench: {name}", file=sys.stderr)
         report["functions"][name] = bench_function(api, proxy, name, env, event)
+        report["functions"][name]["code_pages"] = code_pages(api, proxy, name, env, event)
         over_tls = dict(env, AWS_ENDPOINT_URL=tls_proxy.url, SSL_CERT_FILE=ca_bundle)
         report["functions"][name]["cold_invocation_ms"] = {
             "http": cold_invocations(api, proxy, name, env, event, cold_runs),
@@ -683,7 +794,7 @@ def main():
     report["ledger"] = ledger_cost(api, proxy, "incident-scale-up", env, event, ledger_table(clients()["dynamodb"]))
     print("bench: incident-scale-up with a 100-target map", file=sys.stderr)
     path, size = large_map(functions["fluidity-kill"][0]["ECS_CLUSTER_NAME"])
-    inits, _ = cold_starts(api, proxy, "incident-scale-up", {"TARGETS_FILE": path})
+    inits, _, _ = cold_starts(api, proxy, "incident-scale-up", {"TARGETS_FILE": path})
     report["large_map"] = {"targets": 100, "bytes": size, "init_ms": {"median": statistics.median(inits),
                                                                         "p95": percentile(inits, 95)}}
     redis = subprocess.Popen(["redis-server", "--port", str(PASSWORD_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
@@ -712,29 +823,53 @@ def markdown(r):
              f"a Runtime API on 127.0.0.1, moto as AWS. {r['settings']['cold_starts']} cold starts, "
              f"{r['settings']['warm_invocations']} warm invocations per function.", "",
              "| function | init median / p95 (ms) | init × floor | AWS calls in init | peak RSS, cold start + 100 (MB) | "
-             "RSS × floor | cold invocation over HTTP / TLS, median (ms) | "
+             "RSS × floor | RSS × floor, binary as the build cached it | cold invocation over HTTP / TLS, median (ms) | "
              "warm p50 / p99 (ms) | of which moto p50 / p99 | function overhead p50 / p99 | calls/invocation | zip (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     floor = r.get("floor")
     rows = ([("floor-echo (the floor)", floor)] if floor else []) + list(r["functions"].items())
     for name, f in rows:
         w = f["warm_ms"]
-        init_x = f["init_ms"]["median"] / floor["init_ms"]["median"] if floor else float("nan")
+        # Against the floor's starts interleaved with this function's (older reports: the floor row's).
+        floor_init = f["init_ms"].get("floor_median") or (floor["init_ms"]["median"] if floor else float("nan"))
+        init_x = f["init_ms"]["median"] / floor_init
         rss_x = f["peak_rss_mb"] / floor["peak_rss_mb"] if floor else float("nan")
+        cached = f.get("peak_rss_cached_mb")  # older reports measured only this way
+        cached_x = f"{cached / floor['peak_rss_cached_mb']:.2f}" if cached and floor else "-"
         cold = f.get("cold_invocation_ms")
         cold_text = f"{cold['http']['median']:.1f} / {cold['tls']['median']:.1f}" if cold else "-"
         zip_name = name.split(" ")[0]
         lines.append(
             f"| {name} | {f['init_ms']['median']:.1f} / {f['init_ms']['p95']:.1f} | {init_x:.2f} | {f['aws_calls_in_init']} | "
-            f"{f['peak_rss_mb']:.1f} | {rss_x:.2f} | {cold_text} | {w['p50']:.2f} / {w['p99']:.2f} | "
+            f"{f['peak_rss_mb']:.1f} | {rss_x:.2f} | {cached_x} | {cold_text} | {w['p50']:.2f} / {w['p99']:.2f} | "
             f"{w['emulator_p50']:.2f} / {w['emulator_p99']:.2f} | "
             f"{w['overhead_p50']:.2f} / {w['overhead_p99']:.2f} | {f['calls_per_invocation']:.1f} | "
             f"{r['zip_mb'].get(zip_name, float('nan')):.2f} |")
     lines += ["", "The ratios are to floor-echo measured in this run (a bare lambda_runtime echo, no SDK, same "
-              "profile): absolute times on this machine are noisy, the ratio is the figure. A cold invocation is exec "
+              "profile): absolute times on this machine are noisy, the ratio is the figure. Each function's init "
+              "ratio is to the floor's starts interleaved with its own (a floor start before each of its starts), "
+              "since this machine's speed drifts during a run by more than the differences measured; the floor "
+              "row's own figures are from its first measurement. Peak RSS is measured on a start from a binary "
+              "dropped from the page cache first (posix_fadvise), as a new Lambda sandbox reads its code from disk; "
+              "the column after it is the same start with the binary in the page cache as the build wrote it, in "
+              "folios of up to 2 MB that this machine's kernel maps whole on one fault. A cold invocation is exec "
               "to response for one event waiting at start, as Lambda hands it out: init, credentials, the "
               "connection (over TLS: the handshake with a local certificate authority the function trusts through "
               "SSL_CERT_FILE) and the calls; median of a fresh process each time."]
+    paged = [(name, f) for name, f in rows if f.get("code_pages")]
+    if paged:
+        lines += ["", "Where the binary's share of the RSS comes from: the code executed by a cold start and "
+                  f"{paged[0][1]['code_pages']['invocations']} invocations (valgrind's lackey, every superblock), in 4 KB pages, "
+                  "and in the 64 KB windows Linux's fault-around maps when a page of a cached file is first touched "
+                  "(the aligned window around it). The executed code is spread over almost every window of .text, so "
+                  "nearly the whole .text is resident; the executed pages alone are what a layout with the hot code "
+                  "together would approach.", "",
+                  "| function | .text (KB) | executed, 4 KB pages (KB) | mapped by fault-around (KB) | "
+                  "binary resident, read from disk / as the build cached it (KB, smaps) |", "|---|---|---|---|---|"]
+        for name, f in paged:
+            c = f["code_pages"]
+            lines.append(f"| {name} | {c['text_kb']:.0f} | {c['executed_kb']} | {c['fault_around_kb']} | "
+                         f"{f.get('binary_rss_kb', '-')} / {f.get('binary_rss_cached_kb', '-')} |")
     if "ledger" in r:
         w, o = r["ledger"]["with"], r["ledger"]["without"]
         lines += ["", "The incident ledger's cost, on scale_up's warm invocations (each a new request; the plan is "

@@ -63,7 +63,7 @@ def main():
         floor = bench.bench_function(api, proxy, "floor-echo", {}, {"floor": True})
         f = bench.bench_function(api, proxy, FUNCTION, env, event)
         binary = os.path.join(folder, FUNCTION)
-        row = {"step": label, "init_ms": f["init_ms"]["median"], "floor_init_ms": floor["init_ms"]["median"],
+        row = {"step": label, "init_ms": f["init_ms"]["median"], "floor_init_ms": f["init_ms"]["floor_median"],
                "peak_rss_mb": f["peak_rss_mb"], "floor_rss_mb": floor["peak_rss_mb"],
                "init_instructions": init_instructions(binary, env),
                "cold_http_ms": bench.cold_invocations(api, proxy, FUNCTION, env, event, 5)["median"],

@@ -60,8 +60,9 @@ pub fn config_loader_named(app: Option<aws_config::AppName>) -> Result<aws_confi
 ///
 /// Building a client parses its crate's endpoint partition table (0.41 M instructions for ECS,
 /// measured; every SDK crate has its own copy and parses it again). A function whose invocations
-/// each need only some of its clients (scale_up: ECS and autoscaling, or RDS, or ElastiCache)
-/// builds none of them at init and, in an invocation, only those it calls. Clients that every
+/// each need only some of its clients (scale_up: ECS and autoscaling, or RDS, or ElastiCache; the
+/// reaper: CloudWatch, ELB and SSM only once a service is draining) builds none of those at init
+/// and, in an invocation, only those it calls. Clients that every
 /// invocation calls stay plain clients built in `main`: deferring those would only move the work
 /// out of init into the invocation the caller waits for.
 pub struct LazyClient<C>(LazyLock<C, Box<dyn FnOnce() -> C + Send>>);

@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::aws::to_chrono;
+use shared::aws::{LazyClient, to_chrono};
 use shared::deployment::{self, DRAINING};
 use shared::ecs::{self, DESCRIBE_CONCURRENCY, ServiceRef};
 use shared::frame::lifecycle::run_lifecycle;
@@ -114,9 +114,10 @@ impl ReaperSettings {
 /// Built once per cold start in `main`.
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub elb: aws_sdk_elasticloadbalancingv2::Client,
-    pub ssm: aws_sdk_ssm::Client,
+    // Built on first use: a run with nothing draining (most scheduled runs) calls only ECS.
+    pub cloudwatch: LazyClient<aws_sdk_cloudwatch::Client>,
+    pub elb: LazyClient<aws_sdk_elasticloadbalancingv2::Client>,
+    pub ssm: LazyClient<aws_sdk_ssm::Client>,
     pub settings: ReaperSettings,
 }
 

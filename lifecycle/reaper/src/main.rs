@@ -1,4 +1,5 @@
 use fluidity_reaper::{Deps, ReaperSettings, handler, permissions};
+use shared::aws::LazyClient;
 use shared::runtime;
 
 const FUNCTION: &str = env!("CARGO_PKG_NAME");
@@ -11,9 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
+        cloudwatch: LazyClient::new(&config, aws_sdk_cloudwatch::Client::new),
+        elb: LazyClient::new(&config, aws_sdk_elasticloadbalancingv2::Client::new),
+        ssm: LazyClient::new(&config, aws_sdk_ssm::Client::new),
         settings,
     };
     runtime::run(|event| handler(event, &deps)).await

@@ -123,9 +123,9 @@ impl World {
     fn deps_with(&self, config: &shared::aws::SdkConfig, settings: ReaperSettings) -> Deps {
         Deps {
             ecs: aws_sdk_ecs::Client::new(config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config).into(),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config).into(),
+            ssm: aws_sdk_ssm::Client::new(config).into(),
             settings,
         }
     }

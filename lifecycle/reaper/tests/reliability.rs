@@ -26,9 +26,9 @@ async fn world() -> World {
     let config = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config).into(),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config).into(),
+        ssm: aws_sdk_ssm::Client::new(&config).into(),
         settings: ReaperSettings::new(&cluster),
     };
     World { deps, proxy }

@@ -104,10 +104,10 @@ async fn five_hundred_draining_services_in_one_run_with_the_minimum_calls() {
     settings.deployment_name = Some("shop".into());
     let deps = Deps {
         ecs,
-        cloudwatch,
+        cloudwatch: cloudwatch.into(),
         // No cleanup in this run (every service still has tasks): a call to either would fail the test.
-        elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, []),
-        ssm: aws_sdk_ssm::Client::from_conf(config),
+        elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, []).into(),
+        ssm: aws_sdk_ssm::Client::from_conf(config).into(),
         settings,
     };
 
@@ -183,9 +183,9 @@ async fn one_failing_service_does_not_stop_the_others() {
         .build();
     let deps = Deps {
         ecs,
-        cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, []),
-        elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, []),
-        ssm: aws_sdk_ssm::Client::from_conf(config),
+        cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, []).into(),
+        elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, []).into(),
+        ssm: aws_sdk_ssm::Client::from_conf(config).into(),
         settings,
     };
     let err = reap(false, &deps).await.unwrap_err();

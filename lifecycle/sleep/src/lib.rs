@@ -14,6 +14,7 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::aws::LazyClient;
 use shared::ecs::{self, ServiceOverrides, ServiceScope};
 use shared::emf::{MetricRecord, MetricSink, Unit};
 use shared::frame::lifecycle::run_lifecycle;
@@ -32,7 +33,8 @@ pub const METRICS_MISSING: &str = "MetricsMissing";
 /// Built once per cold start in `main`.
 pub struct Deps {
     pub ecs: aws_sdk_ecs::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Built on first use: a stopped service is answered from the describe alone.
+    pub cloudwatch: LazyClient<aws_sdk_cloudwatch::Client>,
     /// The function's own service, and those a request may name instead.
     pub services: ServiceScope,
     pub settings: SleepSettings,

@@ -1,4 +1,5 @@
 use fluidity_sleep::{Deps, SleepSettings, handler, permissions};
+use shared::aws::LazyClient;
 use shared::ecs::ServiceScope;
 use shared::runtime;
 
@@ -13,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&config),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        cloudwatch: LazyClient::new(&config, aws_sdk_cloudwatch::Client::new),
         services,
         settings,
         metrics: shared::emf::MetricSink::from_env(),

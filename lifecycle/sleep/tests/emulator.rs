@@ -39,7 +39,7 @@ async fn world(desired: i32, settings: SleepSettings) -> World {
     let function = function_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&function),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&function),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&function).into(),
         services: ServiceScope::only(target.clone()),
         settings,
         metrics,
@@ -217,7 +217,7 @@ async fn a_stopped_service_is_no_change_without_a_metric_query() {
     let w = world(0, short_threshold()).await;
     let proxy = FaultProxy::start();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
-    let deps = Deps { cloudwatch, metrics: MetricSink::memory().0, ..w.deps };
+    let deps = Deps { cloudwatch: cloudwatch.into(), metrics: MetricSink::memory().0, ..w.deps };
     let answer = invoke(&deps, json!({})).await.unwrap();
     assert_eq!(answer["action"], "no_change");
     assert_eq!(answer["message"], "Service is already stopped (desiredCount 0)");
@@ -248,7 +248,7 @@ async fn every_page_of_get_metric_data_is_read() {
                 .build()
         });
     let cloudwatch = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&first, &second]);
-    let deps = Deps { cloudwatch, ..w.deps };
+    let deps = Deps { cloudwatch: cloudwatch.into(), ..w.deps };
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let answer = invoke(&deps, json!({})).await.unwrap();
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
@@ -313,7 +313,7 @@ async fn iam_world_sleep_in_a_shared_cluster() {
         .write();
     let config = iam.config().await;
     w.deps.ecs = aws_sdk_ecs::Client::new(&config);
-    w.deps.cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    w.deps.cloudwatch = aws_sdk_cloudwatch::Client::new(&config).into();
     w.server_idle_for_an_hour().await;
     tokio::time::sleep(Duration::from_millis(3500)).await; // past the grace after its creation (wake)
     let answer = invoke(&w.deps, json!({})).await.unwrap();

@@ -44,7 +44,7 @@ async fn world(desired: i32) -> World {
     let through_proxy = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let deps = Deps {
         ecs: aws_sdk_ecs::Client::new(&through_proxy),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&through_proxy),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&through_proxy).into(),
         services: ServiceScope::only(target.clone()),
         // A tiny threshold, so the just-created service is past its grace after wake.
         settings: SleepSettings { idle_threshold_minutes: 0.01, ..SleepSettings::default() },

@@ -126,7 +126,7 @@ async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service()
     shared::testing::cloudwatch::put(&cloudwatch, "Fluidity", "LastActivityEpochSeconds", &dims, &last).await;
     let sleep = fluidity_sleep::Deps {
         ecs: aws_sdk_ecs::Client::new(&sleep_config),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&sleep_config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sleep_config).into(),
         services: ServiceScope::only(target.clone()),
         settings: fluidity_sleep::SleepSettings { idle_threshold_minutes: 0.01, ..Default::default() },
         metrics: shared::emf::MetricSink::memory().0,
