@@ -7,7 +7,8 @@ emulator and Redis. What it measures (each function, this machine):
 - init time: from the exec of the binary to its first GET /2018-06-01/runtime/invocation/next on a
   minimal Runtime API served here on 127.0.0.1 (median and p95 over COLD_STARTS cold starts, after
   one unmeasured start that warms the page cache);
-- peak RSS (VmHWM) over a cold start plus 100 invocations;
+- peak RSS (VmHWM) over a cold start plus 100 invocations, from a binary dropped from the page cache
+  first (read from disk, as in a new sandbox) and, beside it, from the binary as the build cached it;
 - warm latency: from handing an event out to receiving the response, p50/p99 over 200 invocations,
   with the emulator's own time (measured by a timing proxy between the function and moto) shown
   apart, so that the function's overhead shows;
@@ -452,8 +453,9 @@ def binary_rss_kb(process, path):
 def evict_from_page_cache(path):
     """Drops the file's pages from the page cache, so that the next start reads the binary from disk,
     as a new Lambda sandbox does. What is cached after a build is what the build wrote, in folios of up
-    to 2 MB that this machine's kernel (6.18, ext4 large folios) maps whole on a single fault; read from
-    disk, a fault maps the pages read ahead within its 64 KB fault-around window."""
+    to 2 MB that this machine's kernel (6.18, ext4 large folios) can map whole on a single fault; read
+    from disk, a fault maps what readahead brought in within its fault-around window. Measured both
+    ways, so that the RSS figure does not depend on how the page cache was filled."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
