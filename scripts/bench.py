@@ -393,7 +393,13 @@ def world():
 
 # ---------------------------------------------------------------- running a function
 
-def start(api, proxy, name, env, first_event=None):
+def binary_path(name):
+    """The function's release binary (resolved, as /proc's maps name it)."""
+    return os.path.realpath(os.path.join(BIN, name))
+
+
+def start(api, proxy, name, env, first_event=None, under=()):
+    """Starts the function's binary as Lambda does (`under`: a command to run it under, e.g. valgrind)."""
     full = dict(os.environ)
     # This machine's own settings, which Lambda's environment does not have: a system-wide
     # SSL_CERT_FILE would make every function read and parse the whole bundle at init (the TLS runs
@@ -415,7 +421,7 @@ def start(api, proxy, name, env, first_event=None):
         api.events.put(first_event)
     started = time.perf_counter_ns()
     api.started_ns = started
-    process = subprocess.Popen([os.path.join(BIN, name)], env=full, stdin=subprocess.DEVNULL,
+    process = subprocess.Popen([*under, binary_path(name)], env=full, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not api.first_next.wait(timeout=30):
         process.kill()
@@ -466,7 +472,7 @@ def evict_from_page_cache(path):
 def peak_rss_from_disk(api, proxy, name, env, event):
     """Peak RSS (MB) and the binary's resident KB after a cold start from a binary evicted from the
     page cache and RSS_AFTER invocations."""
-    binary = os.path.realpath(os.path.join(BIN, name))
+    binary = binary_path(name)
     evict_from_page_cache(binary)
     process, _ = start(api, proxy, name, env)
     for _ in range(RSS_AFTER):
@@ -595,7 +601,7 @@ def bench_function(api, proxy, name, env, event):
             rss_at_100 = peak_rss_mb(process)
     if rss_at_100 is None:  # fewer invocations than RSS_AFTER (a quick run)
         rss_at_100 = peak_rss_mb(process)
-    binary_cached_kb = binary_rss_kb(process, os.path.realpath(os.path.join(BIN, name)))
+    binary_cached_kb = binary_rss_kb(process, binary_path(name))
     stop(api, process)
     rss_from_disk, binary_from_disk_kb = peak_rss_from_disk(api, proxy, name, env, event)
     overhead = [lat - emu for lat, emu in zip(latencies, emulator)]
@@ -634,25 +640,16 @@ def code_pages(api, proxy, name, env, event):
     invocations execute, traced by valgrind's lackey (every superblock's address), counted in 4 KB
     pages and in the 64 KB windows the kernel's fault-around maps (a file page already in the page
     cache is mapped with its aligned neighbours). None without valgrind."""
-    global BIN
     if not shutil.which("valgrind"):
         return None
-    binary = os.path.join(BIN, name)
     with tempfile.TemporaryDirectory() as folder:
         trace = os.path.join(folder, "trace")
-        wrapper = os.path.join(folder, name)
-        with open(wrapper, "w") as f:
-            f.write(f"#!/bin/sh\nexec valgrind --tool=lackey --trace-superblocks=yes --log-file={trace} {binary}\n")
-        os.chmod(wrapper, 0o755)
-        real_bin, BIN = BIN, folder
-        try:
-            process, _ = start(api, proxy, name, env)
-            for _ in range(CODE_PAGE_INVOCATIONS):
-                api.invoke(event)
-            stop(api, process)
-        finally:
-            BIN = real_bin
-        low, size = text_section(binary)
+        lackey = ("valgrind", "--tool=lackey", "--trace-superblocks=yes", f"--log-file={trace}")
+        process, _ = start(api, proxy, name, env, under=lackey)
+        for _ in range(CODE_PAGE_INVOCATIONS):
+            api.invoke(event)
+        stop(api, process)
+        low, size = text_section(binary_path(name))
         executed = set()
         with open(trace) as f:
             for line in f:
@@ -854,7 +851,7 @@ def markdown(r):
               "row's own figures are from its first measurement. Peak RSS is measured on a start from a binary "
               "dropped from the page cache first (posix_fadvise), as a new Lambda sandbox reads its code from disk; "
               "the column after it is the same start with the binary in the page cache as the build wrote it, in "
-              "folios of up to 2 MB that this machine's kernel maps whole on one fault. A cold invocation is exec "
+              "folios of up to 2 MB that this machine's kernel can map whole on one fault. A cold invocation is exec "
               "to response for one event waiting at start, as Lambda hands it out: init, credentials, the "
               "connection (over TLS: the handshake with a local certificate authority the function trusts through "
               "SSL_CERT_FILE) and the calls; median of a fresh process each time."]
