@@ -626,22 +626,23 @@ FAULT_AROUND = 64 * 1024  # Linux's default fault_around_bytes: a read fault map
 
 
 def text_section(path):
-    """(address, size) of the executable's .text, from its section headers."""
+    """(address, size) of the executable's code: .text, with the .text.hot that scripts/hot-text.ld
+    lays out before it, from the section headers."""
     out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True, check=True).stdout
+    spans = []
     for line in out.splitlines():
         fields = line.replace("[ ", "[").split()
-        if len(fields) > 5 and fields[1] == ".text":
-            return int(fields[3], 16), int(fields[5], 16)
-    raise RuntimeError(f"{path}: no .text section")
+        if len(fields) > 5 and fields[1] in (".text", ".text.hot"):
+            spans.append((int(fields[3], 16), int(fields[5], 16)))
+    if not spans:
+        raise RuntimeError(f"{path}: no .text section")
+    low = min(start for start, _ in spans)
+    return low, max(start + size for start, size in spans) - low
 
 
-def code_pages(api, proxy, name, env, event):
-    """Where the binary's part of the RSS comes from: the code a cold start and CODE_PAGE_INVOCATIONS
-    invocations execute, traced by valgrind's lackey (every superblock's address), counted in 4 KB
-    pages and in the 64 KB windows the kernel's fault-around maps (a file page already in the page
-    cache is mapped with its aligned neighbours). None without valgrind."""
-    if not shutil.which("valgrind"):
-        return None
+def executed_code(api, proxy, name, env, event):
+    """The addresses in the binary's .text of every superblock a cold start and CODE_PAGE_INVOCATIONS
+    invocations execute, in the order first executed (valgrind's lackey), and .text's size."""
     with tempfile.TemporaryDirectory() as folder:
         trace = os.path.join(folder, "trace")
         lackey = ("valgrind", "--tool=lackey", "--trace-superblocks=yes", f"--log-file={trace}")
@@ -650,13 +651,24 @@ def code_pages(api, proxy, name, env, event):
             api.invoke(event)
         stop(api, process)
         low, size = text_section(binary_path(name))
-        executed = set()
+        executed = {}
         with open(trace) as f:
             for line in f:
                 if line.startswith("SB "):
                     address = int(line[3:], 16)
                     if low <= address < low + size:
-                        executed.add(address)
+                        executed.setdefault(address, None)
+    return list(executed), size
+
+
+def code_pages(api, proxy, name, env, event):
+    """Where the binary's part of the RSS comes from: the code a cold start and CODE_PAGE_INVOCATIONS
+    invocations execute, counted in 4 KB pages and in the 64 KB windows the kernel's fault-around
+    maps (a file page already in the page cache is mapped with its aligned neighbours). None without
+    valgrind."""
+    if not shutil.which("valgrind"):
+        return None
+    executed, size = executed_code(api, proxy, name, env, event)
     return {"text_kb": size / 1024, "executed_kb": 4 * len({a >> 12 for a in executed}),
             "fault_around_kb": FAULT_AROUND // 1024 * len({a // FAULT_AROUND for a in executed}),
             "invocations": CODE_PAGE_INVOCATIONS}
