@@ -2,12 +2,14 @@
 execute, laid out together at the start of the code, so the kernel's fault-around maps the code a
 function runs and not the rest of .text (issue 17: peak RSS).
 
-    scripts/with-services.sh .tools/venv/bin/python scripts/hot_text.py BIN_DIR
+    HOT_TEXT=0 CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=target/hotprof scripts/package.sh
+    (the same with -p floor-echo), then
+    BENCH_BIN_DIR=target/hotprof/x86_64-unknown-linux-gnu/release \
+        scripts/with-services.sh .tools/venv/bin/python scripts/hot_text.py
 
-BIN_DIR holds the release binaries built with symbols (CARGO_PROFILE_RELEASE_STRIP=false, same flags
-as scripts/package.sh otherwise). Each function is traced under valgrind's lackey in bench.py's
+BENCH_BIN_DIR holds the release binaries built with symbols and without the layout. Each function is traced under valgrind's lackey in bench.py's
 world; every executed address is mapped to the function containing it (nm); the union, in the order
-first executed, becomes one linker-script section list. Patterns end in the symbol hash's wildcard,
+first executed, becomes one linker-script section list. Symbol and crate hashes are wildcards in the patterns,
 so the script stays valid as dependencies and the compiler change: a function it no longer names is
 simply laid out as before, in .text (the bench's "where the RSS comes from" table shows when it has
 gone stale).
