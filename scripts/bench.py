@@ -626,7 +626,7 @@ FAULT_AROUND = 64 * 1024  # Linux's default fault_around_bytes: a read fault map
 
 
 def text_section(path):
-    """(address, size) of the executable's code: .text, with the .text.hot that scripts/hot-text.ld
+    """(address, size) of the executable's code: .text, with the .text.hot that scripts/hot-text/<function>.ld
     lays out before it, from the section headers."""
     out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True, check=True).stdout
     spans = []
@@ -872,9 +872,11 @@ def markdown(r):
         lines += ["", "Where the binary's share of the RSS comes from: the code executed by a cold start and "
                   f"{paged[0][1]['code_pages']['invocations']} invocations (valgrind's lackey, every superblock), in 4 KB pages, "
                   "and in the 64 KB windows Linux's fault-around maps when a page of a cached file is first touched "
-                  "(the aligned window around it). The executed code is spread over almost every window of .text, so "
-                  "nearly the whole .text is resident; the executed pages alone are what a layout with the hot code "
-                  "together would approach.", "",
+                  "(the aligned window around it). .text counts the .text.hot that each function's scripts/hot-text/<function>.ld "
+                  "puts first (the code its cold start executes, unless built with HOT_TEXT=0): laid out together, "
+                  "the executed code is mapped with little of the rest of .text. Without the layout it was spread "
+                  "over almost every window, so nearly the whole .text was resident; a mapped column far above the "
+                  "executed one means the layout is stale (regenerate it with scripts/hot_text.py).", "",
                   "| function | .text (KB) | executed, 4 KB pages (KB) | mapped by fault-around (KB) | "
                   "binary resident, read from disk / as the build cached it (KB, smaps) |", "|---|---|---|---|---|"]
         for name, f in paged:
