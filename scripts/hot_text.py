@@ -11,7 +11,7 @@ scripts/hot-text/build.rs links each release binary with its own file.
 BENCH_BIN_DIR holds the release binaries built with symbols and without the layout. Each function
 is traced under valgrind's lackey in bench.py's world; every executed address is mapped to the
 function containing it (nm), and those functions, in the order first executed, become the file's
-section list. Symbol and crate hashes are wildcards in the patterns, so a layout stays valid as
+section list, followed by the functions only the other traces executed. Symbol and crate hashes are wildcards in the patterns, so a layout stays valid as
 dependencies and the compiler change: a function it no longer names is simply laid out as before,
 in .text (the bench's "where the RSS comes from" table shows when it has gone stale).
 """
@@ -65,6 +65,7 @@ def write_layout(name, patterns):
 def main():
     functions, _ = bench.world()
     api, proxy = bench.RuntimeApi(), bench.TimingProxy(bench.MOTO)
+    own = {}
     for name, (env, event) in [("floor-echo", ({}, {"floor": True}))] + list(functions.items()):
         print(f"hot_text: tracing {name}", file=sys.stderr)
         starts, names = functions_by_address(bench.binary_path(name))
@@ -74,9 +75,15 @@ def main():
             at = bisect.bisect_right(starts, address) - 1
             if at >= 0:
                 ordered.setdefault(section_patterns(names[at]), None)
-        patterns = [p for p in ordered if all(PATTERN_SAFE.match(part) for part in p.split())]
-        write_layout(name, patterns)
-        print(f"hot_text: {name}: {len(patterns)} functions ({len(ordered) - len(patterns)} skipped)", file=sys.stderr)
+        own[name] = [p for p in ordered if all(PATTERN_SAFE.match(part) for part in p.split())]
+    # After a function's own code, what the others ran: shared code one trace can miss (a
+    # connection's teardown runs in some runs and not others) then still lies next to the hot code.
+    union = dict.fromkeys(p for patterns in own.values() for p in patterns)
+    for name, patterns in own.items():
+        mine = set(patterns)
+        write_layout(name, patterns + [p for p in union if p not in mine])
+        print(f"hot_text: {name}: {len(patterns)} functions of its own, {len(union) - len(mine)} more that "
+              "others ran", file=sys.stderr)
 
 
 if __name__ == "__main__":
