@@ -60,7 +60,7 @@ def main():
     report = []
     for label, folder in steps:
         bench.BIN = folder
-        floor = bench.bench_function(api, proxy, "floor-echo", {}, {"floor": True})
+        floor = bench.bench_function(api, proxy, bench.FLOOR, {}, bench.FLOOR_EVENT)
         f = bench.bench_function(api, proxy, FUNCTION, env, event)
         binary = os.path.join(folder, FUNCTION)
         row = {"step": label, "init_ms": f["init_ms"]["median"], "floor_init_ms": f["init_ms"]["floor_median"],

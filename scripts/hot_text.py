@@ -11,9 +11,10 @@ scripts/hot-text/build.rs links each release binary with its own file.
 BENCH_BIN_DIR holds the release binaries built with symbols and without the layout. Each function
 is traced under valgrind's lackey in bench.py's world; every executed address is mapped to the
 function containing it (nm), and those functions, in the order first executed, become the file's
-section list, followed by the functions only the other traces executed. Symbol and crate hashes are wildcards in the patterns, so a layout stays valid as
-dependencies and the compiler change: a function it no longer names is simply laid out as before,
-in .text (the bench's "where the RSS comes from" table shows when it has gone stale).
+section list, followed by the functions only the other traces executed. Symbol and crate hashes
+are wildcards in the patterns, so a layout stays valid as dependencies and the compiler change: a
+function it no longer names is simply laid out as before, in .text (the bench's "where the RSS
+comes from" table shows when it has gone stale).
 """
 import bisect
 import os
@@ -66,7 +67,7 @@ def main():
     functions, _ = bench.world()
     api, proxy = bench.RuntimeApi(), bench.TimingProxy(bench.MOTO)
     own = {}
-    for name, (env, event) in [("floor-echo", ({}, {"floor": True}))] + list(functions.items()):
+    for name, (env, event) in [(bench.FLOOR, ({}, bench.FLOOR_EVENT))] + list(functions.items()):
         print(f"hot_text: tracing {name}", file=sys.stderr)
         starts, names = functions_by_address(bench.binary_path(name))
         executed, _ = bench.executed_code(api, proxy, name, env, event)
