@@ -3,18 +3,18 @@ start and a few invocations execute, laid out together at the start of the code,
 fault-around maps the code the function runs and not the rest of .text (issue 17: peak RSS).
 scripts/hot-text/build.rs links each release binary with its own file.
 
-    HOT_TEXT=0 CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=target/hotprof scripts/package.sh
-    (the same with -p floor-echo), then
-    BENCH_BIN_DIR=target/hotprof/x86_64-unknown-linux-gnu/release \
-        scripts/with-services.sh .tools/venv/bin/python scripts/hot_text.py
+    HOT_TEXT=0 HOT_TEXT_SYMBOLS=1 scripts/package.sh     (and the same with -p floor-echo), then
+    scripts/with-services.sh .tools/venv/bin/python scripts/hot_text.py
 
-BENCH_BIN_DIR holds the release binaries built with symbols and without the layout. Each function
-is traced under valgrind's lackey in bench.py's world; every executed address is mapped to the
-function containing it (nm), and those functions, in the order first executed, become the file's
-section list, followed by the functions only the other traces executed. Symbol and crate hashes
-are wildcards in the patterns, so a layout stays valid as dependencies and the compiler change: a
-function it no longer names is simply laid out as before, in .text (the bench's "where the RSS
-comes from" table shows when it has gone stale).
+That is the shipped build without the layout and not stripped (build.rs strips it, not the profile,
+so the symbols are the shipped build's, hashes included); BENCH_BIN_DIR names another folder. Each
+function is traced under valgrind's lackey in bench.py's world; every executed address is mapped to
+the function containing it (nm), and those functions, in the order first executed, become the
+file's section list, followed by the functions only the other traces executed. The names are exact,
+so a generic function's instances that did not run (RawTable<T>::reserve_rehash for every other T)
+stay in .text. The same functions follow with their hashes as wildcards: one the build no longer
+names exactly (a dependency or the compiler changed) is still laid out with the hot code, after it
+(the bench's "where the RSS comes from" table shows when a layout has gone stale).
 """
 import bisect
 import os
@@ -34,7 +34,8 @@ PATTERN_SAFE = re.compile(r"^[A-Za-z0-9_.$*]+$")  # what a linker-script pattern
 
 def functions_by_address(path):
     """(sorted start addresses, names) of the binary's functions."""
-    out = subprocess.run(["nm", "-n", "--defined-only", path], capture_output=True, text=True, check=True).stdout
+    # A stripped binary: nm fails, and there are none.
+    out = subprocess.run(["nm", "-n", "--defined-only", path], capture_output=True, text=True).stdout
     starts, names = [], []
     for line in out.splitlines():
         fields = line.split()
@@ -44,13 +45,16 @@ def functions_by_address(path):
     return starts, names
 
 
-def section_patterns(symbol):
-    """The input sections rustc (function sections) may put the symbol in, its hashes wildcards:
-    .text.<symbol>, or .text.unlikely.<symbol> for a function LLVM marks cold (#[cold]: the slow
-    paths of a first allocation, a OnceLock's initialisation, a table's growth; a cold start runs
-    many of them)."""
-    name = LTO_SUFFIX.sub(".*", CRATE_HASH.sub("Cs*_", LEGACY_HASH.sub("17h*E", symbol)))
-    return f".text.{name} .text.unlikely.{name}"
+def exact_sections(symbol):
+    """The input sections rustc (function sections) may put the symbol in: .text.<symbol>, or
+    .text.unlikely.<symbol> for a function LLVM marks cold (#[cold]: the slow paths of a first
+    allocation, a OnceLock's initialisation, a table's growth; a cold start runs many of them)."""
+    return f".text.{symbol} .text.unlikely.{symbol}"
+
+
+def wildcard_sections(symbol):
+    """The same with the symbol's hashes as wildcards: any build's instances of the function."""
+    return exact_sections(LTO_SUFFIX.sub(".*", CRATE_HASH.sub("Cs*_", LEGACY_HASH.sub("17h*E", symbol))))
 
 
 def write_layout(name, patterns):
@@ -70,20 +74,24 @@ def main():
     for name, (env, event) in [(bench.FLOOR, ({}, bench.FLOOR_EVENT))] + list(functions.items()):
         print(f"hot_text: tracing {name}", file=sys.stderr)
         starts, names = functions_by_address(bench.binary_path(name))
+        if not starts:
+            sys.exit(f"hot_text: {bench.binary_path(name)} has no symbols: build it with HOT_TEXT_SYMBOLS=1")
         executed, _ = bench.executed_code(api, proxy, name, env, event)
         ordered = {}
         for address in executed:
             at = bisect.bisect_right(starts, address) - 1
-            if at >= 0:
-                ordered.setdefault(section_patterns(names[at]), None)
-        own[name] = [p for p in ordered if all(PATTERN_SAFE.match(part) for part in p.split())]
+            if at >= 0 and PATTERN_SAFE.match(names[at]):
+                ordered.setdefault(names[at], None)
+        own[name] = list(ordered)
     # After a function's own code, what the others ran: shared code one trace can miss (a
     # connection's teardown runs in some runs and not others) then still lies next to the hot code.
-    union = dict.fromkeys(p for patterns in own.values() for p in patterns)
-    for name, patterns in own.items():
-        mine = set(patterns)
-        write_layout(name, patterns + [p for p in union if p not in mine])
-        print(f"hot_text: {name}: {len(patterns)} functions of its own, {len(union) - len(mine)} more that "
+    union = dict.fromkeys(symbol for symbols in own.values() for symbol in symbols)
+    for name, symbols in own.items():
+        mine = set(symbols)
+        hot = symbols + [symbol for symbol in union if symbol not in mine]
+        exact = [exact_sections(symbol) for symbol in hot]
+        write_layout(name, exact + [p for p in dict.fromkeys(map(wildcard_sections, hot)) if p not in exact])
+        print(f"hot_text: {name}: {len(symbols)} functions of its own, {len(union) - len(mine)} more that "
               "others ran", file=sys.stderr)
 
 
