@@ -89,8 +89,8 @@ def main():
     for name, symbols in own.items():
         mine = set(symbols)
         hot = symbols + [symbol for symbol in union if symbol not in mine]
-        exact = [exact_sections(symbol) for symbol in hot]
-        write_layout(name, exact + [p for p in dict.fromkeys(map(wildcard_sections, hot)) if p not in exact])
+        exact = dict.fromkeys(map(exact_sections, hot))
+        write_layout(name, list(exact) + [p for p in dict.fromkeys(map(wildcard_sections, hot)) if p not in exact])
         print(f"hot_text: {name}: {len(symbols)} functions of its own, {len(union) - len(mine)} more that "
               "others ran", file=sys.stderr)
 

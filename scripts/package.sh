@@ -23,7 +23,8 @@ if [[ " $* " == *" --arm64 "* ]] && ! rustup target list --installed | grep -qx 
   rustup target add aarch64-unknown-linux-gnu
 fi
 # The code each function's cold start executes is laid out first by its build script
-# (scripts/hot-text/build.rs); HOT_TEXT=0 leaves that out.
+# (scripts/hot-text/build.rs), which also strips it; HOT_TEXT=0 leaves the layout out,
+# HOT_TEXT_SYMBOLS=1 the stripping (for scripts/hot_text.py).
 # A position-dependent executable: no relocations for the dynamic loader to apply at every cold
 # start (a quarter of fluidity-kill's init instructions and 50 page faults, measured; the bench
 # report has the figures). The executable's own image is then not randomised (libraries, heap and
