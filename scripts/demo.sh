@@ -29,11 +29,11 @@ step "Demo world"
 
 step "fluidity-wake: the agent starts and needs the server (API Gateway POST /wake)"
 "$PY" scripts/demo_world.py stop
-invoke fluidity-wake fixtures/lifecycle/wake/apigateway-post-wake.json
+invoke fluidity-wake fixtures/fluidity-wake/apigateway-post-wake.json
 "$PY" scripts/demo_world.py show
 
 step "fluidity-wake: a second agent start must not scale out"
-invoke fluidity-wake fixtures/lifecycle/wake/direct.json
+invoke fluidity-wake fixtures/fluidity-wake/direct.json
 "$PY" scripts/demo_world.py show
 
 step "fluidity-sleep: the 5-minute schedule checks whether the server is idle"
@@ -41,22 +41,22 @@ echo "(for the demo: an idle threshold of 3 seconds instead of 15 minutes, which
 echo " just-woken server gets, and a 1-minute lookback for the second check, so the busy minute is past)"
 export IDLE_THRESHOLD_MINUTES=0.05
 "$PY" scripts/demo_world.py activity 2 120
-invoke fluidity-sleep fixtures/lifecycle/sleep/eventbridge-rate-5-minutes.json
+invoke fluidity-sleep fixtures/fluidity-sleep/eventbridge-rate-5-minutes.json
 echo "-- the agent disconnects: the server reports no connections"
 "$PY" scripts/demo_world.py activity 0 0
 sleep 4
-LOOKBACK_PERIOD_MINUTES=1 invoke fluidity-sleep fixtures/lifecycle/sleep/eventbridge-rate-5-minutes.json
+LOOKBACK_PERIOD_MINUTES=1 invoke fluidity-sleep fixtures/fluidity-sleep/eventbridge-rate-5-minutes.json
 "$PY" scripts/demo_world.py show
 unset IDLE_THRESHOLD_MINUTES
 
 step "fluidity-wake, then fluidity-kill: the agent needs the server again, then shuts down"
-invoke fluidity-wake fixtures/lifecycle/wake/direct.json
+invoke fluidity-wake fixtures/fluidity-wake/direct.json
 echo "-- the agent shuts down (API Gateway POST /kill)"
-invoke fluidity-kill fixtures/lifecycle/kill/apigateway-post-kill.json
+invoke fluidity-kill fixtures/fluidity-kill/apigateway-post-kill.json
 "$PY" scripts/demo_world.py show
 
 step "fluidity-kill: the nightly EventBridge schedule, on a service that is already stopped"
-invoke fluidity-kill fixtures/lifecycle/kill/eventbridge-nightly.json
+invoke fluidity-kill fixtures/fluidity-kill/eventbridge-nightly.json
 "$PY" scripts/demo_world.py show
 
 step "fluidity-kill: a request that names a service the deployment does not allow (OverrideServiceArns)"
@@ -73,7 +73,7 @@ step "Deployments: mark, drain, reap (retired because its tasks reported Shutdow
 export CLUSTER=deployments DEPLOYMENT_NAME=shop PERIOD=60 CONSEC=2 MIN_AGE_SEC=0 MAX_AGE_HR=1
 reaper_run() {
   echo "-- reaper run $1"
-  "$BIN/fluidity-reaper" fixtures/lifecycle/reaper/eventbridge-schedule.json 2>>"$ROOT/.run/demo-logs.jsonl" \
+  "$BIN/fluidity-reaper" fixtures/fluidity-reaper/eventbridge-schedule.json 2>>"$ROOT/.run/demo-logs.jsonl" \
     | "$PY" -c 'import json,sys; r=json.load(sys.stdin); [print("  ", s["service"], s["action"], "-", s["reason"]) for s in r["services"]]'
   "$PY" scripts/demo_world.py deployments
 }
@@ -136,7 +136,7 @@ run_action incident-notify-human "page the on-call engineer for INC-42: the page
 
 run_action incident-notify-human "page the on-call engineer: the backend forwards its own incident record (a
    227-character title with a tab in it, fields of its own, no priority), and the page goes out all the same" \
-  "$(cat fixtures/actions/notify_human/forwarded-incident-record.json)"
+  "$(cat fixtures/incident-notify-human/forwarded-incident-record.json)"
 
 step "What the on-call engineer received"
 "$PY" scripts/demo_world.py inbox "$ROOT/.run"

@@ -22,9 +22,6 @@ if [[ " $* " == *" --arm64 "* ]] && ! rustup target list --installed | grep -qx 
   echo "package: adding the aarch64-unknown-linux-gnu target (rustup)" >&2
   rustup target add aarch64-unknown-linux-gnu
 fi
-# The code each function's cold start executes is laid out first by its build script
-# (scripts/hot-text/build.rs), which also strips it; HOT_TEXT=0 leaves the layout out,
-# HOT_TEXT_SYMBOLS=1 the stripping (for scripts/hot_text.py).
 # A position-dependent executable: no relocations for the dynamic loader to apply at every cold
 # start (a quarter of fluidity-kill's init instructions and 50 page faults, measured; the bench
 # report has the figures). The executable's own image is then not randomised (libraries, heap and

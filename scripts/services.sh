@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs (if needed) and starts the local AWS emulator (moto server behind scripts/emulator.py, which
-# also serves CloudWatch over RPC v2 CBOR) and a real redis-server on 127.0.0.1.
+# Installs (if needed) and starts the local AWS emulator (moto server, run by scripts/emulator.py,
+# which serves DynamoDB one request at a time) and a real redis-server on 127.0.0.1.
 #
 #   scripts/services.sh up      start what is not already answering; print the environment to use
 #   scripts/services.sh down    stop what this script started (pid files under .run/)
@@ -27,7 +27,7 @@ install_moto() {
   # Reinstalled whenever scripts/requirements.txt changes (the stamp holds its checksum).
   local want; want="$(sha256sum "$ROOT/scripts/requirements.txt" | cut -d' ' -f1)"
   if [ "$(cat "$TOOLS/venv/.requirements" 2>/dev/null)" = "$want" ]; then return; fi
-  log "installing moto server, cbor2 and cfn-lint into .tools/venv (PyPI)"
+  log "installing moto server, cfn-lint and parliament into .tools/venv (PyPI)"
   mkdir -p "$TOOLS"
   [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements.txt"
@@ -61,7 +61,7 @@ up() {
   if moto_answers; then
     log "moto already answering on $MOTO_URL"
   else
-    log "starting the emulator (moto, with CloudWatch over RPC v2 CBOR) on $MOTO_URL"
+    log "starting the emulator (moto) on $MOTO_URL"
     # moto's request recorder (/moto-api/recorder/*) writes here, not into the working directory.
     MOTO_RECORDER_FILEPATH="$RUN/moto-recording.jsonl" \
       nohup "$TOOLS/venv/bin/python" "$ROOT/scripts/emulator.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 &

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command. On a fresh machine it installs and starts everything the tests need
-# (moto server, cbor2 and cfn-lint in .tools/venv, redis-server from Debian), runs every test, and
+# (moto server, cfn-lint and parliament in .tools/venv, redis-server from Debian), runs every test, and
 # stops what it started: the Rust tests (unit, emulator, Redis, the built binaries on every fixture),
 # with the emulator recording every request; then the deployment checks (cfn-lint, each role against
 # its function's declared permissions, each recorded call against them, each IAM world's calls

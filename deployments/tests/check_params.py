@@ -57,9 +57,9 @@ for env in ("dev", "prod"):
 # Each environment's shipped target map (deploy.sh packages it into the actions' zips): every
 # console test event under fixtures/ names a target that exists in it, its ECS services are in the
 # cluster the roles are scoped to, and Redis targets come with the VPC that reaches them.
-FIXTURES = os.path.join(os.path.dirname(DEPLOYMENTS), "fixtures", "actions")
+FIXTURES = os.path.join(os.path.dirname(DEPLOYMENTS), "fixtures")
 named = {}
-for fixture in glob.glob(os.path.join(FIXTURES, "*", "*.json")):
+for fixture in glob.glob(os.path.join(FIXTURES, "incident-*", "*.json")):
     target = json.load(open(fixture)).get("target")
     if target:
         named.setdefault(target, []).append(os.path.relpath(fixture, os.path.dirname(DEPLOYMENTS)))

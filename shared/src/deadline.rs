@@ -37,6 +37,11 @@ impl Deadline {
         Self { at: Instant::now() + remaining }
     }
 
+    /// The same deadline, `reserve` earlier (time kept for what comes after the work).
+    pub fn less(&self, reserve: Duration) -> Self {
+        Self { at: self.at.checked_sub(reserve).unwrap_or(self.at) }
+    }
+
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }

@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::{DesiredStatus, Service, ServiceField, Task};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::plan::{Permission, arn};
+use crate::iam::{Permission, arn};
 use crate::settings::{Settings, invalid};
 use crate::{ConfigError, FunctionError};
 

@@ -62,9 +62,19 @@ pub enum FunctionError {
     #[error("plan not applied: {reason}; the new plan: {plan}")]
     StalePlan { reason: String, plan: String },
 
+    /// An identical request is being handled right now; its answer will be replayed once it
+    /// completes. Retry later.
+    #[error("in progress: {0}")]
+    InProgress(String),
+
+    /// An identical request began changing the resource and never recorded how it ended (it was
+    /// stopped, e.g. by the Lambda timeout). Look at the resource before acting again.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+
     /// An operator paused automation (globally or for this target): nothing was called.
-    #[error("automation is paused {scope} by {by} since {since}: {reason}; resume with `incident-ledger resume`")]
-    AutomationPaused { scope: String, by: String, reason: String, since: String },
+    #[error("automation is paused {scope} by {by} since {since}: {reason}; resume with `{resume}`")]
+    AutomationPaused { scope: String, by: String, reason: String, since: String, resume: String },
 
     /// A remediation budget is spent (a loop, or a storm of alarms): nothing was called.
     #[error("budget {budget} spent: {count} of {limit} mutations in {window_seconds} s; it resets at {resets}")]
@@ -92,7 +102,7 @@ impl FunctionError {
             Self::InvalidRequest { .. } => 400,
             Self::OverrideNotAllowed { .. } => 403,
             Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
-            Self::Conflict(_) | Self::StalePlan { .. } => 409,
+            Self::Conflict(_) | Self::StalePlan { .. } | Self::InProgress(_) | Self::OutcomeUnknown(_) => 409,
             Self::AutomationPaused { .. } => 423,
             Self::BudgetExhausted { .. } => 429,
             Self::LedgerUnavailable { .. } => 502,
@@ -111,6 +121,8 @@ impl FunctionError {
             Self::ResourceNotFound { .. } => "RESOURCE_NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::StalePlan { .. } => "STALE_PLAN",
+            Self::InProgress(_) => "IN_PROGRESS",
+            Self::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
             Self::AutomationPaused { .. } => "AUTOMATION_PAUSED",
             Self::BudgetExhausted { .. } => "BUDGET_EXHAUSTED",
             Self::LedgerUnavailable { .. } => "LEDGER_UNAVAILABLE",
@@ -131,6 +143,8 @@ impl FunctionError {
             Self::ResourceNotFound { .. } => "ResourceNotFound",
             Self::Conflict(_) => "Conflict",
             Self::StalePlan { .. } => "StalePlan",
+            Self::InProgress(_) => "InProgress",
+            Self::OutcomeUnknown(_) => "OutcomeUnknown",
             Self::AutomationPaused { .. } => "AutomationPaused",
             Self::BudgetExhausted { .. } => "BudgetExhausted",
             Self::LedgerUnavailable { .. } => "LedgerUnavailable",

@@ -1,18 +1,16 @@
-//! The library every function is built on: the request/response contract, the target config,
-//! the event adapter, the runtime entry point, AWS configuration and the ECS helpers.
+//! The base every function is built on: settings, the Lambda runtime entry point, the SDK's
+//! configuration and HTTP client, the event adapter, errors, the deadline, text helpers, IAM
+//! declarations, EMF metrics and the ECS calls several functions make.
 
 pub mod aws;
-pub mod config;
-pub mod contract;
 pub mod deadline;
-pub mod deployment;
 pub mod ecs;
+pub mod emf;
 pub mod error;
 pub mod events;
 pub mod frame;
 pub mod http;
-pub mod ledger;
-pub mod plan;
+pub mod iam;
 pub mod runtime;
 pub mod settings;
 #[cfg(feature = "test-util")]
@@ -20,4 +18,3 @@ pub mod testing;
 pub mod text;
 
 pub use error::{ConfigError, FunctionError};
-pub use fluidity_names::emf;

@@ -63,7 +63,7 @@ fn lambda_level(level: String) -> String {
 
 /// `<binary> --permissions` prints the function's declared IAM permissions as JSON and exits: the
 /// deployment checks compare them with the function's role. Call it first thing in `main`.
-pub fn permissions_flag(function: &str, permissions: fn() -> Vec<crate::plan::Permission>) {
+pub fn permissions_flag(function: &str, permissions: fn() -> Vec<crate::iam::Permission>) {
     if std::env::args().nth(1).as_deref() == Some("--permissions") {
         let mut declared = permissions();
         declared.sort();

@@ -40,6 +40,7 @@ async fn serve(behaviour: Server) -> (u16, Arc<AtomicUsize>) {
     let certs =
         CertificateDer::pem_file_iter(tls_fixture("server.pem")).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_file(tls_fixture("server.key")).unwrap();
+    #[allow(deprecated)] // the client's provider (shared::http), for a handshake both sides support
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -29,6 +29,10 @@ pub enum Fault {
     Delay(Duration),
     /// Read the request, then close the connection without answering.
     DropConnection,
+    /// DynamoDB's answer to a write that met a concurrent transaction on one of its items: a
+    /// TransactWriteItems cancelled with `TransactionCanceledException [TransactionConflict]`, any
+    /// other call `TransactionConflictException`. moto serialises DynamoDB and never answers either.
+    TransactionConflict,
 }
 
 /// Repeat a fault on every call.
@@ -168,6 +172,7 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
         }
         Some(Fault::InternalError) => Some(request.error_response(500, "Internal Server Error", "InternalFailure")),
         Some(Fault::Unavailable) => Some(request.error_response(503, "Service Unavailable", "ServiceUnavailable")),
+        Some(Fault::TransactionConflict) => Some(request.conflict_response(&operation)),
     };
     let response = match answer {
         Some(response) => response,
@@ -250,6 +255,33 @@ impl Request {
             .split('&')
             .find_map(|pair| pair.strip_prefix("Action="))
             .map_or_else(|| format!("(unknown {path})"), str::to_owned)
+    }
+
+    /// A transaction conflict, in DynamoDB's awsJson shape.
+    fn conflict_response(&self, operation: &str) -> Vec<u8> {
+        let body = match operation {
+            "TransactWriteItems" => serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                "CancellationReasons": [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}],
+            }),
+            _ => serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                "message": "Transaction is ongoing for the item",
+            }),
+        };
+        let body = body.to_string();
+        let code = if operation == "TransactWriteItems" {
+            "TransactionCanceledException"
+        } else {
+            "TransactionConflictException"
+        };
+        format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-errortype: {code}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
     }
 
     fn error_response(&self, status: u16, reason: &str, code: &str) -> Vec<u8> {

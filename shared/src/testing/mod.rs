@@ -17,8 +17,6 @@ pub mod corpus;
 pub mod exact;
 pub mod fault_proxy;
 pub mod iam;
-pub mod ledger;
-pub mod scaling;
 
 pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
 
@@ -214,19 +212,6 @@ pub fn action_event(payload: Value) -> lambda_runtime::LambdaEvent<Value> {
     lambda_runtime::LambdaEvent::new(payload, ctx)
 }
 
-/// The response as the backend sees it (JSON), checking that `body` mirrors the rest.
-pub fn response_json(response: &crate::contract::ActionResponse) -> Value {
-    let value = serde_json::to_value(response).expect("response serialises");
-    let body: Value = serde_json::from_str(value["body"].as_str().expect("body is a string")).expect("body is JSON");
-    assert_eq!(body["statusCode"], value["statusCode"], "body mirrors the response");
-    value
-}
-
-/// Builds a validated target config from JSON, as `TARGETS_JSON` would carry it.
-pub fn targets(config: Value) -> crate::config::TargetConfig {
-    crate::config::TargetConfig::parse(&config.to_string(), "test").expect("test target config is valid")
-}
-
 /// A real redis-server of the test's own (e.g. with a password), on a free loopback port; stopped on drop.
 pub struct TempRedis {
     child: std::process::Child,
@@ -396,18 +381,6 @@ pub fn event_with_deadline(payload: Value, left: std::time::Duration) -> lambda_
 
 /// Longest error message a bad request may get: it names the problem, it does not echo a megabyte back.
 pub const MAX_ERROR_MESSAGE: usize = 1000;
-
-/// Checks that an incident action refused a bad request the way the backend needs: a 4xx response
-/// with a stable code and a short message naming the problem.
-pub fn assert_action_rejected(what: &str, response: &crate::contract::ActionResponse) {
-    let status = response.core.status_code;
-    assert!((400..500).contains(&status), "{what}: expected a 4xx, got {status}: {}", response.core.message);
-    assert!(!response.core.success, "{what}");
-    let message = &response.core.message;
-    assert!(!message.is_empty() && message.len() <= MAX_ERROR_MESSAGE, "{what}: message of {} bytes", message.len());
-    let error = response.core.error.as_ref().unwrap_or_else(|| panic!("{what}: no error object"));
-    assert!(error["code"].is_string(), "{what}: {error}");
-}
 
 /// Checks that a lifecycle function refused a bad event: a 4xx function error on direct and
 /// EventBridge invokes, a 4xx HTTP answer over API Gateway and Function URLs, with a short message.

@@ -1,0 +1,56 @@
+//! The incident ledger: one DynamoDB table (`LEDGER_TABLE`) that keeps automation from acting
+//! twice, looping or acting while humans have taken over, and remembers what it did.
+//!
+//! - [`DynamoLedger`] is the table behind `incident_core`'s [`Ledger`](incident_core::ledger::Ledger)
+//!   trait: every action's guard works on it ([`guard_from_env`] builds that guard in `main`);
+//! - the operator's side: pause, resume, history ([`DynamoLedger::pause`], ...), and, with the
+//!   `cli` feature, the `incident-ledger` command and the restore after an incident ([`restore`]).
+//!
+//! The item layout is in [`items`]; the semantics of idempotency are those of Powertools for AWS
+//! Lambda (an in-progress key, a completed one replayed, a failed one removed), plus a key marked
+//! as applying just before the first change, which a retry never takes before it expires.
+
+pub mod items;
+mod operator;
+pub mod store;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "cli")]
+pub mod restore;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+use std::sync::Arc;
+
+use incident_core::guard::{Guard, GuardSettings};
+use shared::ConfigError;
+use shared::iam::{Permission, arn};
+use shared::settings::Settings;
+pub use store::DynamoLedger;
+
+/// The guard of an action: on `LEDGER_TABLE` with its settings, or without a ledger (a local run:
+/// no idempotency, budgets, pause or records, which init says).
+pub fn guard_from_env(config: &aws_config::SdkConfig) -> Result<Guard, ConfigError> {
+    let settings = Settings::from_env();
+    let guard_settings = GuardSettings::from_settings(&settings)?;
+    let Some(table) = settings.optional("LEDGER_TABLE") else {
+        tracing::warn!("LEDGER_TABLE is not set: no idempotency, budgets, pause or incident records");
+        return Ok(Guard::new(None, guard_settings));
+    };
+    let ledger = DynamoLedger { dynamodb: aws_sdk_dynamodb::Client::new(config), table };
+    Ok(Guard::new(Some(Arc::new(ledger)), guard_settings))
+}
+
+/// What an action needs on the ledger's table, `${LEDGER_TABLE}` standing for its name: the
+/// history (Query), keys, claims and records (PutItem, DeleteItem; a transaction's parts are
+/// authorised as these), and, for a mutating action, the pauses and counters (BatchGetItem,
+/// UpdateItem).
+pub fn permissions(mutates: bool) -> Vec<Permission> {
+    let table = arn("dynamodb", "table/${LEDGER_TABLE}");
+    let mut actions = vec!["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"];
+    if mutates {
+        actions.extend(["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]);
+    }
+    actions.into_iter().map(|action| Permission::new(action, table.clone())).collect()
+}
