@@ -69,7 +69,7 @@ step "Deployments: mark, drain, reap (retired because its tasks reported Shutdow
 "$PY" scripts/demo_world.py deploy v2
 "$BIN/fluidity-mark-deployment" --cluster deployments --name shop --id v2 2>/dev/null | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("marked v2 active, draining:", [(d["service"], d["drainingSince"]) for d in r["draining"]])'
 "$PY" scripts/demo_world.py deployments
-# The seed's testing settings, with MIN_AGE 0 since the demo's services are seconds old.
+# The original test plan's settings, with MIN_AGE 0 since the demo's services are seconds old.
 export CLUSTER=deployments DEPLOYMENT_NAME=shop PERIOD=60 CONSEC=2 MIN_AGE_SEC=0 MAX_AGE_HR=1
 reaper_run() {
   echo "-- reaper run $1"
@@ -134,6 +134,11 @@ run_action incident-scale-up "scale the cache while paused" \
 run_action incident-notify-human "page the on-call engineer for INC-42: the page lists what automation did" \
   '{"action":"notify_human","incidentId":"INC-42","priority":"critical","incidentDetails":{"title":"Checkout API failing","description":"5xx at 38%"}}'
 
+run_action incident-notify-human "ten minutes later, a follow-up page for INC-42 with new words: it is another page, and it is delivered" \
+  '{"action":"notify_human","incidentId":"INC-42","priority":"critical","incidentDetails":{"title":"Checkout API failing","description":"restart did not help, database unreachable"}}'
+run_action incident-notify-human "the backend retries that follow-up: answered from the ledger, paged once" \
+  '{"action":"notify_human","incidentId":"INC-42","priority":"critical","incidentDetails":{"title":"Checkout API failing","description":"restart did not help, database unreachable"}}'
+
 run_action incident-notify-human "page the on-call engineer: the backend forwards its own incident record (a
    227-character title with a tab in it, fields of its own, no priority), and the page goes out all the same" \
   "$(cat fixtures/incident-notify-human/forwarded-incident-record.json)"
@@ -155,7 +160,7 @@ PY
 "$BIN/incident-ledger" restore INC-42 --dry-run 2>>"$ROOT/.run/demo-logs.jsonl" \
   | "$PY" -c 'import json,sys; [print("   dry run: %-9s %s" % (t["target"], t["status"])) for t in json.load(sys.stdin)["targets"]]'
 "$BIN/incident-ledger" restore INC-42 2>>"$ROOT/.run/demo-logs.jsonl" \
-  | "$PY" -c 'import json,sys; [print("   done:    %-9s %s %s" % (t["target"], t["status"], t.get("to", t.get("now", "")))) for t in json.load(sys.stdin)["targets"]]'
+  | "$PY" -c 'import json,sys; [print("   done:    %-9s %s %s %s" % (t["target"], t["status"], t.get("to", t.get("now", "")), ("(" + t["when"].replace("_", " ") + ")") if "when" in t else "")) for t in json.load(sys.stdin)["targets"]]'
 for what in api database cache; do echo "   $what:"; "$PY" scripts/demo_world.py incident-show "$what"; done
 echo
 echo "Audit lines (one per action) are in .run/demo-logs.jsonl, e.g.:"

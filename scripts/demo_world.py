@@ -241,9 +241,12 @@ def sms_forms():
 
 def history(path):
     """incident-ledger history's answer, one line per record."""
+    def plain(state):  # a typed state without its kind, as people read it
+        return {k: v for k, v in state.items() if k != "kind"}
     for r in json.load(open(path))["records"]:
-        shown = r["before"] not in (None, r["after"]) and "deploymentId" not in (r["before"] or {})
-        change = f"  ({r['before']} -> {r['after']})" if shown else ""
+        kind = (r["before"] or {}).get("kind")
+        shown = r["before"] not in (None, r["after"]) and kind not in ("ecs_deployment", "page")
+        change = f"  ({plain(r['before'])} -> {plain(r['after'])})" if shown else ""
         print(f"  {r['at'][11:19]} {r['action']:<16} {r['target']:<9} {r['outcome']:<17} {r['message'][:90]}{change}")
 
 

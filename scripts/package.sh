@@ -5,6 +5,8 @@
 #   scripts/package.sh --arm64    arm64 (Graviton); adds the aarch64-unknown-linux-gnu target if missing
 #   scripts/package.sh -p NAME    only that package (the bench builds its floor, floor-echo, this way)
 #
+# A zip per Lambda function: target/lambda/<function>/bootstrap.zip.
+#
 # cargo-lambda, zig and the AWS CLI come from PyPI into .tools/package (a venv of their own, so the
 # CLI's botocore never meets moto's). cargo-lambda fails with --target-dir, so a different target
 # folder is given through CARGO_TARGET_DIR.
@@ -28,7 +30,10 @@ fi
 # stack still are); these binaries run no listener and forbid unsafe code. Only the target's
 # artifacts get the flag: cargo-lambda passes --target, so build scripts and proc macros do not.
 export RUSTFLAGS="-C relocation-model=static${RUSTFLAGS:+ $RUSTFLAGS}"
-# Every function, but not the benchmark's floor (scripts/floor-echo), unless packages are named.
-selection=(--workspace --exclude floor-echo)
+# Every Lambda function (the crates under */lambda/), unless packages are named: not the benchmark's
+# floor, and not the CLIs, whose SSO and credential_process support (aws-config features) would
+# otherwise be unified into the functions' build and grow their zips.
+selection=()
+for crate in "$ROOT"/actions/lambda/*/ "$ROOT"/lifecycle/lambda/*/; do selection+=(-p "$(basename "$crate")"); done
 [[ " $* " == *" -p "* || " $* " == *" --package "* ]] && selection=()
 exec cargo lambda build --release --output-format zip "${selection[@]}" "$@"

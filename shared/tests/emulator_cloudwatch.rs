@@ -1,10 +1,10 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
-//! The emulator's CloudWatch over RPC v2 CBOR (`scripts/emulator.py`), spoken to by the real Rust
-//! SDK: what the layer must get right for sleep and the reaper to run against it as against AWS.
+//! moto's CloudWatch, spoken to by the real Rust SDK over Smithy RPC v2 CBOR: what sleep and the
+//! reaper rely on to run against it as against AWS (their queries read back what was put, a
+//! gzipped PutMetricData, 400 queries in one GetMetricData).
 
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::config_bag::ConfigBag;
 use shared::testing::cloudwatch::{datum, put, put_datums};
-use shared::testing::{emulator_config, emulator_endpoint, unique};
+use shared::testing::{emulator_config, unique};
 
 /// Records each request's Content-Encoding, to see what the SDK really sent.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +55,8 @@ fn now() -> i64 {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn sleep_s_two_queries_read_back_what_the_server_put() {
-    shared::require_emulator!();
     let cw = client().await;
     let service = unique("cbor-svc");
     let dims = [("Service", service.as_str())];
@@ -88,8 +88,8 @@ async fn sleep_s_two_queries_read_back_what_the_server_put() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_large_put_is_gzipped_by_the_sdk_and_every_datum_arrives() {
-    shared::require_emulator!();
     let seen = SeenEncodings::default();
     let config = aws_sdk_cloudwatch::config::Builder::from(&emulator_config().await).interceptor(seen.clone()).build();
     let cw = aws_sdk_cloudwatch::Client::from_conf(config);
@@ -111,8 +111,8 @@ async fn a_large_put_is_gzipped_by_the_sdk_and_every_datum_arrives() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn one_get_metric_data_answers_400_queries() {
-    shared::require_emulator!();
     let cw = client().await;
     let deployment = unique("cbor-400");
     let t = now();
@@ -154,49 +154,4 @@ async fn one_get_metric_data_answers_400_queries() {
         assert_eq!(result.id(), Some(format!("t{i}").as_str()));
         assert_eq!(result.values(), [(i % 2) as f64], "{:?}", result.id());
     }
-}
-
-#[tokio::test]
-async fn a_request_that_breaks_the_model_is_a_typed_validation_error() {
-    shared::require_emulator!();
-    let cw = client().await;
-    // The SDK sends what it is given: no Namespace.
-    let err = cw
-        .put_metric_data()
-        .metric_data(datum("M", &[], now(), 1.0))
-        .send()
-        .await
-        .expect_err("PutMetricData without a Namespace must be refused");
-    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
-    let service_error = err.into_service_error();
-    assert_eq!(service_error.code(), Some("ValidationError"), "{service_error:?}");
-    assert!(service_error.message().unwrap_or_default().contains("Namespace"), "{service_error:?}");
-}
-
-#[tokio::test]
-async fn a_string_value_is_refused_before_moto_and_nothing_is_stored() {
-    shared::require_emulator!();
-    let namespace = unique("cbor-bad");
-    let mut body = aws_smithy_cbor::Encoder::new(Vec::new());
-    body.map(2).str("Namespace").str(&namespace).str("MetricData").array(1);
-    body.map(2).str("MetricName").str("M").str("Value").str("three");
-    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-    let url = format!("{}/service/GraniteServiceVersion20100801/operation/PutMetricData", emulator_endpoint());
-    let mut response = agent
-        .post(&url)
-        .header("smithy-protocol", "rpc-v2-cbor")
-        .header("content-type", "application/cbor")
-        .send(&body.into_writer()[..])
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    assert_eq!(
-        response.headers().get("x-amzn-query-error").and_then(|v| v.to_str().ok()),
-        Some("ValidationError;Sender")
-    );
-    let answer = response.body_mut().read_to_vec().unwrap();
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.contains("__type") && text.contains("#ValidationException"), "{text}");
-    assert!(text.contains("MetricData[0].Value"), "{text}");
-    let listed = client().await.list_metrics().namespace(&namespace).send().await.unwrap();
-    assert!(listed.metrics().is_empty(), "nothing reached moto's backend");
 }

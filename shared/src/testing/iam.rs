@@ -8,6 +8,7 @@
 //! emulator's recording of each call is matched to its world; the world is written to
 //! `target/iam-worlds/<id>.json` for the check.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use aws_config::SdkConfig;
@@ -145,7 +146,8 @@ impl IamWorldBuilder {
         self
     }
 
-    /// Writes the world for the check, and returns it.
+    /// Writes the world for the check, and returns it. The test passing says only that the calls
+    /// were made: their verdict is check_iam.py's, after the tests (it says so on stderr).
     pub fn write(self) -> IamWorld {
         let id = uuid_like()[..12].to_owned();
         let dir = worlds_dir();
@@ -155,6 +157,12 @@ impl IamWorldBuilder {
             "parameters": self.parameters, "resources": self.resources, "untouchable": self.untouchable,
         });
         std::fs::write(dir.join(format!("{id}.json")), world.to_string()).expect("write the IAM world");
+        // Straight to the process's stderr: the harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "IAM world {id} of {} written: its calls are judged by deployments/tests/check_iam.py after the tests",
+            self.function
+        );
         IamWorld { id, function: self.function }
     }
 }

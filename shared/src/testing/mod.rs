@@ -1,7 +1,6 @@
 //! Helpers for integration tests against the emulator (moto server) and a real Redis.
 //! Enabled by the `test-util` feature, which crates turn on in `[dev-dependencies]` only.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,41 +19,11 @@ pub mod iam;
 
 pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
 
-/// Whether the emulator tests can run: `AWS_ENDPOINT_URL` is set (by `scripts/services.sh env`, or
-/// by the test command). Without it, a plain `cargo test` skips them and says once per test binary
-/// how to start the emulator; with `REQUIRE_EMULATOR=1` (the test command), a missing emulator is
-/// a failure, never a skip.
-pub fn emulator_ready() -> bool {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-        return true;
-    }
-    assert!(std::env::var_os("REQUIRE_EMULATOR").is_none(), "REQUIRE_EMULATOR is set but AWS_ENDPOINT_URL is not");
-    SAID.call_once(|| {
-        let binary = std::env::args().next().unwrap_or_default();
-        let name = Path::new(&binary).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "{name}: emulator tests skipped: start the emulator and Redis with `scripts/services.sh up`, then \
-             `eval \"$(scripts/services.sh env)\"` and run cargo test again (scripts/test.sh does all of it)"
-        );
-    });
-    false
-}
-
-/// The first line of every test that needs the emulator or Redis: returns early (a skip) when
-/// [`emulator_ready`] says they are not there.
-#[macro_export]
-macro_rules! require_emulator {
-    () => {
-        if !$crate::testing::emulator_ready() {
-            return;
-        }
-    };
-}
-
 /// The emulator's endpoint. Integration tests refuse to run against anything that is not on loopback.
+///
+/// Every test that needs the emulator or Redis is marked `#[ignore = "needs the emulator and Redis:
+/// ..."]`: a plain `cargo test` lists it as ignored, and the test command (scripts/test.sh) starts
+/// both and runs every test with `--include-ignored`, so a missing emulator is a failure there.
 pub fn emulator_endpoint() -> String {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(

@@ -70,8 +70,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn flush_empties_a_real_redis_and_reports_the_counts() {
-    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -87,8 +87,8 @@ async fn flush_empties_a_real_redis_and_reports_the_counts() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn pattern_mode_removes_only_the_matching_keys_among_100k() {
-    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -115,8 +115,8 @@ async fn pattern_mode_removes_only_the_matching_keys_among_100k() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn pattern_mode_stops_cleanly_at_the_deadline_and_reports_progress() {
-    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -135,8 +135,8 @@ async fn pattern_mode_stops_cleanly_at_the_deadline_and_reports_progress() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn dry_run_flush_leaves_every_key() {
-    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     let mut con = redis_con(&url).await;
@@ -150,8 +150,8 @@ async fn dry_run_flush_leaves_every_key() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_password_comes_from_secrets_manager_and_is_fetched_again_after_rotation() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "first-Pa55"]);
     let config = emulator_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
@@ -182,8 +182,8 @@ async fn the_password_comes_from_secrets_manager_and_is_fetched_again_after_rota
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_wrong_password_is_a_502_naming_the_host_never_the_password() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "right-Pa55"]);
     let deps = deps(json!({"cache": {"kind": "redis", "url": redis.url()}}), Some("wrong-Pa55-x9")).await;
     let response = invoke(&deps, request("cache", json!({}))).await;
@@ -196,8 +196,8 @@ async fn a_wrong_password_is_a_502_naming_the_host_never_the_password() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_unreachable_redis_is_a_prompt_502() {
-    shared::require_emulator!();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let deps = deps(json!({"cache": {"kind": "redis", "url": format!("redis://127.0.0.1:{port}")}}), None).await;
     let started = Instant::now();
@@ -208,8 +208,8 @@ async fn an_unreachable_redis_is_a_prompt_502() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn keys_written_during_a_pattern_scan_cannot_underflow_the_report() {
-    shared::require_emulator!();
     // A server of this test's own: a writer adds matching keys while the scan runs, so the scan
     // removes more keys than the server held when it started (the report must not underflow).
     let redis = TempRedis::start(&[]);
@@ -251,8 +251,8 @@ async fn keys_written_during_a_pattern_scan_cannot_underflow_the_report() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_acl_user_from_the_secret_authenticates_as_that_user() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "default-Pa55"]);
     let mut admin = redis::Client::open(format!("redis://:default-Pa55@127.0.0.1:{}", redis.port))
         .unwrap()
@@ -389,8 +389,8 @@ async fn group_deps(elasticache: aws_sdk_elasticache::Client) -> Deps {
 /// moto has no RebootCacheCluster: the mocks stand in for ElastiCache, and they refuse a reboot
 /// that starts while another node is still rebooting.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn reboot_mode_reboots_one_node_at_a_time_replicas_first() {
-    shared::require_emulator!();
     let state = three_node_group();
     let deps = group_deps(group_world(state.clone())).await;
     let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
@@ -412,8 +412,8 @@ async fn reboot_mode_reboots_one_node_at_a_time_replicas_first() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_reboot_already_under_way_is_a_409_and_nothing_more_is_rebooted() {
-    shared::require_emulator!();
     let state = three_node_group();
     state.lock().unwrap().rebooting.insert("sessions-003".into(), 100);
     let deps = group_deps(group_world(state.clone())).await;
@@ -424,8 +424,8 @@ async fn a_reboot_already_under_way_is_a_409_and_nothing_more_is_rebooted() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_rolling_reboot_stops_cleanly_at_the_deadline_saying_how_far_it_got() {
-    shared::require_emulator!();
     let state = three_node_group();
     let mut deps = group_deps(group_world(state.clone())).await;
     deps.action.reboot_poll = Duration::from_millis(400);
@@ -445,8 +445,8 @@ async fn a_rolling_reboot_stops_cleanly_at_the_deadline_saying_how_far_it_got() 
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_cluster_mode_enabled_group_is_a_409_that_says_reboot_is_not_supported() {
-    shared::require_emulator!();
     let describe = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
         let shards = (1..=2).map(|i| NodeGroup::builder().node_group_id(format!("000{i}")).build()).collect();
         DescribeReplicationGroupsOutput::builder()
@@ -467,8 +467,8 @@ async fn a_cluster_mode_enabled_group_is_a_409_that_says_reboot_is_not_supported
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_is_answered_as_expected() {
-    shared::require_emulator!();
     let _lock = SHARED_REDIS.lock().await;
     let url = shared_redis_url();
     // moto answers DescribeCacheClusters without node info, so the reboot fixture (a dry run) reads the
@@ -520,8 +520,8 @@ async fn every_fixture_is_answered_as_expected() {
 /// handshake must be refused by certificate verification: a clear 502 naming the host, no panic,
 /// and never a fall back to plain text.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn rediss_urls_use_tls_and_verify_the_certificate() {
-    shared::require_emulator!();
     let dir = std::env::temp_dir().join(unique("tls"));
     std::fs::create_dir_all(&dir).unwrap();
     let redis = TempRedis::start_tls(&dir);
@@ -550,8 +550,8 @@ async fn removals(con: &mut redis::aio::MultiplexedConnection) -> Vec<(String, u
 /// Redis commands are not AWS calls, so the server itself is asked: a real run runs the commands
 /// the dry run planned (FLUSHALL; or UNLINK of the matching keys) and no other command that removes keys.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_plans_exactly_the_commands_a_real_run_runs() {
-    shared::require_emulator!();
     let server = TempRedis::start(&[]);
     let mut con = redis_con(&server.url()).await;
     let deps = deps(json!({"own": {"kind": "redis", "url": server.url()}}), None).await;
@@ -583,8 +583,8 @@ async fn a_dry_run_plans_exactly_the_commands_a_real_run_runs() {
 /// ClearRole, rendered with this target's secret as RedisSecretArns, as deploy.sh derives it):
 /// the password comes from exactly that secret; another target's secret is out of reach.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_flush_with_the_targets_own_secret() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "iam-Pa55"]);
     let secrets = aws_sdk_secretsmanager::Client::new(&emulator_config().await);
     let create = |name: String, value: &'static str| secrets.create_secret().name(name).secret_string(value).send();
@@ -601,4 +601,46 @@ async fn iam_world_flush_with_the_targets_own_secret() {
     deps.action.elasticache = aws_sdk_elasticache::Client::new(&config).into();
     let response = invoke(&deps, request("cache", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
+}
+
+/// A plan token approves the calls a human read, not the key count: keys written between the dry
+/// run and the approval (a live cache) leave "FLUSHALL ASYNC" and "UNLINK what matches" as they
+/// were, so the approved clear applies. A token for another clear is refused with the plan a dry
+/// run would show now, the keys it would remove counted.
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn an_approved_clear_applies_on_a_live_cache() {
+    let redis = TempRedis::start(&[]);
+    let mut con = redis_con(&redis.url()).await;
+    fill(&mut con, "session", 10).await;
+    let deps = deps(json!({"sessions": {"kind": "redis", "url": redis.url()}}), None).await;
+    let pattern = json!({"mode": "pattern", "keyPattern": "session:*"});
+    let mut dry = pattern.clone();
+    dry["dryRun"] = json!(true);
+    let preview = invoke(&deps, request("sessions", dry)).await;
+    assert_eq!(
+        preview["message"],
+        "Dry run: would remove 10 keys matching \"session:*\" from Redis ".to_owned() + &redis.url()[8..]
+    );
+    let token = preview["details"]["planToken"].as_str().unwrap().to_owned();
+    let _: () = con.set("session:new", 1).await.unwrap(); // a user logged in meanwhile
+    let mut approved = pattern.clone();
+    approved["planToken"] = json!(token);
+    let applied = invoke(&deps, request("sessions", approved)).await;
+    assert_eq!(applied["success"], true, "{applied}");
+    assert_eq!(applied["details"]["keysRemoved"], 11);
+    // The pattern's token sent with a flush: another call, refused with the flush as a dry run shows it.
+    fill(&mut con, "page", 3).await;
+    let stale = invoke(&deps, request("sessions", json!({"mode": "flush", "planToken": token}))).await;
+    assert_eq!(stale["error"]["code"], "STALE_PLAN", "{stale}");
+    assert_eq!(stale["details"]["plannedCalls"][0]["call"], "Redis FLUSHALL");
+    assert!(stale["message"].as_str().unwrap().contains("would flush Redis"), "{stale}");
+    assert_eq!(dbsize(&mut con).await, 3, "nothing cleared");
+    let pattern_stale =
+        invoke(&deps, request("sessions", json!({"mode": "pattern", "keyPattern": "page:*", "planToken": token})))
+            .await;
+    assert!(
+        pattern_stale["message"].as_str().unwrap().contains("would remove 3 keys matching"),
+        "counted as a dry run counts: {pattern_stale}"
+    );
 }

@@ -55,8 +55,8 @@ fn stalled_server() -> (std::net::TcpListener, String) {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_throttled_secret_fetch_is_retried_and_the_cache_cleared() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&["--requirepass", "thr0ttle-Pa55"]);
     let (w, _) = world(&redis.url(), "thr0ttle-Pa55").await;
     w.proxy.inject("GetSecretValue", Fault::Throttle, 2);
@@ -66,8 +66,8 @@ async fn a_throttled_secret_fetch_is_retried_and_the_cache_cleared() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_failing_secrets_manager_is_a_502_naming_the_call() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&[]);
     let (w, _) = world(&redis.url(), "unused-Pa55").await;
     w.proxy.inject("GetSecretValue", Fault::Unavailable, ALWAYS);
@@ -78,8 +78,8 @@ async fn a_failing_secrets_manager_is_a_502_naming_the_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_stalled_redis_is_a_bounded_502_that_says_it_timed_out() {
-    shared::require_emulator!();
     let (_listener, url) = stalled_server();
     let (w, _) = world(&url, "stall-Pa55").await;
     let started = Instant::now();
@@ -93,8 +93,8 @@ async fn a_stalled_redis_is_a_bounded_502_that_says_it_timed_out() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_stalled_redis_with_little_time_left_is_a_504_before_the_deadline() {
-    shared::require_emulator!();
     let (_listener, url) = stalled_server();
     let (w, _) = world(&url, "stall-Pa55").await;
     let lambda_timeout = Duration::from_secs(2);
@@ -115,8 +115,8 @@ fn assert_password_kept_out(run: &LocalRun, password: &str, path: &str) {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_password_appears_in_no_log_line_and_no_response_on_any_path() {
-    shared::require_emulator!();
     let password = unique("Pa55");
     let secrets = aws_sdk_secretsmanager::Client::new(&emulator_config().await);
     let arn = secrets
@@ -156,8 +156,8 @@ async fn the_password_appears_in_no_log_line_and_no_response_on_any_path() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let redis = TempRedis::start(&[]);
     let (w, _) = world(&redis.url(), "unused-Pa55").await;
     let invoke = async |payload| handler(action_event(payload), &w.deps).await.unwrap();
@@ -166,8 +166,8 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_requests_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     // No real Redis behind "cache": a fuzzed request that is valid fails to connect, quickly.
     let down = format!(

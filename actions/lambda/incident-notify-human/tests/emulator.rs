@@ -13,7 +13,7 @@ use incident_notify_human::{Deps, MAX_MESSAGE_BYTES, NotifyHuman, handler};
 use serde_json::{Value, json};
 use shared::testing::exact::{Call, planned, sent};
 use shared::testing::iam::IamWorld;
-use shared::testing::{FaultProxy, action_event, fixture_files, function_config, query_params};
+use shared::testing::{Fault, FaultProxy, action_event, fixture_files, function_config, query_params};
 
 mod common;
 
@@ -43,8 +43,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_page_arrives_with_subject_body_and_attributes() {
-    shared::require_emulator!();
     let p = pager().await;
     let payload = json!({"action": "notify_human", "incidentId": "INC-42", "priority": "critical",
         "incidentDetails": {"title": "Database connection pool exhausted", "description": "All 100 connections in use.\nAPI errors 38%."}});
@@ -89,8 +89,8 @@ fn published(proxy: &FaultProxy) -> (String, Value) {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_messy_page_is_sent_exactly_once_and_says_what_it_changed() {
-    shared::require_emulator!();
     for (what, payload, fields) in messy_pages() {
         let p = pager().await;
         let response = invoke(&p.deps, payload).await;
@@ -113,8 +113,8 @@ async fn every_messy_page_is_sent_exactly_once_and_says_what_it_changed() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_long_messy_title_from_a_forwarded_record_pages_with_the_title_cut_and_the_priority_noted() {
-    shared::require_emulator!();
     let (p, proxy) = recorded_pager().await;
     let title = format!("Checkout\u{7} API failing\n{}", "x".repeat(223));
     let payload = json!({"action": "notify_human", "incidentId": "INC-88",
@@ -142,8 +142,8 @@ async fn a_long_messy_title_from_a_forwarded_record_pages_with_the_title_cut_and
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_megabyte_description_is_cut_so_that_the_page_still_fits_sns() {
-    shared::require_emulator!();
     let (p, proxy) = recorded_pager().await;
     let payload = json!({"action": "notify_human", "incidentId": "INC-89", "priority": "critical",
         "incidentDetails": {"title": "Huge log paste", "description": "log line\n".repeat(120_000)}});
@@ -160,8 +160,8 @@ async fn a_megabyte_description_is_cut_so_that_the_page_still_fits_sns() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_page_without_details_still_goes_out_with_placeholders() {
-    shared::require_emulator!();
     let p = pager().await;
     let response = invoke(&p.deps, json!({"action": "notify_human", "incidentId": "INC-5", "priority": "high"})).await;
     assert_eq!(response["success"], true, "{response}");
@@ -170,8 +170,8 @@ async fn a_page_without_details_still_goes_out_with_placeholders() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_reports_the_publish_and_sends_nothing() {
-    shared::require_emulator!();
     let p = pager().await;
     let response =
         invoke(&p.deps, json!({"action": "notify_human", "incidentId": "INC-6", "priority": "low", "dryRun": true}))
@@ -188,8 +188,8 @@ async fn a_dry_run_reports_the_publish_and_sends_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_is_answered_as_expected() {
-    shared::require_emulator!();
     for file in fixture_files("incident-notify-human") {
         let p = pager().await;
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -209,8 +209,8 @@ async fn every_fixture_is_answered_as_expected() {
 
 /// moto does not deduplicate FIFO publishes; the mock pins the FIFO parameters on the real client.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn fifo_topics_get_the_incident_as_group_and_a_stable_deduplication_id() {
-    shared::require_emulator!();
     let publish = mock!(aws_sdk_sns::Client::publish)
         .match_requests(|r| {
             r.message_group_id() == Some("INC-77") && r.message_deduplication_id().is_some_and(|d| d.len() == 64)
@@ -253,8 +253,8 @@ fn undated(calls: Vec<Call>) -> Vec<Call> {
 /// The dry run's plannedCalls are the Publish the real run sends: topic, subject, structure, every
 /// form of the message and the attributes, for a standard and a FIFO topic.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_plans_exactly_the_publish_a_real_run_makes() {
-    shared::require_emulator!();
     let (mut p, proxy) = recorded_pager().await;
     let fifo = common::fifo_topic().await;
     let payload = json!({"action": "notify_human", "incidentId": "INC-9", "priority": "critical",
@@ -276,8 +276,8 @@ async fn a_dry_run_plans_exactly_the_publish_a_real_run_makes() {
 /// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
 /// NotifyRole, whose OnCallTopic is this world's topic): the page goes to that topic only.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_page_the_on_call_topic() {
-    shared::require_emulator!();
     let mut p = pager().await;
     let other = common::fifo_topic().await;
     let world = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
@@ -305,8 +305,8 @@ async fn ledgered_pager(function: &shared::aws::SdkConfig) -> (Pager, incident_l
 /// The engineer paged sees what automation already did for the incident, refusals included; a
 /// retried page within the TTL is sent once.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_page_lists_what_automation_did_and_a_retry_is_sent_once() {
-    shared::require_emulator!();
     let (p, ledger) = ledgered_pager(&function_config(env!("CARGO_PKG_NAME")).await).await;
     // What two actions wrote for INC-H1 (as their frames do), one of them refused.
     for (action, outcome, message) in [
@@ -345,8 +345,8 @@ async fn the_page_lists_what_automation_did_and_a_retry_is_sent_once() {
 
 /// The ledger down: the page still goes out, and says the history could not be read.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn with_the_ledger_down_the_page_still_goes_out_and_says_so() {
-    shared::require_emulator!();
     let proxy = FaultProxy::start();
     for operation in ["Query", "PutItem", "TransactWriteItems"] {
         proxy.inject(operation, shared::testing::Fault::Unavailable, shared::testing::ALWAYS);
@@ -359,4 +359,59 @@ async fn with_the_ledger_down_the_page_still_goes_out_and_says_so() {
     assert_eq!(messages.len(), 1);
     let body = messages[0]["Message"].as_str().unwrap();
     assert!(body.contains("What automation did: unknown (the incident ledger could not be read"), "{body}");
+}
+
+/// A follow-up page for the same incident and priority, with other words ("restart did not help"),
+/// is another page and is delivered; an identical retry of either is not.
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn a_follow_up_page_with_other_words_is_delivered_and_a_retry_is_not() {
+    let (p, _) = ledgered_pager(&function_config(env!("CARGO_PKG_NAME")).await).await;
+    let page = |description: &str| {
+        json!({"action": "notify_human", "incidentId": "INC-42", "priority": "critical",
+               "incidentDetails": {"title": "API down", "description": description}})
+    };
+    let first = invoke(&p.deps, page("5xx at 40%")).await;
+    let follow_up = invoke(&p.deps, page("restart did not help, database unreachable")).await;
+    let retried = invoke(&p.deps, page("restart did not help, database unreachable")).await;
+    assert_eq!((first["success"].as_bool(), follow_up["success"].as_bool()), (Some(true), Some(true)));
+    assert_ne!(follow_up["replayed"], true, "{follow_up}");
+    assert_eq!(retried["replayed"], true, "{retried}");
+    let messages = received(&p).await;
+    assert_eq!(messages.len(), 2, "the page and its follow-up, once each");
+    assert!(messages[1]["Message"].as_str().unwrap().contains("database unreachable"));
+    assert!(
+        messages[1]["Message"].as_str().unwrap().contains("What automation did (1 record(s)"),
+        "it lists the first page"
+    );
+}
+
+/// A page goes out within the function's timeout (15 s) whatever DynamoDB does: every call
+/// answering after 30 s (the SDK's own 4 attempts of 10 s would outlast the function), failing
+/// with 503, or throttled. The page says that the history could not be read.
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn a_page_goes_out_within_its_timeout_whatever_dynamodb_does() {
+    let timeout = std::time::Duration::from_secs(15);
+    for fault in [Fault::Delay(std::time::Duration::from_secs(30)), Fault::Unavailable, Fault::Throttle] {
+        let proxy = FaultProxy::start();
+        for operation in ["Query", "PutItem", "TransactWriteItems", "DeleteItem"] {
+            proxy.inject(operation, fault, shared::testing::ALWAYS);
+        }
+        let (p, _) = ledgered_pager(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await).await;
+        let started = std::time::Instant::now();
+        let page = json!({"action": "notify_human", "incidentId": "INC-SLOW", "priority": "critical"});
+        let response =
+            response_json(&handler(shared::testing::event_with_deadline(page, timeout), &p.deps).await.unwrap());
+        let took = started.elapsed();
+        assert_eq!(response["success"], true, "{fault:?}: {response}");
+        assert!(took < timeout, "{fault:?}: answered after {took:?}");
+        let messages = received(&p).await;
+        assert_eq!(messages.len(), 1, "{fault:?}");
+        let body = messages[0]["Message"].as_str().unwrap();
+        assert!(
+            body.contains("What automation did: unknown (the incident ledger could not be read"),
+            "{fault:?}: {body}"
+        );
+    }
 }

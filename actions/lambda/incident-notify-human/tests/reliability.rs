@@ -43,8 +43,8 @@ fn page() -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn throttled_and_dropped_publishes_are_retried_and_exactly_one_page_arrives() {
-    shared::require_emulator!();
     for (fault, times) in [(Fault::Throttle, 3), (Fault::TooManyRequests, 2), (Fault::DropConnection, 1)] {
         let p = pager().await;
         p.proxy.inject("Publish", fault, times);
@@ -56,8 +56,8 @@ async fn throttled_and_dropped_publishes_are_retried_and_exactly_one_page_arrive
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn persistent_5xx_is_a_502_naming_the_call() {
-    shared::require_emulator!();
     let p = pager().await;
     p.proxy.inject("Publish", Fault::InternalError, ALWAYS);
     let response = response_json(&handler(action_event(page()), &p.deps).await.unwrap());
@@ -68,8 +68,8 @@ async fn persistent_5xx_is_a_502_naming_the_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
-    shared::require_emulator!();
     let p = pager().await;
     p.proxy.inject("Publish", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_secs(2);
@@ -80,8 +80,8 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let p = pager().await;
     let invoke = async |payload| handler(action_event(payload), &p.deps).await.unwrap();
     let cases = assert_action_corpus(&p.proxy, ActionKind::NotifyHuman, invoke).await;
@@ -90,8 +90,8 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_requests_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let p = runtime.block_on(pager());
     fuzz_action(&p.proxy, ActionKind::NotifyHuman, |payload| {

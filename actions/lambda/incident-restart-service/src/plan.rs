@@ -133,7 +133,9 @@ pub fn rollout_in_progress(
         None => deployments.iter().any(|d| d.status == "ACTIVE") || primary.running < primary.desired,
     };
     let started = primary.created_at?;
-    let recent = now.signed_duration_since(started).to_std().map_or(true, |age| age < cooldown);
+    // A rollout that started after `now` (another invocation's, a moment ago) is of age zero.
+    let age = now.signed_duration_since(started).to_std().unwrap_or(Duration::ZERO);
+    let recent = age < cooldown;
     (rolling_out && recent).then_some(primary)
 }
 

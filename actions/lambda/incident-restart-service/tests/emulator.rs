@@ -83,8 +83,8 @@ fn request(extra: Value) -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_restart_starts_a_new_deployment() {
-    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({}))), &w.deps).await.unwrap());
@@ -99,8 +99,8 @@ async fn a_restart_starts_a_new_deployment() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_second_restart_within_the_cooldown_is_refused_and_changes_nothing() {
-    shared::require_emulator!();
     // A freshly created or restarted service is rolling out (moto keeps rolloutState IN_PROGRESS).
     let w = world(DEFAULT_COOLDOWN).await;
     let before = primary_deployment(&w.moto, &w.api).await;
@@ -112,8 +112,8 @@ async fn a_second_restart_within_the_cooldown_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
-    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let before = primary_deployment(&w.moto, &w.api).await;
     let response = response_json(&handler(action_event(request(json!({"dryRun": true}))), &w.deps).await.unwrap());
@@ -127,8 +127,8 @@ async fn a_dry_run_reports_the_call_and_leaves_the_deployment() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn ec2_targets_reboot_the_running_instances_and_report_the_skipped_ones() {
-    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let payload = request(json!({"target": "web-hosts"}));
     let response = response_json(&handler(action_event(payload), &w.deps).await.unwrap());
@@ -138,8 +138,8 @@ async fn ec2_targets_reboot_the_running_instances_and_report_the_skipped_ones() 
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn unknown_and_unsuitable_targets_are_refused() {
-    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let response =
         response_json(&handler(action_event(request(json!({"target": "default-service"}))), &w.deps).await.unwrap());
@@ -154,8 +154,8 @@ async fn unknown_and_unsuitable_targets_are_refused() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_is_answered_as_expected() {
-    shared::require_emulator!();
     for file in fixture_files("incident-restart-service") {
         let w = world(Duration::ZERO).await;
         let before = primary_deployment(&w.moto, &w.api).await;
@@ -185,8 +185,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Value {
 /// The dry run's plannedCalls are what the real run sends, for each target kind; the restart's
 /// claim is the ledger's bookkeeping, not a planned call, and is left in the ledger's table.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
-    shared::require_emulator!();
     let proxy = FaultProxy::start();
     // A 1 s cooldown keeps the claim in the plan; the new service's own rollout is older than that.
     let w = world_through(Duration::from_secs(1), proxy.sdk_config(env!("CARGO_PKG_NAME")).await).await;
@@ -221,8 +221,8 @@ async fn claim_item(
 /// An approved dry run runs as approved; the same request again is its answer replayed, and the
 /// same approval for another incident is refused by the restart's claim: nothing is restarted twice.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_plan_token_runs_the_approved_restart_once() {
-    shared::require_emulator!();
     let w = world(Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let dry = invoke(&w.deps, request(json!({"dryRun": true}))).await;
@@ -247,8 +247,8 @@ async fn a_plan_token_runs_the_approved_restart_once() {
 /// RestartRole, rendered for this target cluster and stack): the claim in the stack's ledger table
 /// and the restart of a target, and a reboot; a service outside TargetCluster is out of reach.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_restart_and_reboot() {
-    shared::require_emulator!();
     let mut w = world(Duration::from_secs(1)).await;
     let builder = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml").parameter("TargetCluster", &w.api.cluster);
     // The claims are in the stack's ledger table.
@@ -271,8 +271,8 @@ async fn iam_world_restart_and_reboot() {
 /// A remediation loop: twenty restarts of one target at once, each for another incident (so none
 /// is a retry of another), with 3 restarts an hour allowed: three deployments, seventeen 429s.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn twenty_concurrent_restarts_spend_the_budget_and_no_more() {
-    shared::require_emulator!();
     let proxy = FaultProxy::start();
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let mut w = world_through(Duration::ZERO, function.clone()).await;
@@ -287,4 +287,22 @@ async fn twenty_concurrent_restarts_spend_the_budget_and_no_more() {
     let refused = answers.iter().filter(|a| a["error"]["code"] == "BUDGET_EXHAUSTED").count();
     assert_eq!((restarted, refused), (3, 17), "{answers:?}");
     assert_eq!(proxy.count("UpdateService"), 3, "{:?}", proxy.calls());
+}
+
+/// Six alerts restart one EC2 target at once, each for another incident: the target's claim lets
+/// one reboot through, once; the others answer 409 naming who holds it, and spend no budget.
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn six_concurrent_restarts_of_one_ec2_target_reboot_it_once() {
+    let proxy = FaultProxy::start();
+    let w = world_through(Duration::from_secs(60), proxy.sdk_config(env!("CARGO_PKG_NAME")).await).await;
+    let runs =
+        (0..6).map(|i| invoke(&w.deps, request(json!({"target": "web-hosts", "incidentId": format!("INC-E{i}")}))));
+    let answers: Vec<Value> = futures::future::join_all(runs).await;
+    let rebooted = answers.iter().filter(|a| a["success"] == true).count();
+    let claimed = answers.iter().filter(|a| a["error"]["code"] == "CONFLICT").count();
+    assert_eq!((rebooted, claimed), (1, 5), "{answers:?}");
+    assert_eq!(proxy.count("RebootInstances"), 1, "{:?}", proxy.calls());
+    let refusal = answers.iter().find(|a| a["error"]["code"] == "CONFLICT").unwrap();
+    assert!(refusal["message"].as_str().unwrap().contains("a reboot of EC2 instances"), "{refusal}");
 }

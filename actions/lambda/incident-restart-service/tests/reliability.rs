@@ -56,8 +56,8 @@ fn restart() -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn bursts_of_throttling_and_dropped_connections_are_retried_and_the_restart_happens() {
-    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     let before = primary_deployment(&w.moto, &w.api).await;
     w.proxy.inject("DescribeServices", Fault::Throttle, 2);
@@ -76,8 +76,8 @@ async fn bursts_of_throttling_and_dropped_connections_are_retried_and_the_restar
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn persistent_5xx_ends_in_a_502_naming_the_call_after_bounded_retries() {
-    shared::require_emulator!();
     for fault in [Fault::InternalError, Fault::Unavailable] {
         let w = world(Duration::ZERO).await;
         let before = primary_deployment(&w.moto, &w.api).await;
@@ -93,8 +93,8 @@ async fn persistent_5xx_ends_in_a_502_naming_the_call_after_bounded_retries() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_restart_whose_update_failed_can_be_retried_at_once() {
-    shared::require_emulator!();
     // The claim taken before a failed UpdateService is given back, so the retry is not refused.
     let w = world(Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // let the service's own creation age out
@@ -109,8 +109,8 @@ async fn a_restart_whose_update_failed_can_be_retried_at_once() {
 /// The ledger that keeps the claims down: no restart (502 naming the ledger), since without the
 /// claim concurrent restarts could stack; with `LEDGER_FAILURE=open` the restart goes ahead unclaimed.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn with_the_claims_ledger_down_a_restart_waits_unless_told_to_act() {
-    shared::require_emulator!();
     let mut w = world(Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // let the service's own creation age out
     let before = primary_deployment(&w.moto, &w.api).await;
@@ -129,8 +129,8 @@ async fn with_the_claims_ledger_down_a_restart_waits_unless_told_to_act() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
-    shared::require_emulator!();
     let w = world(Duration::ZERO).await;
     w.proxy.inject("UpdateService", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let started = Instant::now();
@@ -143,8 +143,8 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn twenty_concurrent_restarts_of_one_service_start_one_deployment() {
-    shared::require_emulator!();
     let cooldown = Duration::from_secs(5);
     let w = world(cooldown).await;
     // The service's creation is itself a rollout; wait until it is older than the cooldown, so that
@@ -170,8 +170,8 @@ async fn twenty_concurrent_restarts_of_one_service_start_one_deployment() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let w = world(Duration::from_secs(300)).await;
     let invoke = async |payload| handler(action_event(payload), &w.deps).await.unwrap();
     let cases = assert_action_corpus(&w.proxy, ActionKind::RestartService, invoke).await;
@@ -179,8 +179,8 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_requests_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world(Duration::from_secs(300)));
     fuzz_action(&w.proxy, ActionKind::RestartService, |payload| {

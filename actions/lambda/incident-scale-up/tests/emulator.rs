@@ -128,8 +128,8 @@ async fn register_scalable_target(w: &World) {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
-    shared::require_emulator!();
     let w = world(2, "db.r5.large", "cache.t3.small").await;
     register_scalable_target(&w).await;
     let response = invoke(&w.deps, request("api", "critical", json!({}))).await;
@@ -146,8 +146,8 @@ async fn an_ecs_service_goes_to_the_priority_count_and_autoscaling_follows() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_ecs_service_without_autoscaling_is_scaled_and_says_so() {
-    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "medium", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -156,8 +156,8 @@ async fn an_ecs_service_without_autoscaling_is_scaled_and_says_so() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_ecs_service_is_never_scaled_down() {
-    shared::require_emulator!();
     let w = world(12, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -167,8 +167,8 @@ async fn an_ecs_service_is_never_scaled_down() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_rds_instance_moves_up_to_the_priority_class_and_never_down() {
-    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -182,8 +182,8 @@ async fn an_rds_instance_moves_up_to_the_priority_class_and_never_down() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_rds_instance_that_is_not_available_is_a_conflict() {
-    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     w.moto.rds.stop_db_instance().db_instance_identifier(&w.db).send().await.unwrap();
     let response = invoke(&w.deps, request("database", "critical", json!({}))).await;
@@ -193,8 +193,8 @@ async fn an_rds_instance_that_is_not_available_is_a_conflict() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_replication_group_climbs_the_node_type_ladder_and_stops_at_the_top() {
-    shared::require_emulator!();
     let w = world(1, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("cache", "high", json!({}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -209,8 +209,8 @@ async fn a_replication_group_climbs_the_node_type_ladder_and_stops_at_the_top() 
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn dry_runs_report_the_calls_and_change_nothing() {
-    shared::require_emulator!();
     let w = world(2, "db.r5.large", "cache.t3.small").await;
     let response = invoke(&w.deps, request("api", "critical", json!({"dryRun": true}))).await;
     assert_eq!(response["success"], true, "{response}");
@@ -232,8 +232,8 @@ async fn dry_runs_report_the_calls_and_change_nothing() {
 /// The backend forwards its own incident record in incidentDetails: the action acts, and says which
 /// fields it ignored. The envelope stays strict: an unknown top-level field is still a 400 (corpus).
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_forwarded_incident_record_scales_and_reports_the_fields_it_ignored() {
-    shared::require_emulator!();
     let w = world(2, "db.r5.large", "cache.t3.small").await;
     let details = json!({"incidentDetails": {"title": "API slow", "ticketUrl": "https://t/7", "severity": "SEV2"}});
     let response = invoke(&w.deps, request("api", "high", details)).await;
@@ -247,8 +247,8 @@ async fn a_forwarded_incident_record_scales_and_reports_the_fields_it_ignored() 
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_is_answered_as_expected() {
-    shared::require_emulator!();
     for file in fixture_files("incident-scale-up") {
         let w = world(1, "db.r5.large", "cache.t3.small").await;
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -284,8 +284,8 @@ async fn mocked_deps(elasticache: aws_sdk_elasticache::Client, config: &Value) -
 /// moto has no IncreaseReplicaCount: the mock pins the exact call on the real client type, and
 /// the dry run (describe only) planned exactly that call.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
-    shared::require_emulator!();
     let describe = || {
         mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
             let members =
@@ -332,8 +332,8 @@ async fn a_replication_group_scaled_by_replicas_gets_one_more_up_to_the_max() {
 /// moto has no ModifyCacheCluster: the mock pins the exact call on the real client type, and
 /// the dry run (describe only) planned exactly that call.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_memcached_cluster_gets_one_more_node() {
-    shared::require_emulator!();
     let describe = || {
         mock!(aws_sdk_elasticache::Client::describe_cache_clusters).then_output(|| {
             DescribeCacheClustersOutput::builder()
@@ -371,8 +371,8 @@ async fn a_memcached_cluster_gets_one_more_node() {
 /// The dry run's plannedCalls are what the real run sends, for every target kind the emulator
 /// serves: an ECS service with and without autoscaling, an RDS instance, a replication group.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
-    shared::require_emulator!();
     let proxy = FaultProxy::start();
     let function = proxy.sdk_config(env!("CARGO_PKG_NAME")).await;
     let plain = world_through(2, "db.r5.large", "cache.t3.small", function.clone()).await;
@@ -394,8 +394,8 @@ async fn a_dry_run_plans_exactly_the_calls_a_real_run_makes() {
 /// would differ, the same token is refused with the new plan (as a dry run shows it) and nothing
 /// changes; an old token is refused too.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_plan_token_runs_the_approved_calls_and_only_those() {
-    shared::require_emulator!();
     let w = world(2, "db.r5.large", "cache.t3.small").await;
     let dry = invoke(&w.deps, request("api", "high", json!({"dryRun": true}))).await;
     let token = dry["details"]["planToken"].as_str().unwrap().to_owned();
@@ -435,8 +435,8 @@ async fn a_plan_token_runs_the_approved_calls_and_only_those() {
 /// ScaleRole, rendered for this target cluster): an autoscaled ECS service, an RDS instance and a
 /// replication group scaled up; a service outside TargetCluster is out of reach.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_scale_every_kind() {
-    shared::require_emulator!();
     let mut w = world(2, "db.r5.large", "cache.t3.small").await;
     register_scalable_target(&w).await;
     let outside = ServiceRef::new(w.api.cluster.clone() + "-elsewhere", "production-api-service");

@@ -70,8 +70,8 @@ async fn db_class_of(w: &World) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn throttled_calls_are_retried_and_the_scale_up_happens() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("DescribeDBInstances", Fault::Throttle, 2);
     w.proxy.inject("ModifyDBInstance", Fault::DropConnection, 1);
@@ -89,8 +89,8 @@ async fn throttled_calls_are_retried_and_the_scale_up_happens() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn persistent_5xx_is_a_502_naming_the_call_and_nothing_changes() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("ModifyDBInstance", Fault::Unavailable, ALWAYS);
     let response = response_json(&handler(action_event(scale("db")), &w.deps).await.unwrap());
@@ -101,8 +101,8 @@ async fn persistent_5xx_is_a_502_naming_the_call_and_nothing_changes() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("DescribeServices", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_secs(2);
@@ -113,8 +113,8 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let w = world().await;
     let invoke = async |payload| handler(action_event(payload), &w.deps).await.unwrap();
     let cases = assert_action_corpus(&w.proxy, ActionKind::ScaleUp, invoke).await;
@@ -122,8 +122,8 @@ async fn every_bad_request_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_requests_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world());
     fuzz_action(&w.proxy, ActionKind::ScaleUp, |payload| {

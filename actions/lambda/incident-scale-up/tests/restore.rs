@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use shared::testing::{action_event, create_service, desired_count, emulator_config, function_config};
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_after_the_incident_restore_puts_back_what_scale_up_raised_and_leaves_what_a_human_changed() {
-    shared::require_emulator!();
     let setup = emulator_config().await;
     let (ecs, rds) = (aws_sdk_ecs::Client::new(&setup), aws_sdk_rds::Client::new(&setup));
     let autoscaling = aws_sdk_applicationautoscaling::Client::new(&setup);

@@ -103,11 +103,13 @@ async fn bounded<A: Action>(
     // keeps every binary's main future small (and within the compiler's layout depth).
     let work: Pin<Box<dyn Future<Output = Result<Done, Failure<Value>>> + '_>> =
         Box::pin(work(action, guard, &invocation, ticket));
-    let result = tokio::time::timeout_at(deadline.instant(), work).await;
-    let result = result.unwrap_or_else(|_| {
-        let error = FunctionError::DeadlineExceeded { during: A::KIND.as_str().to_owned() };
-        Err(Failure { error, details: None, changed: ticket.spent_any() })
-    });
+    let result = match tokio::time::timeout_at(deadline.instant(), work).await {
+        Ok(result) => result,
+        Err(_) => {
+            let error = FunctionError::DeadlineExceeded { during: A::KIND.as_str().to_owned() };
+            Err(Failure { error, details: None, changed: ticket.spent_any() })
+        }
+    };
     Ended::from_work(result)
 }
 

@@ -46,7 +46,8 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     fn take_key<'a>(&'a self, key: &'a KeyClaim) -> LedgerFuture<'a, KeyState>;
     /// The key's holder is about to change something: a crash from here on must not let a retry act.
     fn mark_applying<'a>(&'a self, key: &'a KeyClaim) -> LedgerFuture<'a, ()>;
-    /// Takes a claim on a resource; `Some` names who holds it when another invocation does.
+    /// Takes a claim on a resource (free, expired, or held by an identical request); `Some` names
+    /// who holds it when another request does.
     fn claim<'a>(&'a self, claim: &'a Claim) -> LedgerFuture<'a, Option<HeldClaim>>;
     /// Gives a claim back (only one's own).
     fn release<'a>(&'a self, claim: &'a Claim) -> LedgerFuture<'a, ()>;
@@ -101,9 +102,10 @@ pub enum KeyState {
     Taken,
     /// An identical request completed: its answer.
     Completed(Box<ResponseCore>),
-    /// An identical request is running (by request id).
+    /// An identical request is running (by request id), before its deadline.
     InProgress { request_id: String },
-    /// An identical request began changing the resource and never recorded how it ended.
+    /// An identical request began changing the resource, its deadline passed, and it never
+    /// recorded how the change ended.
     Applying { request_id: String, since: String },
 }
 
@@ -122,7 +124,7 @@ pub struct Claim {
     pub resource: String,
     /// Who, for people: `incident INC-42`.
     pub holder: String,
-    /// This taking, so that only it is given back.
+    /// The request's idempotency key: an identical request shares the claim, another may not take it.
     pub id: String,
     /// Until when (epoch ms).
     pub held_until_ms: i64,

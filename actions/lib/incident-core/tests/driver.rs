@@ -224,12 +224,17 @@ async fn a_hanging_ledger_refuses_before_the_deadline_and_never_after_acting() {
 async fn an_invocation_cut_off_after_changing_leaves_its_key_applying_and_a_retry_does_not_act() {
     let (ledger, action) = (MemoryLedger::default(), raise(5));
     ledger.inject("finish", Fault::Hang, 1);
-    let guard = guarded(&ledger, GuardSettings::default());
+    let guard =
+        guarded(&ledger, GuardSettings { round_timeout: Duration::from_millis(500), ..GuardSettings::default() });
     let first = invoke(&action, &guard, request("INC-1", json!({})), Duration::from_secs(3)).await;
     assert_eq!(first["success"], true, "the change happened and is answered: {first}");
     assert_eq!(ledger.key_status("INC-1"), ["APPLYING"], "the record could not be written");
+    let early = invoke(&action, &guard, request("INC-1", json!({})), Duration::from_secs(3)).await;
+    assert_eq!(early["error"]["code"], "IN_PROGRESS", "before its deadline, its holder may still be at work: {early}");
+    tokio::time::sleep(Duration::from_secs(2)).await; // past the first one's deadline
     let retry = invoke(&action, &guard, request("INC-1", json!({})), Duration::from_secs(3)).await;
     assert_eq!((retry["statusCode"].as_u64(), retry["error"]["code"].as_str()), (Some(409), Some("OUTCOME_UNKNOWN")));
+    assert!(retry["message"].as_str().unwrap().contains("incident-ledger history INC-1"), "{retry}");
     assert_eq!(*action.applied.lock().unwrap(), 1, "never twice");
 }
 

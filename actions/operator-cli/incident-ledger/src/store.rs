@@ -49,9 +49,9 @@ fn cancelled(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> LedgerErr
     if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error()
         && e.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
     {
-        return LedgerError::Contention(format!(
-            "TransactWriteItems: TransactionCanceledException [TransactionConflict]"
-        ));
+        return LedgerError::Contention(
+            "TransactWriteItems: TransactionCanceledException [TransactionConflict]".to_owned(),
+        );
     }
     classify("TransactWriteItems", err)
 }
@@ -188,8 +188,9 @@ impl DynamoLedger {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR heldUntil < :now")
+            .condition_expression("attribute_not_exists(pk) OR heldUntil < :now OR claimId = :id")
             .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":id", s(&claim.id))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -313,16 +314,18 @@ impl DynamoLedger {
     }
 }
 
-/// What a key that could not be taken holds.
+/// What a key that could not be taken holds. A key applying is in progress until its holder's
+/// deadline; past it, its holder stopped without recording how the change ended.
 fn key_state(held: &Item) -> Result<KeyState, LedgerError> {
     let request_id = text(held, "requestId");
+    let holder_alive = number(held, "inProgressUntil") > Utc::now().timestamp_millis();
     Ok(match text(held, "status").as_str() {
         "COMPLETED" => {
             let recorded = serde_json::from_str(&text(held, "response"))
                 .map_err(|e| LedgerError::Unavailable(format!("the recorded response: {e}")))?;
             KeyState::Completed(Box::new(recorded))
         }
-        "APPLYING" => KeyState::Applying { request_id, since: text(held, "applyingSince") },
+        "APPLYING" if !holder_alive => KeyState::Applying { request_id, since: text(held, "applyingSince") },
         _ => KeyState::InProgress { request_id },
     })
 }

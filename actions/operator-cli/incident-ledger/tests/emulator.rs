@@ -79,8 +79,8 @@ fn clients(config: &shared::aws::SdkConfig) -> Clients {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_restore_puts_back_what_automation_scaled_and_leaves_what_a_human_changed() {
-    shared::require_emulator!();
     let setup = emulator_config().await;
     let (api, db, map) = incident(&setup).await;
     let ledger = incident_ledger::testing::ledger(&setup, &setup).await;
@@ -125,8 +125,8 @@ async fn iam_world_restore_puts_back_what_automation_scaled_and_leaves_what_a_hu
 /// A database restored by default waits for its maintenance window (a resize is a reboot or a
 /// failover); `--now` applies it at once. Both say when.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_downsize_waits_for_the_maintenance_window_unless_now() {
-    shared::require_emulator!();
     let setup = emulator_config().await;
     let (_, db, map) = incident(&setup).await;
     aws_sdk_rds::Client::new(&setup)
@@ -160,8 +160,8 @@ async fn a_downsize_waits_for_the_maintenance_window_unless_now() {
 /// Pause and resume through the command, as an operator runs them; a pause of a name the target
 /// map does not have pauses nothing, so it is refused, naming the known targets.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn pause_and_resume_answer_what_they_did_and_a_typo_is_refused() {
-    shared::require_emulator!();
     let setup = emulator_config().await;
     let ledger = incident_ledger::testing::ledger(&setup, &setup).await;
     let map = targets(json!({"api": {"kind": "ecs_service", "cluster": "c", "service": "api",

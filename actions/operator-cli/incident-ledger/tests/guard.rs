@@ -46,8 +46,8 @@ fn budgets(per_target_action: u64, per_target: u64, fleet: u64) -> GuardSettings
 /// A retried request (the backend after a client timeout) answers with the recorded response and
 /// does nothing; a higher priority is another request and acts.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_retried_request_is_replayed_and_an_escalation_acts() {
-    shared::require_emulator!();
     let (guard, ledger, _) = guarded(GuardSettings::default()).await;
     let action = raise(5);
     let first = invoke(&action, &guard, request("INC-7", "api", "high")).await;
@@ -67,8 +67,8 @@ async fn a_retried_request_is_replayed_and_an_escalation_acts() {
 /// Twenty identical requests at once (a burst of retries): one acts; the others are answered with
 /// its response, or told it is in progress.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn twenty_identical_requests_at_once_act_once() {
-    shared::require_emulator!();
     let (guard, _, _) = guarded(GuardSettings::default()).await;
     let action = Raise { apply_takes: Duration::from_millis(200), ..raise(5) };
     let runs = (0..20).map(|_| invoke(&action, &guard, request("INC-7", "database", "critical")));
@@ -83,8 +83,8 @@ async fn twenty_identical_requests_at_once_act_once() {
 /// An invocation that crashed left its key in progress: it is its own until that invocation's
 /// deadline, and the next attempt after it acts.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_crashed_invocation_does_not_block_its_request_past_its_deadline() {
-    shared::require_emulator!();
     let (guard, ledger, _) = guarded(GuardSettings::default()).await;
     let action = raise(5);
     let payload = request("INC-7", "api", "high");
@@ -109,8 +109,8 @@ async fn a_crashed_invocation_does_not_block_its_request_past_its_deadline() {
 /// Budgets: one target and action, one target across actions, and the fleet. A spent budget is a
 /// 429 naming it, before anything is observed; a "no change" spends nothing.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn each_budget_is_spent_and_then_refused_without_a_call() {
-    shared::require_emulator!();
     let (guard, _, _) = guarded(budgets(2, 3, 4)).await;
     assert_eq!(invoke(&raise(0), &guard, request("INC-B0", "api", "high")).await["message"], "No change");
     for (incident, wanted) in [("INC-B1", 5), ("INC-B2", 10)] {
@@ -139,9 +139,12 @@ async fn each_budget_is_spent_and_then_refused_without_a_call() {
 /// act, thirty answer 429, none answers 5xx, and the counter ends at twenty. Some spends meet a
 /// transaction conflict on the way, which is retried.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn fifty_mutations_of_fifty_targets_against_a_fleet_budget_of_twenty() {
-    shared::require_emulator!();
-    let (guard, _, proxy) = guarded(budgets(3, 6, 20)).await;
+    // The emulator serves DynamoDB one request at a time (scripts/emulator.py), so the storm's two
+    // hundred writes queue for seconds here, where DynamoDB takes them at once: rounds of 10 s.
+    let settings = GuardSettings { round_timeout: Duration::from_secs(10), ..budgets(3, 6, 20) };
+    let (guard, _, proxy) = guarded(settings).await;
     proxy.inject("UpdateItem", Fault::TransactionConflict, 15);
     let actions: Vec<Raise> = (0..50).map(|_| raise(5)).collect();
     let runs = actions
@@ -159,8 +162,8 @@ async fn fifty_mutations_of_fifty_targets_against_a_fleet_budget_of_twenty() {
 /// Pause: globally, then for one target; dry runs go on; resume lifts each. The refusal names the
 /// exact command that lifts it.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn paused_automation_refuses_mutations_until_resumed() {
-    shared::require_emulator!();
     let (guard, ledger, _) = guarded(GuardSettings::default()).await;
     ledger.pause(None, "alice", "humans have the incident").await.unwrap();
     let action = raise(5);
@@ -189,8 +192,8 @@ async fn paused_automation_refuses_mutations_until_resumed() {
 /// The ledger down: a mutating action does nothing and says so (502 naming the table);
 /// `LEDGER_FAILURE=open` acts, and says it went without the ledger.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn with_the_ledger_down_a_mutating_action_does_nothing_unless_told_to_act() {
-    shared::require_emulator!();
     let (mut guard, ledger, proxy) = guarded(GuardSettings::default()).await;
     for operation in ["BatchGetItem", "Query", "PutItem", "UpdateItem", "TransactWriteItems"] {
         proxy.inject(operation, Fault::Unavailable, ALWAYS);
@@ -212,8 +215,8 @@ async fn with_the_ledger_down_a_mutating_action_does_nothing_unless_told_to_act(
 /// A brownout: every DynamoDB call answers after 30 s. A mutating action refuses (502) well before
 /// its deadline and never acts; the SDK's own attempts (4 x 10 s) would have outlasted a 15 s Lambda.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_slow_ledger_is_refused_before_the_deadline_and_nothing_is_done() {
-    shared::require_emulator!();
     let (guard, _, proxy) = guarded(GuardSettings::default()).await;
     for operation in ["BatchGetItem", "Query", "PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem"] {
         proxy.inject(operation, Fault::Delay(Duration::from_secs(30)), ALWAYS);
@@ -230,8 +233,8 @@ async fn a_slow_ledger_is_refused_before_the_deadline_and_nothing_is_done() {
 /// meets one; the SDK does not retry either. The guard does, with jitter: the action acts once,
 /// each budget is spent once, and its record is written.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn transaction_conflicts_are_retried_and_never_turn_a_budget_into_a_failure() {
-    shared::require_emulator!();
     let (guard, ledger, proxy) = guarded(budgets(3, 6, 20)).await;
     proxy.inject("UpdateItem", Fault::TransactionConflict, 3);
     proxy.inject("TransactWriteItems", Fault::TransactionConflict, 2);

@@ -9,8 +9,8 @@ use fluidity_drain::{DrainConfig, DrainWatcher};
 use shared::testing::{emulator_config, unique};
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_watcher_turns_ready_a_grace_period_after_draining() {
-    shared::require_emulator!();
     let config = emulator_config().await;
     let ssm = aws_sdk_ssm::Client::new(&config);
     let id = unique("d");

@@ -64,8 +64,8 @@ impl World {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
-    shared::require_emulator!();
     let w = world().await;
     w.deploy("a1").await;
     let report = mark(&w.mark_ecs, &w.mark_ssm, &w.request("a1", false)).await.unwrap();
@@ -87,8 +87,8 @@ async fn marking_b_makes_it_active_and_a_draining_and_is_idempotent() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_dry_run_reports_the_changes_and_makes_none() {
-    shared::require_emulator!();
     let w = world().await;
     w.deploy("a1").await;
     mark(&w.mark_ecs, &w.mark_ssm, &w.request("a1", false)).await.unwrap();
@@ -101,8 +101,8 @@ async fn a_dry_run_reports_the_changes_and_makes_none() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_cli_says_what_changed_and_fails_clearly() {
-    shared::require_emulator!();
     let w = world().await;
     w.deploy("a1").await;
     let cli = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_fluidity-mark-deployment")).args(args).output().unwrap();
@@ -125,8 +125,8 @@ async fn the_cli_says_what_changed_and_fails_clearly() {
 /// DeployerPolicy, rendered for this cluster and deployment name): marking in a cluster shared
 /// with a service of another owner, which the deployer must never describe or tag.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_mark_in_a_shared_cluster() {
-    shared::require_emulator!();
     let w = world().await;
     let bystander = ServiceRef::new(&w.cluster, "production-api-service");
     ensure_service(&w.ecs, &bystander, 2).await;

@@ -32,8 +32,8 @@ fn killed() -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_service_at_three_goes_to_zero() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill3", 3).await;
     assert_eq!(desired_count(&ecs, &target).await, 3);
@@ -43,8 +43,8 @@ async fn a_service_at_three_goes_to_zero() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_stopped_service_stays_at_zero_and_kill_succeeds_again() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "kill0", 0).await;
     let deps = Deps { ecs: function_ecs().await, services: ServiceScope::only(target.clone()) };
@@ -55,8 +55,8 @@ async fn a_stopped_service_stays_at_zero_and_kill_succeeds_again() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn overrides_kill_the_named_service_and_leave_the_default_alone() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let default_target = create_service(&ecs, "killdef", 2).await;
     let other = create_service(&ecs, "killother", 3).await;
@@ -71,8 +71,8 @@ async fn overrides_kill_the_named_service_and_leave_the_default_alone() {
 /// A service the deployment does not allow (OverrideServiceArns) is refused before any AWS call:
 /// a function error on a direct invoke, a 403 over HTTP. The role could not act on it either.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_override_the_deployment_does_not_allow_is_refused_and_nothing_is_called() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let own = create_service(&ecs, "killown", 2).await;
     let bystander = create_service(&ecs, "killbystander", 3).await;
@@ -93,8 +93,8 @@ async fn an_override_the_deployment_does_not_allow_is_refused_and_nothing_is_cal
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_missing_service_is_a_clear_error_naming_cluster_and_service() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let existing = create_service(&ecs, "killnf", 1).await;
     let missing_service = ServiceRef::new(existing.cluster.clone(), "no-such-service");
@@ -142,8 +142,8 @@ fn expectation(file: &Path) -> Expect {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_run_through_the_binary_leaves_the_service_stopped() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let env_target = create_service(&ecs, "killbin", 3).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
@@ -187,8 +187,8 @@ async fn every_fixture_run_through_the_binary_leaves_the_service_stopped() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn invalid_fixtures_fail_with_a_named_problem_and_change_nothing() {
-    shared::require_emulator!();
     let ecs = ecs().await;
     let target = create_service(&ecs, "killinv", 2).await;
     let envs = [("ECS_CLUSTER_NAME", target.cluster.as_str()), ("ECS_SERVICE_NAME", target.service.as_str())];
@@ -204,8 +204,8 @@ async fn invalid_fixtures_fail_with_a_named_problem_and_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn a_missing_environment_variable_is_an_init_error_naming_it() {
-    shared::require_emulator!();
     let event = shared::testing::fixtures_dir().join("fluidity-kill/direct.json");
     let run = run_binary(env!("CARGO_BIN_EXE_fluidity-kill"), &event, &[("ECS_CLUSTER_NAME", "fluidity")]);
     assert_eq!(run.status, 1);
@@ -217,8 +217,8 @@ fn a_missing_environment_variable_is_an_init_error_naming_it() {
 /// KillRole, rendered for this cluster and service): kill its own service and an allowed override,
 /// in a cluster it shares with a service it must never touch.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_kill_in_a_shared_cluster() {
-    shared::require_emulator!();
     let setup = ecs().await;
     let cluster = SharedCluster::create(&setup, "iamkill", 1).await;
     let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).write();

@@ -38,8 +38,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn bursts_of_throttling_and_dropped_connections_are_retried_and_the_kill_happens() {
-    shared::require_emulator!();
     for (fault, times) in [(Fault::Throttle, 3), (Fault::TooManyRequests, 3), (Fault::DropConnection, 2)] {
         let w = world().await;
         w.proxy.inject("UpdateService", fault, times);
@@ -51,8 +51,8 @@ async fn bursts_of_throttling_and_dropped_connections_are_retried_and_the_kill_h
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn persistent_5xx_is_a_502_function_error_naming_the_call() {
-    shared::require_emulator!();
     for fault in [Fault::InternalError, Fault::Unavailable] {
         let w = world().await;
         w.proxy.inject("UpdateService", fault, ALWAYS);
@@ -70,8 +70,8 @@ async fn persistent_5xx_is_a_502_function_error_naming_the_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("UpdateService", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_secs(2);
@@ -83,8 +83,8 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let w = world().await;
     let invoke = async |payload| invoke(&w.deps, payload).await;
     let cases = assert_lifecycle_corpus(&w.proxy, in_every_source(bad_service_requests()), invoke).await;
@@ -93,8 +93,8 @@ async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_events_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world());
     let valid = json!({"cluster_name": w.target.cluster, "service_name": w.target.service});

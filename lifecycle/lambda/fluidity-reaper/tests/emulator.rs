@@ -1,10 +1,10 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
-//! The seed's own test plan (004), against the emulator with real metrics: ECS, ELBv2, SSM and
+//! The original reaper's own test plan, against the emulator with real metrics: ECS, ELBv2, SSM and
 //! CloudWatch in moto (CloudWatch over RPC v2 CBOR through `scripts/emulator.py`), the deployer
 //! being the real `fluidity-mark-deployment` code, and each task's ShutdownReady being the drain
 //! watcher's own EMF line, turned into datapoints as CloudWatch Logs does.
 //!
-//! Where the seed's plan waits minutes for periods to pass, these tests run the reaper "later"
+//! Where that plan waits minutes for periods to pass, these tests run the reaper "later"
 //! (`reap_at`) and the tasks report at those later times; moto, like CloudWatch, accepts datapoints
 //! with timestamps ahead of the wall clock.
 
@@ -108,7 +108,7 @@ struct Deployment {
 type Exists = (bool, bool, bool, bool);
 
 impl World {
-    /// The seed's testing configuration: PERIOD 60, CONSEC 2, MIN_AGE 60 s, MAX_AGE 1 h.
+    /// The original test plan's configuration: PERIOD 60, CONSEC 2, MIN_AGE 60 s, MAX_AGE 1 h.
     fn settings(&self) -> ReaperSettings {
         let mut s = ReaperSettings::new(&self.cluster);
         s.deployment_name = Some(self.name.clone());
@@ -117,6 +117,8 @@ impl World {
         s.consec = 2;
         s.min_age = Duration::from_secs(60);
         s.max_age = Duration::from_secs(3600);
+        // These tests put each datapoint where they mean it; the lag has a test of its own.
+        s.metric_lag = Duration::ZERO;
         s
     }
 
@@ -333,8 +335,8 @@ fn only(report: &ReaperReport) -> &fluidity_reaper::ServiceReport {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_seed_test_plan_with_real_shutdown_ready_metrics() {
-    shared::require_emulator!();
     let w = world().await;
     let t = Utc::now();
     // Deploy A; its tasks run and report ShutdownReady 0 (active, not draining).
@@ -393,8 +395,8 @@ async fn the_seed_test_plan_with_real_shutdown_ready_metrics() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn max_age_retires_a_deployment_that_never_reports_counting_from_when_it_began_draining() {
-    shared::require_emulator!();
     let w = world().await;
     let old = w.deploy("old", 10).await; // an old version without the drain watcher: it never reports
     // It has run for longer than MAX_AGE before it is marked draining.
@@ -419,8 +421,8 @@ async fn max_age_retires_a_deployment_that_never_reports_counting_from_when_it_b
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_deployment_marked_by_other_tooling_drains_from_its_parameter_s_last_change() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("x1", 10).await;
     // Other tooling: the state parameter and the state tag, but no draining_since tag.
@@ -445,8 +447,25 @@ async fn a_deployment_marked_by_other_tooling_drains_from_its_parameter_s_last_c
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn the_window_ends_before_the_newest_minutes_that_have_not_arrived_yet() {
+    let w = world().await;
+    let a = w.deploy("v1", 10).await;
+    let _b = w.deploy("v2", 20).await;
+    let t = Utc::now();
+    // Ready in two whole periods; the newest minute's datapoints are still on their way through Logs.
+    w.tasks_report(&a, &a.tasks, &[(at(t, 30), true), (at(t, 90), true)]).await;
+    let no_lag = w.deps(|s| s.min_age = Duration::ZERO);
+    let report = reap_at(true, &no_lag, at(t, 180)).await.unwrap();
+    assert_eq!(only(&report).reason, "0 of 2 task(s) ready", "the empty newest period reads as not ready: {report:?}");
+    let lagged = w.deps(|s| (s.min_age, s.metric_lag) = (Duration::ZERO, Duration::from_secs(60)));
+    let report = reap_at(false, &lagged, at(t, 180)).await.unwrap();
+    assert_eq!(only(&report).action, ServiceAction::Retired, "{report:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn silent_tasks_keep_a_deployment_waiting_and_the_newest_period_decides() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("v1", 10).await;
     let _b = w.deploy("v2", 20).await;
@@ -469,8 +488,8 @@ async fn silent_tasks_keep_a_deployment_waiting_and_the_newest_period_decides() 
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn too_young_services_wait_and_a_dry_run_changes_nothing() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("y1", 10).await;
     let _b = w.deploy("y2", 20).await;
@@ -488,8 +507,8 @@ async fn too_young_services_wait_and_a_dry_run_changes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_shared_weighted_rule_keeps_forwarding_to_the_other_deployment() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("w1", 10).await;
     let b = w.deploy("w2", 20).await;
@@ -525,8 +544,8 @@ async fn a_shared_weighted_rule_keeps_forwarding_to_the_other_deployment() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_target_group_held_by_the_default_action_keeps_the_service_until_it_is_freed() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("d1", 10).await;
     let _b = w.deploy("d2", 20).await;
@@ -551,8 +570,8 @@ async fn a_target_group_held_by_the_default_action_keeps_the_service_until_it_is
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_rollback_during_a_run_wins_over_retiring() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("r1", 10).await;
     let _b = w.deploy("r2", 20).await;
@@ -575,8 +594,8 @@ async fn a_rollback_during_a_run_wins_over_retiring() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_rollback_during_a_cleanup_keeps_the_service() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("k1", 10).await;
     let _b = w.deploy("k2", 20).await;
@@ -596,8 +615,8 @@ async fn a_rollback_during_a_cleanup_keeps_the_service() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn in_a_shared_cluster_only_the_managed_services_are_described_or_touched() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("s1", 10).await;
     let ecs = w.ecs();
@@ -634,8 +653,8 @@ async fn in_a_shared_cluster_only_the_managed_services_are_described_or_touched(
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_fixtures_run_through_the_binary() {
-    shared::require_emulator!();
     let w = world().await; // a cluster with no draining service: no metric query is needed
     let envs = [("CLUSTER", w.cluster.as_str()), ("DEPLOYMENT_NAME", w.name.as_str())];
     for file in shared::testing::fixture_files("fluidity-reaper") {
@@ -658,8 +677,8 @@ async fn the_fixtures_run_through_the_binary() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_half_finished_cleanup_completes_on_the_next_run() {
-    shared::require_emulator!();
     let w = world().await;
     let a = w.deploy("h1", 10).await;
     let b = w.deploy("h2", 20).await;
@@ -679,8 +698,8 @@ async fn a_half_finished_cleanup_completes_on_the_next_run() {
 /// cleaned up (service, listener rule, target group, parameters) in a cluster shared with an
 /// incident target the reaper must never describe, scale or delete.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_reap_in_a_shared_cluster() {
-    shared::require_emulator!();
     let w = world().await;
     let ecs = w.ecs();
     let bystander = ServiceRef::new(&w.cluster, "production-api-service");

@@ -39,8 +39,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_throttled_scheduled_run_is_retried_and_succeeds() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("ListServices", Fault::Throttle, 3);
     let report = invoke(&w.deps, eventbridge(json!({}))).await.unwrap();
@@ -49,8 +49,8 @@ async fn a_throttled_scheduled_run_is_retried_and_succeeds() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_persistently_failing_run_is_a_function_error_naming_the_call() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("ListServices", Fault::Unavailable, ALWAYS);
     let err = invoke(&w.deps, eventbridge(json!({}))).await.unwrap_err();
@@ -59,8 +59,8 @@ async fn a_persistently_failing_run_is_a_function_error_naming_the_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_function_error_before_it() {
-    shared::require_emulator!();
     let w = world().await;
     w.proxy.inject("ListServices", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_millis(1500);
@@ -71,8 +71,8 @@ async fn latency_beyond_the_deadline_is_a_504_function_error_before_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let w = world().await;
     let requests: Vec<(String, Value)> = [
         ("dry_run as text", json!({"dry_run": "yes"})),
@@ -91,8 +91,8 @@ async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_events_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world());
     fuzz_lifecycle(&w.proxy, json!({"dry_run": true}), |payload| runtime.block_on(invoke(&w.deps, payload)));

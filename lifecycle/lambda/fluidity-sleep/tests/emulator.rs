@@ -90,8 +90,8 @@ fn short_threshold() -> SleepSettings {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_idle_service_is_scaled_to_zero_once_past_the_grace_after_wake() {
-    shared::require_emulator!();
     let w = world(1, short_threshold()).await;
     w.server_idle_for_an_hour().await;
     // The service was just created (woken): within the grace period it is not put to sleep.
@@ -113,8 +113,8 @@ async fn an_idle_service_is_scaled_to_zero_once_past_the_grace_after_wake() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_active_service_is_left_alone() {
-    shared::require_emulator!();
     let w = world(1, short_threshold()).await;
     let t = now();
     w.service_reports(&[(t - 200, 3.0), (t - 100, 2.0), (t - 20, 4.0)], &[(t - 20, (t - 25) as f64)]).await;
@@ -127,8 +127,8 @@ async fn an_active_service_is_left_alone() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn no_datapoints_leave_the_service_up_and_say_so_loudly() {
-    shared::require_emulator!();
     let w = world(1, short_threshold()).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let answer = invoke(&w.deps, json!({})).await.unwrap();
@@ -157,8 +157,8 @@ async fn no_datapoints_leave_the_service_up_and_say_so_loudly() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_service_woken_less_than_the_threshold_ago_is_not_put_to_sleep() {
-    shared::require_emulator!();
     // The default 15-minute threshold: the service was created (woken) a moment ago.
     let w = world(1, SleepSettings::default()).await;
     w.server_idle_for_an_hour().await;
@@ -170,8 +170,8 @@ async fn a_service_woken_less_than_the_threshold_ago_is_not_put_to_sleep() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_configured_namespace_and_dimensions_are_the_ones_read() {
-    shared::require_emulator!();
     let mut w = world(1, short_threshold()).await;
     let instance = shared::testing::unique("fluidity");
     w.deps.settings.namespace = "Custom/Fluidity".to_owned();
@@ -195,8 +195,8 @@ async fn the_configured_namespace_and_dimensions_are_the_ones_read() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn the_lookback_override_reaches_older_datapoints() {
-    shared::require_emulator!();
     let w = world(1, short_threshold()).await;
     let t = now();
     // The server went quiet 20 minutes ago and has published nothing since.
@@ -212,8 +212,8 @@ async fn the_lookback_override_reaches_older_datapoints() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_stopped_service_is_no_change_without_a_metric_query() {
-    shared::require_emulator!();
     let w = world(0, short_threshold()).await;
     let proxy = FaultProxy::start();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
@@ -227,8 +227,8 @@ async fn a_stopped_service_is_no_change_without_a_metric_query() {
 /// moto answers GetMetricData in one page, so following NextToken can only be shown with a mock:
 /// two pages, each newest first, read as one series.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_page_of_get_metric_data_is_read() {
-    shared::require_emulator!();
     let w = world(1, short_threshold()).await;
     let hour_ago = (now() - 3600) as f64;
     let first = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
@@ -260,8 +260,8 @@ async fn every_page_of_get_metric_data_is_read() {
 /// stopped service (no metric query), and the scheduled event on a running one with no metrics,
 /// whose EMF line goes to stderr in a local run (stdout is the answer).
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_run_through_the_binary_is_answered() {
-    shared::require_emulator!();
     let w = world(0, SleepSettings::default()).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
     // overrides.json names fluidity/fluidity-server, which the deployment must allow.
@@ -300,8 +300,8 @@ async fn every_fixture_run_through_the_binary_is_answered() {
 /// SleepRole, rendered for this cluster and service): sleep reads the metrics and scales its own
 /// idle service down, in a cluster it shares with a service it must never touch.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_sleep_in_a_shared_cluster() {
-    shared::require_emulator!();
     let mut w = world(1, short_threshold()).await;
     let bystander = ServiceRef::new(w.target.cluster.clone(), "production-api-service");
     ensure_service(&w.ecs, &bystander, 2).await;

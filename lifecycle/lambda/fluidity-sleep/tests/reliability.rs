@@ -58,8 +58,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn throttled_calls_are_retried_and_the_idle_service_is_put_to_sleep() {
-    shared::require_emulator!();
     let w = world(1).await;
     tokio::time::sleep(Duration::from_secs(1)).await; // past the 0.6 s grace after wake
     w.proxy.inject("DescribeServices", Fault::Throttle, 2);
@@ -74,8 +74,8 @@ async fn throttled_calls_are_retried_and_the_idle_service_is_put_to_sleep() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn persistent_5xx_is_a_502_function_error_naming_the_call() {
-    shared::require_emulator!();
     let w = world(1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     w.proxy.inject("UpdateService", Fault::InternalError, ALWAYS);
@@ -86,8 +86,8 @@ async fn persistent_5xx_is_a_502_function_error_naming_the_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_failing_cloudwatch_is_a_502_and_the_service_is_left_alone() {
-    shared::require_emulator!();
     let w = world(1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     w.proxy.inject("GetMetricData", Fault::Unavailable, ALWAYS);
@@ -100,8 +100,8 @@ async fn a_failing_cloudwatch_is_a_502_and_the_service_is_left_alone() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
-    shared::require_emulator!();
     let w = world(1).await;
     w.proxy.inject("DescribeServices", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_millis(1500);
@@ -131,8 +131,8 @@ fn bad_sleep_requests() -> Vec<(String, Value)> {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let w = world(1).await;
     let invoke = async |payload| invoke(&w.deps, payload).await;
     let cases = assert_lifecycle_corpus(&w.proxy, in_every_source(bad_sleep_requests()), invoke).await;
@@ -141,8 +141,8 @@ async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_events_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world(1));
     let valid = json!({"cluster_name": w.target.cluster, "service_name": w.target.service,

@@ -35,8 +35,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_stopped_service_is_woken_to_one_and_stays_at_one() {
-    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     let first = invoke(&deps, json!({})).await.unwrap();
     assert_eq!(first["status"], "waking", "{first}");
@@ -58,8 +58,8 @@ async fn a_stopped_service_is_woken_to_one_and_stays_at_one() {
 /// aws-smithy-mocks on the real client, and the EC2 side is real: an ENI in the emulator with an
 /// Elastic IP associated, read back through DescribeNetworkInterfaces.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_running_service_answers_with_its_task_address() {
-    shared::require_emulator!();
     let (moto_deps, service) = setup(1).await;
     let moto_ec2 = aws_sdk_ec2::Client::new(&emulator_config().await);
     let eni = moto_ec2
@@ -114,8 +114,8 @@ async fn a_running_service_answers_with_its_task_address() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn without_a_task_there_is_no_address_and_no_error() {
-    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     deps.ecs
         .update_service()
@@ -131,8 +131,8 @@ async fn without_a_task_there_is_no_address_and_no_error() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn a_missing_service_is_service_not_found() {
-    shared::require_emulator!();
     let (mut deps, service) = setup(0).await;
     deps.services = ServiceScope::only(ServiceRef::new(service.target.cluster.clone(), "nope"));
     let err = invoke(&deps, json!({})).await.unwrap_err();
@@ -140,8 +140,8 @@ async fn a_missing_service_is_service_not_found() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_fixture_run_through_the_binary_wakes_the_service() {
-    shared::require_emulator!();
     let (deps, service) = setup(0).await;
     let override_target = ServiceRef::new("fluidity", "fluidity-server");
     // overrides.json names fluidity/fluidity-server, which the deployment must allow.
@@ -171,8 +171,8 @@ async fn every_fixture_run_through_the_binary_wakes_the_service() {
 /// lookup lists the cluster's tasks), in a cluster it shares with a service it must never touch;
 /// the role without overrides.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_wake_in_a_shared_cluster() {
-    shared::require_emulator!();
     let setup = aws_sdk_ecs::Client::new(&emulator_config().await);
     let cluster = SharedCluster::create(&setup, "iamwake", 1).await;
     let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).parameter("OverrideServiceArns", "").write();
@@ -188,8 +188,8 @@ async fn iam_world_wake_in_a_shared_cluster() {
 /// IAM world: with OverrideServiceArns, a request may wake the allowed service (and the role may
 /// update it), still never the bystander.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_wake_an_allowed_override() {
-    shared::require_emulator!();
     let setup = aws_sdk_ecs::Client::new(&emulator_config().await);
     let cluster = SharedCluster::create(&setup, "iamwakeo", 0).await;
     let world = cluster.lambda_world(env!("CARGO_PKG_NAME")).write();

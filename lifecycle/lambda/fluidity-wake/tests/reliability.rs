@@ -37,8 +37,8 @@ async fn invoke(deps: &Deps, payload: Value) -> Result<Value, FunctionError> {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn throttled_and_dropped_calls_are_retried_and_the_service_wakes() {
-    shared::require_emulator!();
     let w = world(0).await;
     w.proxy.inject("DescribeServices", Fault::Throttle, 2);
     w.proxy.inject("UpdateService", Fault::DropConnection, 1);
@@ -52,8 +52,8 @@ async fn throttled_and_dropped_calls_are_retried_and_the_service_wakes() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn persistent_503_is_a_502_function_error_naming_the_call() {
-    shared::require_emulator!();
     let w = world(0).await;
     w.proxy.inject("DescribeServices", Fault::Unavailable, ALWAYS);
     let err = invoke(&w.deps, json!({})).await.unwrap_err();
@@ -65,8 +65,8 @@ async fn persistent_503_is_a_502_function_error_naming_the_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
-    shared::require_emulator!();
     let w = world(0).await;
     w.proxy.inject("DescribeServices", Fault::Delay(Duration::from_secs(30)), ALWAYS);
     let lambda_timeout = Duration::from_millis(1500);
@@ -77,8 +77,8 @@ async fn latency_beyond_the_deadline_is_a_504_answered_before_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
-    shared::require_emulator!();
     let w = world(0).await;
     let invoke = async |payload| invoke(&w.deps, payload).await;
     let cases = assert_lifecycle_corpus(&w.proxy, in_every_source(bad_service_requests()), invoke).await;
@@ -87,8 +87,8 @@ async fn every_bad_event_is_a_clear_4xx_with_no_aws_call() {
 }
 
 #[test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 fn fuzzed_events_never_panic_and_invalid_ones_make_no_aws_call() {
-    shared::require_emulator!();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let w = runtime.block_on(world(0));
     let valid = json!({"cluster_name": w.target.cluster, "service_name": w.target.service});
@@ -99,8 +99,8 @@ fn fuzzed_events_never_panic_and_invalid_ones_make_no_aws_call() {
 /// emulator, the server reporting itself idle for an hour). None fails, wake never asks for more
 /// than one task, and the service ends at 0 or 1.
 #[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn fifty_concurrent_wake_kill_and_sleep_calls_leave_a_consistent_service() {
-    shared::require_emulator!();
     let config = emulator_config().await;
     let moto = aws_sdk_ecs::Client::new(&config);
     let target = create_service(&moto, "race", 0).await;

@@ -32,6 +32,12 @@ fn a_finished_or_old_rollout_does_not() {
     assert!(one("PRIMARY", Some("IN_PROGRESS"), 301, DEFAULT_COOLDOWN));
     assert!(one("PRIMARY", Some("IN_PROGRESS"), 1, Duration::ZERO));
     assert!(rollout_in_progress(&[], now, DEFAULT_COOLDOWN).is_none());
+    let started_after_now = deployment("PRIMARY", Some("IN_PROGRESS"), -2, now);
+    assert!(
+        rollout_in_progress(std::slice::from_ref(&started_after_now), now, Duration::ZERO).is_none(),
+        "0 turns the guard off"
+    );
+    assert!(rollout_in_progress(&[started_after_now], now, DEFAULT_COOLDOWN).is_some());
 }
 
 #[test]

@@ -75,10 +75,13 @@ pub(super) async fn decide(
     if let Some(problem) = found.problem() {
         return unavailable(guard, ledger, ticket, &found, problem.clone());
     }
-    if !matches!(found.key, Ok(KeyState::Taken)) {
+    // What is given back is only what this invocation took; a claim shared with an identical
+    // request that holds the key is that request's to give back.
+    let took_key = matches!(found.key, Ok(KeyState::Taken));
+    if !took_key {
         ticket = ticket.drop_key();
     }
-    if !matches!(found.claim, Some(Ok(None))) {
+    if !took_key || !matches!(found.claim, Some(Ok(None))) {
         ticket = ticket.drop_claim();
     }
     if let Ok(history) = found.history {
@@ -196,7 +199,7 @@ fn unavailable(
     tracing::error!(table, "refused: the incident ledger did not answer: {}", problem.problem());
     // Give back what was taken (a key, a claim) with the refusal's record, if anything was.
     let took_key = matches!(found.key, Ok(KeyState::Taken));
-    let took_claim = matches!(found.claim, Some(Ok(None)));
+    let took_claim = took_key && matches!(found.claim, Some(Ok(None)));
     let ticket = if took_key { ticket } else { ticket.drop_key() };
     let ticket = if took_claim { ticket } else { ticket.drop_claim() };
     let ticket = ticket.recording(took_key || took_claim);

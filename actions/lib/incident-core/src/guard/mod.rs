@@ -107,6 +107,10 @@ impl GuardSettings {
     }
 }
 
+/// How many times a spend refused by one budget while others were spent is tried again: each
+/// counter is exact, but one that refuses may briefly count mutations that lost on another counter.
+const SPEND_RETRIES: u32 = 2;
+
 /// The guard: the ledger (none in a local run without `LEDGER_TABLE`) and its settings.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
@@ -207,7 +211,18 @@ impl Guard {
             return Ok(());
         };
         let counters = std::mem::take(&mut ticket.counters);
-        let spent = spend::spend_all(ledger, &counters, ticket.key.as_ref(), round).await;
+        let mut spent = spend::spend_all(ledger, &counters, ticket.key.as_ref(), round).await;
+        for _ in 0..SPEND_RETRIES {
+            // Spent in part: the full counter may hold mutations that others are about to give back
+            // (they lost on another counter); give ours back and try once more, a moment later.
+            let partly = matches!(spent.refusal, Some(spend::Refusal::Spent(_))) && !spent.spent.is_empty();
+            if !partly || round.expired() {
+                break;
+            }
+            spend::refund_all(ledger, &spent.spent, round).await;
+            round.pause().await;
+            spent = spend::spend_all(ledger, &counters, ticket.key.as_ref(), round).await;
+        }
         ticket.spent = spent.spent;
         match spent.refusal {
             None => Ok(()),
@@ -274,17 +289,20 @@ impl Guard {
         let request = entry.request;
         let now = Utc::now();
         let ttl = i64::try_from(self.settings.idempotency_ttl.as_secs()).unwrap_or(3600);
+        let hash = idempotency_key(entry.kind, request, &entry.identity);
         let key = KeyClaim {
-            hash: idempotency_key(entry.kind, request, &entry.identity),
+            hash: hash.clone(),
             incident_id: request.incident_id.to_string(),
             request_id: entry.request_id.to_owned(),
             in_progress_until_ms: entry.round.deadline_epoch_ms(),
             expires_at: now.timestamp() + ttl,
         };
+        // The claim's id is the request's: an identical request (a retry racing it) shares it
+        // rather than taking it away, and only the one that holds the key ever gives it back.
         let claim = entry.claim.as_ref().map(|spec| Claim {
             resource: spec.resource.clone(),
             holder: format!("incident {}", request.incident_id),
-            id: uuid::Uuid::new_v4().to_string(),
+            id: hash.clone(),
             held_until_ms: now.timestamp_millis() + i64::try_from(spec.hold.as_millis()).unwrap_or(i64::MAX / 4),
         });
         let target = request.target_name();

@@ -42,6 +42,16 @@ impl Round {
         self.deadline
     }
 
+    /// Whether the round's time is up.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.until
+    }
+
+    /// A jittered pause within the round, before trying again.
+    pub async fn pause(&self) {
+        tokio::time::sleep(jittered(3).min(self.until.saturating_duration_since(Instant::now()))).await;
+    }
+
     /// Runs one ledger call within the round. Contention is retried with jitter while the round
     /// lasts, and stays contention when it outlasts it; a call unanswered at the round's end is the
     /// ledger being unavailable.
@@ -138,7 +148,7 @@ mod tests {
     async fn a_hanging_ledger_is_unavailable_at_the_end_of_the_round() {
         let round = Round::before_acting(Deadline::after(Duration::from_millis(600)), Duration::from_secs(2));
         let started = Instant::now();
-        let result: Result<(), _> = round.call("read", || std::future::pending()).await;
+        let result: Result<(), _> = round.call("read", std::future::pending).await;
         assert!(matches!(result, Err(LedgerError::Unavailable(_))), "{result:?}");
         assert!(started.elapsed() < Duration::from_millis(300), "a third of the time left");
     }

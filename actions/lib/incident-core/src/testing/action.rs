@@ -59,8 +59,8 @@ impl Action for Raise {
     }
 
     async fn observe(&self, _call: &Invocation<'_, NoParams>, view: View) -> Result<i32, Failure<Value>> {
-        self.observed.lock().unwrap().push(view);
-        Ok(*self.count.lock().unwrap())
+        self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(view);
+        Ok(*self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     fn plan(&self, _call: &Invocation<'_, NoParams>, count: &i32) -> Result<Plan<SetCount, Value>, FunctionError> {
@@ -90,8 +90,8 @@ impl Action for Raise {
         if let Some(error) = self.apply_fails.clone() {
             return Err(Failure::with_details(error, json!({"tried": true})));
         }
-        *self.count.lock().unwrap() = self.wanted;
-        *self.applied.lock().unwrap() += 1;
+        *self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.wanted;
+        *self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         Ok(Applied { message: plan.done.clone(), after: plan.after.clone(), details: json!({"count": self.wanted}) })
     }
 }

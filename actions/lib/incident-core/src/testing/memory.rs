@@ -145,7 +145,9 @@ impl Ledger for MemoryLedger {
             Some((status, _, Some(response))) if status == "COMPLETED" => {
                 KeyState::Completed(Box::new(response.clone()))
             }
-            Some((status, held, _)) if status == "APPLYING" => {
+            Some((status, held, _))
+                if status == "APPLYING" && held.in_progress_until_ms <= Utc::now().timestamp_millis() =>
+            {
                 KeyState::Applying { request_id: held.request_id.clone(), since: "earlier".into() }
             }
             Some((_, held, _)) if held.in_progress_until_ms > Utc::now().timestamp_millis() => {
@@ -168,7 +170,7 @@ impl Ledger for MemoryLedger {
 
     fn claim<'a>(&'a self, claim: &'a Claim) -> LedgerFuture<'a, Option<HeldClaim>> {
         self.call("claim", move |t| match t.claims.get(&claim.resource) {
-            Some(held) if held.held_until_ms > Utc::now().timestamp_millis() => {
+            Some(held) if held.held_until_ms > Utc::now().timestamp_millis() && held.id != claim.id => {
                 Some(HeldClaim { holder: held.holder.clone(), since: "earlier".into() })
             }
             _ => {
