@@ -31,7 +31,12 @@ def call_of(entry):
     if entry.get("body_encoded"):
         body = base64.b64decode(body).decode(errors="replace")
     target = header(headers, "x-amz-target")
-    if target:
+    rpc_v2 = re.search(r"/service/[^/]+/operation/([A-Za-z0-9]+)$", entry.get("url", ""))
+    if rpc_v2:
+        # Smithy RPC v2 CBOR (CloudWatch): the operation is the path; its CBOR body is not decoded,
+        # as no CloudWatch action these functions make is scoped by a resource.
+        operation, params = rpc_v2.group(1), {}
+    elif target:
         operation = target.rsplit(".", 1)[-1]
         params = json.loads(body or "{}") if body.strip().startswith("{") else {}
     else:

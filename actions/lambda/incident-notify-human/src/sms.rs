@@ -109,4 +109,44 @@ mod tests {
         assert!(text.ends_with("..."));
         assert!(gsm7_only(&text));
     }
+
+    #[test]
+    fn a_page_of_exactly_one_sms_is_kept_whole_and_one_septet_more_is_cut() {
+        let exactly = "a".repeat(SMS_SEPTETS);
+        assert_eq!(fit(&exactly), exactly, "160 septets are one SMS");
+        let one_more = "a".repeat(SMS_SEPTETS + 1);
+        let cut = fit(&one_more);
+        assert_eq!(cut, format!("{}...", "a".repeat(SMS_SEPTETS - 3)), "157 kept, then the marker");
+        assert_eq!(length(&cut), SMS_SEPTETS);
+        // Extension characters count two: 79 of them and one plain character are 159 septets.
+        let wide = format!("{}a", "€".repeat(79));
+        assert_eq!((length(&wide), fit(&wide)), (159, wide.clone()));
+        let over = format!("{}aa", "€".repeat(79));
+        assert_eq!(length(&over), 160, "still one SMS");
+        assert_eq!(fit(&format!("{over}a")), format!("{}...", "€".repeat(78)), "a two-septet character is never split");
+    }
+
+    #[test]
+    fn a_cut_does_not_end_in_a_space_before_its_marker_and_spaces_collapse() {
+        let text = format!("{} {}", "a".repeat(156), "b".repeat(10));
+        assert_eq!(fit(&text), format!("{}...", "a".repeat(156)));
+        assert_eq!(fit("a  \t\n b"), "a b");
+    }
+
+    #[test]
+    fn every_replacement_is_its_nearest_gsm7_form() {
+        for (from, to) in [
+            ("‘’‚′`", "'''''"),
+            ("“”„″", "\"\"\"\""),
+            ("–—‐−", "----"),
+            ("…", "..."),
+            ("áâãā íîï óôõ úû êëē ç", "aaaa iii ooo uu eee Ç"),
+            ("ÁÀÂÃ ÈÊË ÍÌÎÏ ÓÒÔÕ ÚÙÛ", "AAAA EEE IIII OOOO UUU"),
+            ("a\u{00a0}b", "a b"),
+            ("🚨", "?"),
+        ] {
+            assert_eq!(fit(from), to, "{from}");
+        }
+        assert_eq!(length("€a🚨"), 4, "an extension character counts two, any other one");
+    }
 }
