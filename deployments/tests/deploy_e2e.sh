@@ -55,6 +55,8 @@ check() { # description, command...
 # From no stacks: moto cannot update a stack with a CommaDelimitedList parameter (it crashes in
 # load_parameters), so a rerun against the same emulator starts by deleting the last run's stacks.
 "$DEPLOY" -e dev -a delete -f >/dev/null 2>&1 || true
+# The ledger's table outlives its stack (DeletionPolicy: Retain), so the last run's is still there.
+aws dynamodb delete-table --table-name fluidity-dev-actions-ledger >/dev/null 2>&1 || true
 check "deploy.sh -a deploy" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-1" "$DEPLOY" -e dev -a deploy -b "$BUCKET"
 prefixes() { aws s3 ls "s3://$BUCKET/releases/" | awk '{print $2}'; }
 first="$(prefixes)"
@@ -118,5 +120,6 @@ check "deploy.sh -a delete -f" "$DEPLOY" -e dev -a delete -f
 check "delete lifted the protection first" grep -q -- "--no-enable-termination-protection --stack-name fluidity-dev-fargate" "$WORK/protection"
 left="$(aws cloudformation list-stacks --query 'StackSummaries[?starts_with(StackName, `fluidity-dev-`) && StackStatus!=`DELETE_COMPLETE` && StackStatus!=`REVIEW_IN_PROGRESS`].StackName' --output text)"
 check "no stack left after delete ($left)" test -z "$left"
+check "the ledger's records outlive the stacks" aws dynamodb describe-table --table-name fluidity-dev-actions-ledger
 echo "deploy.sh end to end (moto): $passed passed, $failed failed"
 [ "$failed" = 0 ]

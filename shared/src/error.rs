@@ -155,6 +155,13 @@ impl FunctionError {
         }
     }
 
+    /// Whether a failed call may have been carried out all the same: its answer never came (the
+    /// SDK's last attempt timed out) or could not be read. An answer that is an error, a 500
+    /// included, is AWS saying the call failed: the backend's retry of it must act.
+    pub fn may_have_happened(&self) -> bool {
+        matches!(self, Self::Aws { code, .. } if code == "Timeout" || code == "ResponseError")
+    }
+
     /// The `error` object of a JSON error body: `{"code": ..., "message": ...}`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "code": self.code(), "message": self.to_string() })
@@ -239,6 +246,24 @@ mod tests {
             assert_eq!(err.status(), status, "{err}");
             assert_eq!(err.code(), code, "{err}");
         }
+    }
+
+    #[test]
+    fn only_an_unanswered_call_may_have_happened() {
+        let aws = |code: &str| FunctionError::Aws {
+            operation: "ECS UpdateService".into(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        for code in ["Timeout", "ResponseError"] {
+            assert!(aws(code).may_have_happened(), "{code}");
+        }
+        for code in
+            ["ThrottlingException", "InternalFailure", "HTTP 503", "DispatchFailure", "InvalidParameterException"]
+        {
+            assert!(!aws(code).may_have_happened(), "{code}");
+        }
+        assert!(!FunctionError::DeadlineExceeded { during: "a scan, stopped cleanly".into() }.may_have_happened());
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Fault {
     Delay(Duration),
     /// Read the request, then close the connection without answering.
     DropConnection,
+    /// Forward the request (the service carries it out), then close the connection without its
+    /// answer: the client cannot tell it from a request that never arrived.
+    LoseAnswer,
     /// DynamoDB's answer to a write that met a concurrent transaction on one of its items: a
     /// TransactWriteItems cancelled with `TransactionCanceledException [TransactionConflict]`, any
     /// other call `TransactionConflictException`. moto serialises DynamoDB and never answers either.
@@ -166,6 +169,10 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
             None
         }
         Some(Fault::DropConnection) => return,
+        Some(Fault::LoseAnswer) => {
+            let _ = forward(&request, &upstream).await;
+            return;
+        }
         Some(Fault::Throttle) => Some(request.error_response(400, "Bad Request", request.protocol().throttling_code())),
         Some(Fault::TooManyRequests) => {
             Some(request.error_response(429, "Too Many Requests", "TooManyRequestsException"))

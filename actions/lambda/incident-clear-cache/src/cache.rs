@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use incident_core::action::{Applied, Failure, View};
+use incident_core::action::{Applied, Failure, Progress, View};
 use incident_core::plan::Plan;
 use incident_core::state::State;
 use redis::aio::MultiplexedConnection;
@@ -165,9 +165,7 @@ pub async fn apply(
                 if scan.complete || !deadline.expired() { key_count(con).await.unwrap_or(estimate) } else { estimate };
             let details = pattern_details(host, keys_matching, before, after, &scan);
             if !scan.complete {
-                let mut stopped = stopped_at_deadline(details);
-                stopped.changed = scan.removed > 0;
-                return Err(stopped);
+                return Err(stopped_at_deadline(details));
             }
             (format!("Removed {} keys matching {keys_matching:?} from {}", scan.removed, plan.resource), after, details)
         }
@@ -175,7 +173,13 @@ pub async fn apply(
             // ASYNC: the keys leave the keyspace at once and memory is reclaimed in the background,
             // so a large cache does not block Redis (and everyone using it) while it is freed.
             let flushed = redis::cmd("FLUSHALL").arg("ASYNC").query_async::<()>(con).await;
-            flushed.map_err(|e| redis_error(host, &e))?;
+            // A flush whose answer was lost may have run; repeating it is harmless.
+            flushed.map_err(|e| match may_have_run(&e) {
+                true => {
+                    Failure::with_details(redis_error(host, &e), flush_details(host, before, before), Progress::Partway)
+                }
+                false => Failure::from(redis_error(host, &e)),
+            })?;
             let after = key_count(con)
                 .await
                 .map_err(|e| Failure::after_change(redis_error(host, &e), flush_details(host, before, before)))?;
@@ -215,6 +219,8 @@ fn pattern_details(host: &str, pattern: &str, before: u64, after: u64, scan: &Sc
     })
 }
 
+/// A pattern scan stopped before the deadline: the keys it removed are gone, and a retry removes
+/// the rest.
 fn stopped_at_deadline(details: ClearDetails) -> Failure<ClearDetails> {
     let (steps, removed) = match &details {
         ClearDetails::Pattern(p) => (p.scan_steps, p.keys_removed),
@@ -223,7 +229,13 @@ fn stopped_at_deadline(details: ClearDetails) -> Failure<ClearDetails> {
     let error = FunctionError::DeadlineExceeded {
         during: format!("clear_cache pattern scan (stopped cleanly after {steps} steps; {removed} keys removed)"),
     };
-    Failure::with_details(error, details)
+    let progress = if removed > 0 { Progress::Partway } else { Progress::Nothing };
+    Failure::with_details(error, details, progress)
+}
+
+/// Whether a failed Redis command may have run all the same: its answer never came.
+fn may_have_run(err: &RedisError) -> bool {
+    err.is_io_error() || err.is_timeout() || err.is_connection_dropped()
 }
 
 /// One SCAN batch, unlinked when `unlink`: (next cursor, keys found, keys unlinked).
@@ -258,7 +270,12 @@ async fn scan(
         let step = scan_step(&mut *con, scan.cursor, pattern, unlink);
         match tokio::time::timeout(budget, step).await {
             Ok(result) => {
-                let (next, found, unlinked) = result.map_err(|e| redis_error(host, &e))?;
+                let (next, found, unlinked) = result.map_err(|e| {
+                    // Removing keys is safe to repeat: what this scan removed stays removed.
+                    let partway = unlink && (scan.removed > 0 || may_have_run(&e));
+                    let progress = if partway { Progress::Partway } else { Progress::Nothing };
+                    Failure { error: redis_error(host, &e), details: None, progress }
+                })?;
                 scan.matched += found;
                 scan.removed += unlinked;
                 scan.steps += 1;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use aws_sdk_elasticache::types::{CacheCluster, ClusterMode, ReplicationGroup};
-use incident_core::action::{Applied, Failure};
+use incident_core::action::{Applied, Failure, Progress};
 use incident_core::config::ElastiCache;
 use incident_core::plan::Plan;
 use incident_core::state::{CacheNode, State};
@@ -195,8 +195,8 @@ pub async fn apply(
                 one_at_a_time: None,
                 ..reboot_details()
             };
-            let changed = i > 0 || rebooted.is_ok();
-            return Err(Failure { error, details: Some(ClearDetails::Reboot(details)), changed });
+            let progress = if i > 0 || rebooted.is_ok() { Progress::Changed } else { Progress::Nothing };
+            return Err(Failure::with_details(error, ClearDetails::Reboot(details), progress));
         }
     }
     let details = ClearDetails::Reboot(RebootDetails { rebooted: Some(nodes.clone()), ..reboot_details() });

@@ -1,26 +1,25 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
-//! incident-clear-cache against a real redis-server and the AWS emulator (Secrets Manager).
+//! incident-clear-cache against a real redis-server and the AWS emulator (Secrets Manager); the
+//! rolling reboot of an ElastiCache group is in `reboot.rs`.
 //! FLUSHALL empties the whole server, so the tests that use the shared server take a lock;
 //! password tests start redis-servers of their own.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
-
 use aws_sdk_elasticache::operation::describe_cache_clusters::DescribeCacheClustersOutput;
-use aws_sdk_elasticache::operation::describe_replication_groups::DescribeReplicationGroupsOutput;
-use aws_sdk_elasticache::operation::reboot_cache_cluster::RebootCacheClusterOutput;
-use aws_sdk_elasticache::types::{CacheCluster, CacheNode, NodeGroup, NodeGroupMember, ReplicationGroup};
+use aws_sdk_elasticache::types::{CacheCluster, CacheNode};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use incident_clear_cache::{ClearCache, Deps, PasswordSource, handler};
-use incident_core::guard::Guard;
-use incident_core::testing::{response_json, targets};
+use incident_clear_cache::handler;
+use incident_core::testing::response_json;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::testing::iam::IamWorld;
-use shared::testing::{TempRedis, action_event, emulator_config, fixture_files, function_config, unique};
+use shared::testing::{TempRedis, action_event, emulator_config, fixture_files, unique};
 use tokio::sync::Mutex;
+
+mod common;
+use common::{deps, guarded, invoke, invoke_within, request};
 
 static SHARED_REDIS: Mutex<()> = Mutex::const_new(());
 
@@ -45,28 +44,6 @@ async fn fill(con: &mut redis::aio::MultiplexedConnection, prefix: &str, n: usiz
 
 async fn dbsize(con: &mut redis::aio::MultiplexedConnection) -> u64 {
     redis::cmd("DBSIZE").query_async(con).await.unwrap()
-}
-
-async fn deps(targets_json: Value, fallback: Option<&str>) -> Deps {
-    let config = function_config(env!("CARGO_PKG_NAME")).await;
-    let action = ClearCache {
-        secrets: aws_sdk_secretsmanager::Client::new(&config).into(),
-        elasticache: aws_sdk_elasticache::Client::new(&config).into(),
-        targets: targets(targets_json),
-        passwords: PasswordSource::new(fallback.map(str::to_owned)),
-        reboot_poll: Duration::from_millis(20),
-    };
-    Deps { action, guard: Guard::default() }
-}
-
-fn request(target: &str, extra: Value) -> Value {
-    let mut r = json!({"action": "clear_cache", "target": target, "incidentId": "INC-3", "priority": "high"});
-    r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    r
-}
-
-async fn invoke(deps: &Deps, payload: Value) -> Value {
-    response_json(&handler(action_event(payload), deps).await.unwrap())
 }
 
 #[tokio::test]
@@ -132,6 +109,39 @@ async fn pattern_mode_stops_cleanly_at_the_deadline_and_reports_progress() {
     assert_eq!(response["details"]["complete"], false);
     assert!(response["details"]["keysRemoved"].is_u64());
     assert!(response["message"].as_str().unwrap().contains("stopped cleanly"), "{response}");
+}
+
+/// A scan stopped at its deadline removed part of the keys: that part of the change is done and
+/// safe to repeat, so its budget stays spent and its key is given back, and the retry removes the rest.
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn a_scan_stopped_partway_keeps_its_budget_and_its_retry_removes_the_rest() {
+    let redis = TempRedis::start(&[]);
+    let mut con = redis_con(&redis.url()).await;
+    fill(&mut con, "tmp", 400_000).await;
+    let (deps, ledger) = guarded(deps(json!({"sessions": {"kind": "redis", "url": redis.url()}}), None).await).await;
+    let setup = emulator_config().await;
+    for (attempt, left) in [2_000u64, 2_200, 2_600, 3_200].into_iter().enumerate() {
+        let incident = format!("INC-P{attempt}");
+        let mut stopped = request("sessions", json!({"keyPattern": "tmp:*"}));
+        stopped["incidentId"] = json!(incident);
+        let response = invoke_within(&deps, stopped.clone(), Duration::from_millis(left)).await;
+        let removed = response["details"]["keysRemoved"].as_u64().unwrap_or(0);
+        if response["statusCode"] != 504 || removed == 0 {
+            eprintln!("attempt {attempt}: not stopped partway ({removed} removed): {}", response["message"]);
+            assert_eq!(incident_ledger::testing::spent(&setup, &ledger.table, "BUDGET#fleet").await, 0);
+            continue;
+        }
+        assert_eq!(incident_ledger::testing::spent(&setup, &ledger.table, "BUDGET#fleet").await, 1, "{response}");
+        let keys = incident_ledger::testing::key_statuses(&setup, &ledger.table, &incident).await;
+        assert!(keys.is_empty(), "the key is given back, so the retry acts: {keys:?}");
+        let retry = invoke_within(&deps, stopped, Duration::from_secs(60)).await;
+        assert_eq!(retry["success"], true, "{retry}");
+        assert_eq!(dbsize(&mut con).await, 0, "the retry removed the rest");
+        assert_eq!(incident_ledger::testing::spent(&setup, &ledger.table, "BUDGET#fleet").await, 2);
+        return;
+    }
+    panic!("no scan stopped partway; the test did not exercise the case");
 }
 
 #[tokio::test]
@@ -293,177 +303,6 @@ async fn an_acl_user_from_the_secret_authenticates_as_that_user() {
     assert_eq!(refused["statusCode"], 502, "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("authentication failed"), "{refused}");
     assert!(!refused.to_string().contains("oncall-Pa55"));
-}
-
-/// A replication group's nodes in the mocked ElastiCache, whose status the reboots change.
-#[derive(Default)]
-struct FakeGroup {
-    /// cluster id -> (role, describes left before a rebooting node is available again)
-    nodes: Vec<(String, String)>,
-    rebooting: HashMap<String, u32>,
-    reboots: Vec<String>,
-}
-
-fn group_world(state: Arc<StdMutex<FakeGroup>>) -> aws_sdk_elasticache::Client {
-    let group_state = state.clone();
-    let describe_group =
-        mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_compute_output(move |_| {
-            let state = group_state.lock().unwrap();
-            let members = state.nodes.iter().map(|(cluster, role)| {
-                NodeGroupMember::builder().cache_cluster_id(cluster).cache_node_id("0001").current_role(role).build()
-            });
-            let group = ReplicationGroup::builder()
-                .replication_group_id("sessions")
-                .set_member_clusters(Some(state.nodes.iter().map(|(c, _)| c.clone()).collect()))
-                .node_groups(
-                    NodeGroup::builder().node_group_id("0001").set_node_group_members(Some(members.collect())).build(),
-                )
-                .cluster_enabled(false)
-                .build();
-            DescribeReplicationGroupsOutput::builder().replication_groups(group).build()
-        });
-    let cluster_state = state.clone();
-    let describe_cluster = mock!(aws_sdk_elasticache::Client::describe_cache_clusters)
-        .match_requests(|r| r.show_cache_node_info() == Some(true))
-        .then_compute_output(move |r| {
-            let mut state = cluster_state.lock().unwrap();
-            let id = r.cache_cluster_id().unwrap().to_owned();
-            let status = match state.rebooting.get_mut(&id) {
-                Some(0) => {
-                    state.rebooting.remove(&id);
-                    "available"
-                }
-                Some(left) => {
-                    *left -= 1;
-                    "rebooting cache cluster nodes"
-                }
-                None => "available",
-            };
-            let node = CacheNode::builder().cache_node_id("0001").cache_node_status(if status == "available" {
-                "available"
-            } else {
-                "rebooting"
-            });
-            let cluster =
-                CacheCluster::builder().cache_cluster_id(&id).cache_cluster_status(status).cache_nodes(node.build());
-            DescribeCacheClustersOutput::builder().cache_clusters(cluster.build()).build()
-        });
-    let reboot_state = state;
-    let reboot = mock!(aws_sdk_elasticache::Client::reboot_cache_cluster)
-        .match_requests(|r| r.cache_node_ids_to_reboot() == ["0001"])
-        .then_compute_output(move |r| {
-            let mut state = reboot_state.lock().unwrap();
-            assert!(state.rebooting.is_empty(), "a reboot started while {:?} was still rebooting", state.rebooting);
-            let id = r.cache_cluster_id().unwrap().to_owned();
-            state.rebooting.insert(id.clone(), 2);
-            state.reboots.push(id);
-            RebootCacheClusterOutput::builder().build()
-        });
-    mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe_group, &describe_cluster, &reboot])
-}
-
-fn three_node_group() -> Arc<StdMutex<FakeGroup>> {
-    Arc::new(StdMutex::new(FakeGroup {
-        nodes: vec![
-            ("sessions-001".into(), "primary".into()),
-            ("sessions-002".into(), "replica".into()),
-            ("sessions-003".into(), "replica".into()),
-        ],
-        ..FakeGroup::default()
-    }))
-}
-
-const GROUP_TARGET: &str = "sessions-rg";
-
-async fn group_deps(elasticache: aws_sdk_elasticache::Client) -> Deps {
-    let mut deps = deps(
-        json!({GROUP_TARGET: {"kind": "redis", "url": "redis://sessions:6379",
-               "elasticache": {"replicationGroupId": "sessions", "scaleBy": "replicas", "maxReplicas": 5}}}),
-        None,
-    )
-    .await;
-    deps.action.elasticache = elasticache.into();
-    deps
-}
-
-/// moto has no RebootCacheCluster: the mocks stand in for ElastiCache, and they refuse a reboot
-/// that starts while another node is still rebooting.
-#[tokio::test]
-#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
-async fn reboot_mode_reboots_one_node_at_a_time_replicas_first() {
-    let state = three_node_group();
-    let deps = group_deps(group_world(state.clone())).await;
-    let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
-    assert_eq!(response["success"], true, "{response}");
-    assert_eq!(state.lock().unwrap().reboots, ["sessions-002", "sessions-003", "sessions-001"], "primary last");
-    assert_eq!(response["details"]["oneAtATime"], true);
-    let dry = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot", "dryRun": true}))).await;
-    let calls = dry["details"]["plannedCalls"].as_array().unwrap();
-    assert_eq!(calls.len(), 3);
-    assert_eq!(calls[0]["params"], json!({"cacheClusterId": "sessions-002", "cacheNodeIdsToReboot": ["0001"]}));
-    assert_eq!(state.lock().unwrap().reboots.len(), 3, "the dry run rebooted nothing");
-    // Exact: the dry run plans the reboots the real run made, in the same order (the mock accepts
-    // only `cacheNodeIdsToReboot: ["0001"]`).
-    let planned: Vec<&str> = calls.iter().map(|c| c["params"]["cacheClusterId"].as_str().unwrap()).collect();
-    assert_eq!(planned, state.lock().unwrap().reboots);
-    assert!(calls.iter().all(
-        |c| c["call"] == "ElastiCache RebootCacheCluster" && c["params"]["cacheNodeIdsToReboot"] == json!(["0001"])
-    ));
-}
-
-#[tokio::test]
-#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
-async fn a_reboot_already_under_way_is_a_409_and_nothing_more_is_rebooted() {
-    let state = three_node_group();
-    state.lock().unwrap().rebooting.insert("sessions-003".into(), 100);
-    let deps = group_deps(group_world(state.clone())).await;
-    let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
-    assert_eq!(response["statusCode"], 409, "{response}");
-    assert!(response["message"].as_str().unwrap().contains("sessions-003"), "{response}");
-    assert!(state.lock().unwrap().reboots.is_empty());
-}
-
-#[tokio::test]
-#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
-async fn a_rolling_reboot_stops_cleanly_at_the_deadline_saying_how_far_it_got() {
-    let state = three_node_group();
-    let mut deps = group_deps(group_world(state.clone())).await;
-    deps.action.reboot_poll = Duration::from_millis(400);
-    let mut event = action_event(request(GROUP_TARGET, json!({"mode": "reboot"})));
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    event.context.deadline = now_ms + 3_000;
-    let response = response_json(&handler(event, &deps).await.unwrap());
-    assert_eq!(response["statusCode"], 504, "{response}");
-    let details = &response["details"];
-    assert_eq!(
-        details["rebooted"].as_array().unwrap().len() + 1 + details["notStarted"].as_array().unwrap().len(),
-        3,
-        "{details}"
-    );
-    assert!(response["message"].as_str().unwrap().contains("still rebooting"), "{response}");
-    assert_eq!(state.lock().unwrap().reboots.len(), details["rebooted"].as_array().unwrap().len() + 1);
-}
-
-#[tokio::test]
-#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
-async fn a_cluster_mode_enabled_group_is_a_409_that_says_reboot_is_not_supported() {
-    let describe = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
-        let shards = (1..=2).map(|i| NodeGroup::builder().node_group_id(format!("000{i}")).build()).collect();
-        DescribeReplicationGroupsOutput::builder()
-            .replication_groups(
-                ReplicationGroup::builder()
-                    .replication_group_id("sessions")
-                    .cluster_enabled(true)
-                    .set_node_groups(Some(shards))
-                    .build(),
-            )
-            .build()
-    });
-    // Sequential with no other rule: a RebootCacheCluster call would fail the test.
-    let deps = group_deps(mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&describe])).await;
-    let response = invoke(&deps, request(GROUP_TARGET, json!({"mode": "reboot"}))).await;
-    assert_eq!(response["statusCode"], 409, "{response}");
-    assert!(response["message"].as_str().unwrap().contains("cluster mode enabled"), "{response}");
 }
 
 #[tokio::test]

@@ -259,7 +259,7 @@ async fn iam_world_restart_and_reboot() {
     let config = world.config().await;
     w.deps.action.ecs = aws_sdk_ecs::Client::new(&config).into();
     w.deps.action.ec2 = aws_sdk_ec2::Client::new(&config).into();
-    let ledger = incident_ledger::DynamoLedger { dynamodb: aws_sdk_dynamodb::Client::new(&config), table };
+    let ledger = incident_ledger::DynamoLedger { dynamodb: incident_ledger::client(&config), table };
     w.deps.guard = Guard::new(Some(std::sync::Arc::new(ledger)), GuardSettings::default());
     tokio::time::sleep(Duration::from_millis(1_500)).await; // past the new service's own rollout
     for target in ["api", "web-hosts"] {

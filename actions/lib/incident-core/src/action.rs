@@ -126,9 +126,9 @@ pub enum View {
     Preview,
 }
 
-/// A resource to hold while acting on it: one conditional write in the ledger, which one of any
-/// number of concurrent invocations wins. Held for `hold` after a change (the cooldown), given back
-/// at once when nothing changed.
+/// A resource to hold while acting on it: one conditional write in the ledger just before the first
+/// change, which one of any number of concurrent invocations wins. Held for `hold` (the cooldown,
+/// and at least until its holder's deadline), given back at once when nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimSpec {
     /// e.g. `restart/production/api`.
@@ -146,30 +146,63 @@ pub struct Applied<D> {
     pub details: D,
 }
 
+/// How far a failed invocation got in changing its resource: what the guard gives back and what
+/// an identical retry may do follow from it (see [`crate::guard::Guard::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing was changed: the budgets and the claim are given back, and a retry acts.
+    Nothing,
+    /// Part of a change that is safe to repeat was made (the keys removed before the deadline): the
+    /// budgets stay spent, and a retry carries on.
+    Partway,
+    /// The resource was changed and the rest failed (a second change, a reboot halfway): the budgets
+    /// and the claim stay, and an identical retry gets this failure again rather than acting twice.
+    Changed,
+    /// The change may or may not have happened (its call went unanswered, the work was cut off
+    /// after the budgets were spent): an identical retry is refused with 409 OUTCOME_UNKNOWN until
+    /// a human has looked.
+    Unknown,
+}
+
 /// A failed step, with whatever it had done before failing (e.g. the keys removed before the
-/// deadline) and whether it had changed anything: a failure that changed nothing spends no budget.
+/// deadline) and how far it got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure<D> {
     pub error: FunctionError,
     pub details: Option<D>,
-    pub changed: bool,
+    pub progress: Progress,
 }
 
 impl<D> From<FunctionError> for Failure<D> {
     fn from(error: FunctionError) -> Self {
-        Self { error, details: None, changed: false }
+        Self { error, details: None, progress: Progress::Nothing }
     }
 }
 
 impl<D> Failure<D> {
     /// A failure after the resource was already changed (a later step of several failed).
     pub fn after_change(error: FunctionError, details: D) -> Self {
-        Self { error, details: Some(details), changed: true }
+        Self { error, details: Some(details), progress: Progress::Changed }
     }
 
-    /// A failure that changed nothing, with its progress details.
-    pub fn with_details(error: FunctionError, details: D) -> Self {
-        Self { error, details: Some(details), changed: false }
+    /// A failure with its progress details, at the given progress.
+    pub fn with_details(error: FunctionError, details: D, progress: Progress) -> Self {
+        Self { error, details: Some(details), progress }
+    }
+
+    /// A failed change whose call went unanswered: it may have happened.
+    pub fn unknown(error: FunctionError) -> Self {
+        Self { error, details: None, progress: Progress::Unknown }
+    }
+
+    /// The same failure, seen from the driver once apply returned it: a change whose AWS call went
+    /// unanswered (a timeout, a lost response, a 5xx) may have happened although the action saw
+    /// nothing change.
+    pub fn after_apply(mut self) -> Self {
+        if self.progress == Progress::Nothing && self.error.may_have_happened() {
+            self.progress = Progress::Unknown;
+        }
+        self
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use shared::FunctionError;
 
-use crate::action::{Applied, Failure, Parsed};
+use crate::action::{Applied, Failure, Parsed, Progress};
 use crate::contract::{ActionResponse, Adjustment, ResponseCore};
 use crate::guard::Ticket;
 use crate::plan::{Change, Plan, PlanToken};
@@ -71,7 +71,7 @@ fn object<D: Serialize>(details: &D) -> Value {
 impl<D: Serialize> Failure<D> {
     /// The same failure with its details as JSON.
     pub fn serialised(self) -> Failure<Value> {
-        Failure { error: self.error, details: self.details.map(|d| object(&d)), changed: self.changed }
+        Failure { error: self.error, details: self.details.map(|d| object(&d)), progress: self.progress }
     }
 }
 
@@ -110,12 +110,12 @@ impl Ended {
         }
     }
 
-    /// Whether the resource was (or, cut off after spending, may have been) changed.
-    pub fn changed(&self) -> bool {
+    /// How far the invocation got in changing its resource (a replay changed nothing itself).
+    pub fn progress(&self) -> Progress {
         match self {
-            Self::Worked(done) => done.changed,
-            Self::Failed(failure) => failure.changed,
-            Self::Replayed(_) => false,
+            Self::Worked(done) if done.changed => Progress::Changed,
+            Self::Worked(_) | Self::Replayed(_) => Progress::Nothing,
+            Self::Failed(failure) => failure.progress,
         }
     }
 }

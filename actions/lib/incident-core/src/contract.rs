@@ -424,7 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_console_event_parses_without_optional_fields() {
+    fn the_original_console_event_parses_without_optional_fields() {
         let req = ActionRequest::parse(
             json!({"action": "scale_up", "target": "database", "incidentId": "incident-1", "priority": "critical"}),
             ActionKind::ScaleUp,

@@ -2,11 +2,13 @@
 //! handler calls; [`life`] is the order every action follows:
 //!
 //! 1. read and validate the request (a problem is a 400, before any call);
-//! 2. the guard's check: pause, budgets, idempotency, the claim (skipped by a dry run);
+//! 2. the guard's check: pause, budgets, idempotency (skipped by a dry run);
 //! 3. observe, 4. plan, 5. a plan token checked (a stale one answers with the new plan);
 //! 6. a dry run answers here, and so does a plan that changes nothing;
-//! 7. the guard's spend: one mutation of each budget; 8. apply;
-//! 9. the answer, its audit line and metrics, and the guard's record of it.
+//! 7. the guard's hold: the claim, the key marked as applying, one mutation of each budget;
+//! 8. apply: a failure says how far it got ([`Progress`]);
+//! 9. the answer, its audit line and metrics, and the guard's record of it, giving back what a
+//!    change that did not happen took.
 //!
 //! Steps 3 to 8 are bounded by the deadline (a 504 before Lambda's timeout), less a share kept
 //! for the record; the guard bounds its own rounds.
@@ -20,7 +22,7 @@ use shared::FunctionError;
 use shared::deadline::Deadline;
 use tracing::Instrument;
 
-use crate::action::{Action, ClaimSpec, Failure, Invocation, Parsed, View};
+use crate::action::{Action, ClaimSpec, Failure, Invocation, Parsed, Progress, View};
 use crate::answer::{Done, Ended};
 use crate::contract::{ActionResponse, RequestEcho};
 use crate::guard::{Ending, Entry, Guard, Ticket, Verdict};
@@ -82,13 +84,13 @@ async fn life<A: Action>(action: &A, guard: &Guard, call: &Call, parsed: Parsed<
     };
     let response = crate::answer::respond(call.id(), &parsed, ended.clone(), &ticket);
     let ending =
-        Ending { response: &response.core, before: ended.before(), after: ended.after(), changed: ended.changed() };
+        Ending { response: &response.core, before: ended.before(), after: ended.after(), progress: ended.progress() };
     Box::pin(guard.finish(ticket, &ending, guard.round_after(call.deadline))).await;
     response
 }
 
-/// Observe, plan, approve, spend and apply, within the deadline less the record's share. Cut off
-/// after spending, the change may have happened, and is taken as done.
+/// Observe, plan, approve, hold the guards and apply, within the deadline less the record's share.
+/// Cut off once the guards let it act, the change may or may not have happened.
 async fn bounded<A: Action>(
     action: &A,
     guard: &Guard,
@@ -107,7 +109,8 @@ async fn bounded<A: Action>(
         Ok(result) => result,
         Err(_) => {
             let error = FunctionError::DeadlineExceeded { during: A::KIND.as_str().to_owned() };
-            Err(Failure { error, details: None, changed: ticket.spent_any() })
+            let progress = if ticket.acting() { Progress::Unknown } else { Progress::Nothing };
+            Err(Failure { error, details: None, progress })
         }
     };
     Ended::from_work(result)
@@ -132,7 +135,7 @@ async fn work<A: Action>(
         return Ok(Done::no_change(&plan));
     }
     guard.spend(ticket, guard.round_before(call.deadline)).await.map_err(Failure::from)?;
-    let applied = action.apply(call, &plan, observed).await.map_err(Failure::serialised)?;
+    let applied = action.apply(call, &plan, observed).await.map_err(|f| f.serialised().after_apply())?;
     Ok(Done::applied(&plan, applied))
 }
 
@@ -155,7 +158,7 @@ async fn approve<A: Action>(
     let mut details = shown.details;
     details["currentState"] = json!(fresh.before);
     let error = FunctionError::StalePlan { reason, plan: shown.message };
-    Err(Failure { error, details: Some(details), changed: false })
+    Err(Failure::with_details(error, details, Progress::Nothing))
 }
 
 impl Call {

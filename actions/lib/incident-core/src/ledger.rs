@@ -42,12 +42,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     fn read_guards<'a>(&'a self, target: Option<&'a str>, counters: &'a [Counter]) -> LedgerFuture<'a, Guards>;
     /// The incident's records (all of them when `full`, else only their count).
     fn history<'a>(&'a self, incident: &'a str, full: bool) -> LedgerFuture<'a, History>;
-    /// Takes an idempotency key: new, expired, or in progress past its holder's deadline.
+    /// Takes an idempotency key: new, expired, in progress past its holder's deadline, or in
+    /// progress by this very invocation (the SDK's retry of a write whose answer was lost).
     fn take_key<'a>(&'a self, key: &'a KeyClaim) -> LedgerFuture<'a, KeyState>;
-    /// The key's holder is about to change something: a crash from here on must not let a retry act.
+    /// The key's holder is about to change something: a crash from here on must not let a retry
+    /// act. Only the key's holder may mark it.
     fn mark_applying<'a>(&'a self, key: &'a KeyClaim) -> LedgerFuture<'a, ()>;
-    /// Takes a claim on a resource (free, expired, or held by an identical request); `Some` names
-    /// who holds it when another request does.
+    /// Takes a claim on a resource (free, expired, or already this invocation's); `Some` names who
+    /// holds it when another invocation does.
     fn claim<'a>(&'a self, claim: &'a Claim) -> LedgerFuture<'a, Option<HeldClaim>>;
     /// Gives a claim back (only one's own).
     fn release<'a>(&'a self, claim: &'a Claim) -> LedgerFuture<'a, ()>;
@@ -124,10 +126,14 @@ pub struct Claim {
     pub resource: String,
     /// Who, for people: `incident INC-42`.
     pub holder: String,
-    /// The request's idempotency key: an identical request shares the claim, another may not take it.
+    /// The invocation's request id: only its holder gives it back.
     pub id: String,
-    /// Until when (epoch ms).
+    /// Until when (epoch ms): the action's cooldown, and at least its holder's deadline.
     pub held_until_ms: i64,
+    /// What acting on it is, for the refusal: `a restart of ECS service production/api`.
+    pub what: String,
+    /// The action's cooldown, for the refusal.
+    pub hold: std::time::Duration,
 }
 
 /// A claim another invocation holds.

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use incident_core::action::View;
+use incident_core::action::{Progress, View};
 use incident_core::driver;
 use incident_core::guard::{Guard, GuardSettings, LedgerFailure};
 use incident_core::ledger::LedgerError;
@@ -55,7 +55,7 @@ async fn work_past_the_deadline_is_answered_with_504_before_it() {
 
 #[tokio::test]
 async fn failures_keep_their_progress_details_and_adjustments_are_reported() {
-    let action = Raise { apply_fails: Some(FunctionError::Conflict("busy".into())), ..raise(5) };
+    let action = Raise { apply_fails: Some((FunctionError::Conflict("busy".into()), Progress::Nothing)), ..raise(5) };
     let forwarded = request("INC-1", json!({"incidentDetails": {"title": "x", "ticketUrl": "https://example.com/1"}}));
     let answer = invoke(&action, &Guard::default(), forwarded, Duration::from_secs(10)).await;
     assert_eq!(answer["statusCode"], 409);
@@ -70,11 +70,15 @@ async fn failures_keep_their_progress_details_and_adjustments_are_reported() {
 async fn an_attempt_that_changed_nothing_spends_nothing_and_its_retry_acts() {
     let ledger = MemoryLedger::default();
     let failing = Raise {
-        apply_fails: Some(FunctionError::Aws {
-            operation: "Test".into(),
-            code: "InternalFailure".into(),
-            message: "500".into(),
-        }),
+        // An error AWS answered with: the call did nothing.
+        apply_fails: Some((
+            FunctionError::Aws {
+                operation: "Test".into(),
+                code: "InvalidParameterException".into(),
+                message: "no".into(),
+            },
+            Progress::Nothing,
+        )),
         ..raise(5)
     };
     let guard = guarded(&ledger, GuardSettings::default());
@@ -128,7 +132,7 @@ async fn a_pause_refuses_before_observing_and_is_recorded() {
 }
 
 #[tokio::test]
-async fn a_claim_loser_spends_nothing() {
+async fn a_claim_loser_spends_nothing_and_changes_nothing() {
     let ledger = MemoryLedger::default();
     let guard = guarded(&ledger, GuardSettings::default());
     let first = Raise { claims: true, ..raise(5) };
@@ -138,7 +142,8 @@ async fn a_claim_loser_spends_nothing() {
     assert_eq!((lost["statusCode"].as_u64(), lost["error"]["code"].as_str()), (Some(409), Some("CONFLICT")));
     assert!(lost["message"].as_str().unwrap().contains("a raise was already started"), "{lost}");
     assert_eq!(ledger.count("BUDGET#fleet"), 1, "only the winner spent");
-    assert!(second.observed.lock().unwrap().is_empty());
+    assert_eq!(*second.applied.lock().unwrap(), 0);
+    assert_eq!(ledger.claims(), ["raise/api"], "the winner's claim stays for its cooldown");
 }
 
 #[tokio::test]
@@ -200,7 +205,7 @@ async fn an_outage_refuses_unless_open_and_open_acts() {
     let open = GuardSettings { failure: LedgerFailure::Open, ..GuardSettings::default() };
     let acted = invoke(&action, &guarded(&down(), open), request("INC-1", json!({})), Duration::from_secs(10)).await;
     assert_eq!(acted["success"], true, "{acted}");
-    assert!(acted["details"]["ledger"].as_str().unwrap().contains("not used"), "{acted}");
+    assert!(acted["details"]["ledger"].as_str().unwrap().contains("not fully used"), "{acted}");
 }
 
 #[tokio::test]

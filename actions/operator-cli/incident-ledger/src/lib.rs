@@ -38,8 +38,20 @@ pub fn guard_from_env(config: &aws_config::SdkConfig) -> Result<Guard, ConfigErr
         tracing::warn!("LEDGER_TABLE is not set: no idempotency, budgets, pause or incident records");
         return Ok(Guard::new(None, guard_settings));
     };
-    let ledger = DynamoLedger { dynamodb: aws_sdk_dynamodb::Client::new(config), table };
+    let ledger = DynamoLedger { dynamodb: client(config), table };
     Ok(Guard::new(Some(Arc::new(ledger)), guard_settings))
+}
+
+/// The ledger's DynamoDB client: the function's, with retries that fit in one of the guard's rounds
+/// (a share of `LEDGER_TIMEOUT_MS`). The SDK's own backoff starts at a second: a throttled counter
+/// would outlast the round unanswered and read as an outage; this way its throttling comes back in
+/// time to be retried by the round as contention.
+pub fn client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(std::time::Duration::from_millis(20))
+        .with_max_backoff(std::time::Duration::from_millis(200));
+    aws_sdk_dynamodb::Client::new(&config.to_builder().retry_config(retry).build())
 }
 
 /// What an action needs on the ledger's table, `${LEDGER_TABLE}` standing for its name: the

@@ -38,20 +38,26 @@ where
         shared::FunctionError::Aws { code, message, .. } => format!("{operation}: {code}: {message}"),
         other => format!("{operation}: {other}"),
     };
+    // A throttled item is a hot item (a budget counter in a storm), as a conflict is: retried
+    // within the round, and never taken for an outage that would switch the guards off.
     match err.as_service_error().and_then(ProvideErrorMetadata::code) {
-        Some("TransactionConflictException") => LedgerError::Contention(described),
+        Some(
+            "TransactionConflictException"
+            | "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded",
+        ) => LedgerError::Contention(described),
         _ => LedgerError::Unavailable(described),
     }
 }
 
-/// A cancelled transaction: contention when any item met a conflict.
+/// A cancelled transaction: contention when any item met a conflict or was throttled.
 fn cancelled(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> LedgerError {
+    const CONTENDED: [&str; 3] = ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
     if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error()
-        && e.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+        && let Some(reason) = e.cancellation_reasons().iter().find_map(|r| r.code().filter(|c| CONTENDED.contains(c)))
     {
-        return LedgerError::Contention(
-            "TransactWriteItems: TransactionCanceledException [TransactionConflict]".to_owned(),
-        );
+        return LedgerError::Contention(format!("TransactWriteItems: TransactionCanceledException [{reason}]"));
     }
     classify("TransactWriteItems", err)
 }
@@ -148,7 +154,7 @@ impl DynamoLedger {
             Ok(_) => Ok(KeyState::Taken),
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(held)) => {
-                    key_state(&held.item().cloned().unwrap_or_default())
+                    key_state(&held.item().cloned().unwrap_or_default(), &claim.request_id)
                 }
                 _ => Err(classify("PutItem", &err)),
             },
@@ -315,11 +321,13 @@ impl DynamoLedger {
 }
 
 /// What a key that could not be taken holds. A key applying is in progress until its holder's
-/// deadline; past it, its holder stopped without recording how the change ended.
-fn key_state(held: &Item) -> Result<KeyState, LedgerError> {
+/// deadline; past it, its holder stopped without recording how the change ended. A key in progress
+/// by this very invocation is its own: the SDK retried a PutItem whose answer was lost.
+fn key_state(held: &Item, own_request_id: &str) -> Result<KeyState, LedgerError> {
     let request_id = text(held, "requestId");
     let holder_alive = number(held, "inProgressUntil") > Utc::now().timestamp_millis();
     Ok(match text(held, "status").as_str() {
+        "INPROGRESS" if request_id == own_request_id => KeyState::Taken,
         "COMPLETED" => {
             let recorded = serde_json::from_str(&text(held, "response"))
                 .map_err(|e| LedgerError::Unavailable(format!("the recorded response: {e}")))?;

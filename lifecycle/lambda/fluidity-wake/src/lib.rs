@@ -163,7 +163,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_state_table() {
+    fn the_original_state_table() {
         assert_eq!(plan_wake(0, 0), (WakeStatus::Waking, Some(1)));
         assert_eq!(plan_wake(1, 0), (WakeStatus::Starting, None));
         assert_eq!(plan_wake(1, 1), (WakeStatus::AlreadyRunning, None));

@@ -4,7 +4,7 @@
 use shared::FunctionError;
 
 use super::{Entry, Guard, LedgerFailure, Ticket, Verdict};
-use crate::ledger::{Guards, HeldClaim, History, KeyState, Ledger, LedgerError};
+use crate::ledger::{Guards, History, KeyState, Ledger, LedgerError};
 
 /// What round 1 found.
 #[derive(Debug)]
@@ -13,19 +13,13 @@ pub(super) struct Found {
     guards: Option<Result<Guards, LedgerError>>,
     history: Result<History, LedgerError>,
     key: Result<KeyState, LedgerError>,
-    /// The claim (actions that claim their resource only): `Some(holder)` when another holds it.
-    claim: Option<Result<Option<HeldClaim>, LedgerError>>,
 }
 
 impl Found {
-    /// The first failed call, and whether every failure was contention rather than an outage.
+    /// The first failure of a call the verdict rests on (the history is not one: it only informs),
+    /// contention first, since contention is never taken for an outage.
     fn problem(&self) -> Option<&LedgerError> {
-        let errors = [
-            self.guards.as_ref().and_then(|r| r.as_ref().err()),
-            self.history.as_ref().err(),
-            self.key.as_ref().err(),
-            self.claim.as_ref().and_then(|r| r.as_ref().err()),
-        ];
+        let errors = [self.guards.as_ref().and_then(|r| r.as_ref().err()), self.key.as_ref().err()];
         let mut failed = errors.into_iter().flatten();
         let first = failed.next()?;
         Some(failed.find(|e| matches!(e, LedgerError::Contention(_))).unwrap_or(first))
@@ -50,18 +44,12 @@ pub(super) async fn check(ledger: &dyn Ledger, ticket: &Ticket, entry: &Entry<'_
             None => Err(LedgerError::Unavailable("no idempotency key".to_owned())),
         }
     };
-    let claim = async {
-        match ticket.claim() {
-            Some(claim) => Some(round.call("PutItem", || ledger.claim(claim)).await),
-            None => None,
-        }
-    };
-    let (guards, history, key, claim) = tokio::join!(guards, history, key, claim);
-    Found { guards, history, key, claim }
+    let (guards, history, key) = tokio::join!(guards, history, key);
+    Found { guards, history, key }
 }
 
-/// The verdict on what round 1 found. A refused invocation keeps, in its ticket, only what it took
-/// itself (its key, its claim), which [`Guard::finish`] gives back with its record.
+/// The verdict on what round 1 found. A refused invocation keeps, in its ticket, only the key it
+/// took itself, which [`Guard::finish`] gives back with its record.
 pub(super) async fn decide(
     guard: &Guard,
     ledger: &dyn Ledger,
@@ -72,39 +60,38 @@ pub(super) async fn decide(
     if !entry.mutates {
         return page(ticket, found);
     }
-    if let Some(problem) = found.problem() {
-        return unavailable(guard, ledger, ticket, &found, problem.clone());
-    }
-    // What is given back is only what this invocation took; a claim shared with an identical
-    // request that holds the key is that request's to give back.
+    ticket.history = match &found.history {
+        Ok(history) => history.clone(),
+        Err(problem) => {
+            tracing::warn!("acting without the incident's history (it only informs): {}", problem.problem());
+            History::unavailable(problem.problem().to_owned())
+        }
+    };
     let took_key = matches!(found.key, Ok(KeyState::Taken));
     if !took_key {
         ticket = ticket.drop_key();
     }
-    if !took_key || !matches!(found.claim, Some(Ok(None))) {
-        ticket = ticket.drop_claim();
+    match found.problem().cloned() {
+        None => {}
+        Some(LedgerError::Unavailable(problem)) if guard.settings.failure == LedgerFailure::Open => {
+            tracing::warn!("acting without part of the incident ledger (LEDGER_FAILURE=open): {problem}");
+            ticket.note = Some(format!("the incident ledger was not fully used (LEDGER_FAILURE=open): {problem}"));
+            // Without the key there is nothing to complete and no spend to hold to account.
+            ticket = ticket.recording(took_key);
+        }
+        Some(problem) => return refused(ledger, ticket.recording(took_key), problem),
     }
-    if let Ok(history) = found.history {
-        ticket.history = history;
-    }
-    let verdict = verdict(&ticket, entry, found.key, found.guards, found.claim);
+    let verdict = verdict(&ticket, entry, found.key.ok(), found.guards.and_then(Result::ok));
     (ticket, verdict)
 }
 
-/// The first reason not to act, in order: an identical request, a pause, a spent budget, a claim.
-fn verdict(
-    ticket: &Ticket,
-    entry: &Entry<'_>,
-    key: Result<KeyState, LedgerError>,
-    guards: Option<Result<Guards, LedgerError>>,
-    claim: Option<Result<Option<HeldClaim>, LedgerError>>,
-) -> Verdict {
-    if let Ok(state) = key
-        && let Some(verdict) = identical(entry, state)
-    {
+/// The first reason not to act, in order: an identical request, a pause, a spent budget. What the
+/// ledger did not answer (`LEDGER_FAILURE=open`) is no reason.
+fn verdict(ticket: &Ticket, entry: &Entry<'_>, key: Option<KeyState>, guards: Option<Guards>) -> Verdict {
+    if let Some(verdict) = key.and_then(|state| identical(entry, state)) {
         return verdict;
     }
-    let guards = guards.and_then(Result::ok).unwrap_or_default();
+    let guards = guards.unwrap_or_default();
     if let Some(pause) = guards.pause {
         let resume = match &pause.target {
             Some(target) => format!("incident-ledger resume --target {target}"),
@@ -114,18 +101,9 @@ fn verdict(
         return Verdict::Refused(FunctionError::AutomationPaused { scope, by, reason, since, resume });
     }
     let counted = ticket.counters().iter().zip(guards.counts);
-    if let Some((counter, count)) = counted.into_iter().find(|(c, count)| *count >= c.limit.count) {
-        return Verdict::Refused(counter.exhausted(count));
-    }
-    match (claim, &entry.claim) {
-        (Some(Ok(Some(held))), Some(spec)) => Verdict::Refused(FunctionError::Conflict(format!(
-            "{} was already started at {} by {} (held {} s); not starting another: do not retry",
-            spec.what,
-            held.since,
-            held.holder,
-            spec.hold.as_secs()
-        ))),
-        _ => Verdict::Go,
+    match counted.into_iter().find(|(c, count)| *count >= c.limit.count) {
+        Some((counter, count)) => Verdict::Refused(counter.exhausted(count)),
+        None => Verdict::Go,
     }
 }
 
@@ -181,28 +159,12 @@ fn page(mut ticket: Ticket, found: Found) -> (Ticket, Verdict) {
     }
 }
 
-/// The ledger did not answer round 1. A mutating action refuses, unless the operator chose to act
-/// blind during an outage (`LEDGER_FAILURE=open`); contention is never an outage.
-fn unavailable(
-    guard: &Guard,
-    ledger: &dyn Ledger,
-    ticket: Ticket,
-    found: &Found,
-    problem: LedgerError,
-) -> (Ticket, Verdict) {
+/// The ledger did not answer round 1 and the guards are not switched off: refused, with the key
+/// (if this invocation took it) given back with the refusal's record. Contention is never taken for
+/// an outage, even with `LEDGER_FAILURE=open`.
+fn refused(ledger: &dyn Ledger, ticket: Ticket, problem: LedgerError) -> (Ticket, Verdict) {
     let table = ledger.table().to_owned();
-    let open = guard.settings.failure == LedgerFailure::Open;
-    if let (LedgerError::Unavailable(problem), true) = (&problem, open) {
-        tracing::warn!("acting without the incident ledger (LEDGER_FAILURE=open): {problem}");
-        return (Ticket::without_ledger(problem, History::unavailable(problem.clone())), Verdict::Go);
-    }
     tracing::error!(table, "refused: the incident ledger did not answer: {}", problem.problem());
-    // Give back what was taken (a key, a claim) with the refusal's record, if anything was.
-    let took_key = matches!(found.key, Ok(KeyState::Taken));
-    let took_claim = took_key && matches!(found.claim, Some(Ok(None)));
-    let ticket = if took_key { ticket } else { ticket.drop_key() };
-    let ticket = if took_claim { ticket } else { ticket.drop_claim() };
-    let ticket = ticket.recording(took_key || took_claim);
     let problem = match problem {
         LedgerError::Contention(p) => format!(
             "{p} (contention outlasted the retries; not an outage, so not acted on even with LEDGER_FAILURE=open)"

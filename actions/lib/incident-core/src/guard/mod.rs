@@ -3,22 +3,22 @@
 //!
 //! An invocation meets the ledger at three moments, each one round of calls issued together:
 //! 1. [`Guard::enter`], before observing: the pauses and budget counters (one BatchGetItem), the
-//!    incident's history (one Query), the idempotency key (one conditional PutItem) and, for an
-//!    action that claims its resource, the claim (one conditional PutItem).
-//! 2. [`Guard::spend`], just before the first change: one conditional UpdateItem per budget
-//!    counter, and the key marked as applying. Each counter is its own item, updated on its own:
-//!    DynamoDB serialises the writes to one item, so fifty invocations spend a budget of twenty
+//!    incident's history (one Query) and the idempotency key (one conditional PutItem).
+//! 2. [`Guard::spend`], just before the first change, by the key's holder only, all at once: one
+//!    conditional UpdateItem per budget counter, the key marked as applying, and, for an action that
+//!    claims its resource, the claim (one conditional PutItem). Each counter is its own item, updated on its
+//!    own: DynamoDB serialises the writes to one item, so fifty invocations spend a budget of twenty
 //!    exactly twenty times, where a transaction over several counters would be cancelled for
-//!    conflicts in such a storm. A refused invocation gives back what it spent.
-//! 3. [`Guard::finish`], after the work: the record and the key (completed with the answer, or
-//!    removed after a failure) in one transaction; what a change that did not happen spent is
-//!    given back, and a claim too.
+//!    conflicts in such a storm.
+//! 3. [`Guard::finish`], after the work: the record and the key in one transaction, and what the
+//!    invocation holds given back as far as it changed nothing ([`Progress`]).
 //!
 //! Every round is bounded: at most `LEDGER_TIMEOUT_MS`, and before acting at most a third of the
-//! time left, so the work and the answer keep the rest. Contention (a transaction conflict) is
-//! retried with jitter within the round; only contention that outlasts it refuses, and never
-//! switches the guards off. An outage refuses a mutating action (502 `LEDGER_UNAVAILABLE`) unless
-//! `LEDGER_FAILURE=open`; a page always goes out, saying that the history could not be read.
+//! time left, so the work and the answer keep the rest. Contention (a transaction conflict, a
+//! throttled hot item) is retried with jitter within the round; only contention that outlasts it
+//! refuses, and never switches the guards off. An outage refuses a mutating action (502
+//! `LEDGER_UNAVAILABLE`) unless `LEDGER_FAILURE=open`; a page always goes out, saying that the
+//! history could not be read. The history only informs: a mutating action goes on without it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use shared::deadline::Deadline;
 use shared::settings::{Settings, invalid};
 use shared::{ConfigError, FunctionError};
 
-use crate::action::ClaimSpec;
+use crate::action::{ClaimSpec, Progress};
 use crate::budget::{Budgets, Counter, Limit, counters};
 use crate::contract::{ActionKind, ActionRequest, ResponseCore};
 use crate::ledger::{Claim, History, KeyClaim, KeyEnd, Ledger, NewRecord};
@@ -148,12 +148,19 @@ pub struct Ticket {
     pub history: History,
     /// Whether the ledger keeps this invocation's record (not a dry run, not without a ledger).
     records: bool,
+    /// A mutating action's round 2 holds the guards; a page's has nothing to hold.
+    mutates: bool,
     incident: String,
     priority: String,
     key: Option<KeyClaim>,
+    /// The claim round 2 takes, for an action that claims its resource.
+    wanted: Option<Claim>,
+    /// The claim, once taken.
     claim: Option<Claim>,
     counters: Vec<Counter>,
     spent: Vec<Counter>,
+    /// Round 2 let the work change the resource.
+    acting: bool,
     /// A note for the answer when the ledger was not fully used (`LEDGER_FAILURE=open`).
     pub note: Option<String>,
 }
@@ -164,8 +171,8 @@ pub struct Ending<'a> {
     pub response: &'a ResponseCore,
     pub before: Option<&'a State>,
     pub after: Option<&'a State>,
-    /// Whether the resource was (or may have been) changed: if not, budgets and claims are given back.
-    pub changed: bool,
+    /// How far the resource was changed: what is given back follows from it.
+    pub progress: Progress,
 }
 
 impl Guard {
@@ -204,62 +211,95 @@ impl Guard {
         enter::decide(self, ledger, ticket, entry, found).await
     }
 
-    /// Round 2, just before the first change: one more mutation in each budget, and the key marked
-    /// as applying. A budget found spent is a 429, and what was spent of the others is given back.
+    /// Round 2, just before the first change, by the key's holder, all at once: the claim (if the
+    /// action claims its resource), the key marked as applying, and one more mutation in each budget.
+    /// A claim held by another is a 409 and a spent budget a 429; whatever was taken is given back by
+    /// [`Guard::finish`], at once and in a round of its own. A page skips it: it is never held back.
     pub async fn spend(&self, ticket: &mut Ticket, round: Round) -> Result<(), FunctionError> {
-        let Some(ledger) = self.ledger.as_deref().filter(|_| ticket.records && !ticket.counters.is_empty()) else {
+        let Some(ledger) = self.ledger.as_deref().filter(|_| ticket.records && ticket.mutates) else {
+            ticket.acting = true;
             return Ok(());
         };
         let counters = std::mem::take(&mut ticket.counters);
-        let mut spent = spend::spend_all(ledger, &counters, ticket.key.as_ref(), round).await;
-        for _ in 0..SPEND_RETRIES {
-            // Spent in part: the full counter may hold mutations that others are about to give back
-            // (they lost on another counter); give ours back and try once more, a moment later.
-            let partly = matches!(spent.refusal, Some(spend::Refusal::Spent(_))) && !spent.spent.is_empty();
-            if !partly || round.expired() {
-                break;
+        let hold = spend::hold(ledger, ticket.key.as_ref(), ticket.wanted.as_ref(), round);
+        let (held, spending) = tokio::join!(hold, spend::spend_all(ledger, &counters, round));
+        if held.claimed {
+            ticket.claim = ticket.wanted.take();
+        }
+        let spending = match &held.refusal {
+            Some(refusal) if !self.acts_through(refusal) => spending,
+            _ => self.spend_again(ledger, &counters, spending, held.claimed, round).await,
+        };
+        ticket.spent = spending.spent;
+        let refusal = [held.refusal, spending.refusal].into_iter().flatten().min_by_key(spend::Refusal::rank);
+        if let Some(refusal) = refusal {
+            if !self.acts_through(&refusal) {
+                return Err(refusal.into_error(ledger.table()));
             }
-            spend::refund_all(ledger, &spent.spent, round).await;
-            round.pause().await;
-            spent = spend::spend_all(ledger, &counters, ticket.key.as_ref(), round).await;
+            tracing::warn!("acting without every guard of round 2 (LEDGER_FAILURE=open): {}", refusal.problem());
+            ticket.note = Some(format!("guards not fully held (LEDGER_FAILURE=open): {}", refusal.problem()));
         }
-        ticket.spent = spent.spent;
-        match spent.refusal {
-            None => Ok(()),
-            Some(refusal) => self.refused_spend(ledger, ticket, refusal, round).await,
-        }
+        ticket.acting = true;
+        Ok(())
     }
 
-    /// A refused spend: gives back what was spent; an outage lets an open guard act all the same.
-    async fn refused_spend(
+    /// Whether the work goes on despite this refusal: only an outage, only with `LEDGER_FAILURE=open`.
+    fn acts_through(&self, refusal: &spend::Refusal) -> bool {
+        matches!(refusal, spend::Refusal::Outage(_)) && self.settings.failure == LedgerFailure::Open
+    }
+
+    /// A full budget may hold mutations that are about to be given back: ours, spent on the other
+    /// counters (given back first), or, for the claim's winner, those of the claim's losers, who give
+    /// theirs back as soon as they lose. So the spend is tried again, a moment later, while the round
+    /// lasts: a budget is never exceeded, and contention does not leave the winner without one.
+    async fn spend_again(
         &self,
         ledger: &dyn Ledger,
-        ticket: &mut Ticket,
-        refusal: spend::Refusal,
+        counters: &[Counter],
+        mut spending: spend::Spending,
+        claimed: bool,
         round: Round,
-    ) -> Result<(), FunctionError> {
-        if let spend::Refusal::Outage(problem) = &refusal
-            && self.settings.failure == LedgerFailure::Open
-        {
-            tracing::warn!("acting without counting every budget (LEDGER_FAILURE=open): {problem}");
-            ticket.note = Some(format!("budgets not fully counted (LEDGER_FAILURE=open): {problem}"));
-            return Ok(());
+    ) -> spend::Spending {
+        for _ in 0..SPEND_RETRIES {
+            let full = matches!(spending.refusal, Some(spend::Refusal::Spent(_)));
+            let others_may_give_back = claimed || !spending.spent.is_empty();
+            if !full || !others_may_give_back || round.expired() {
+                break;
+            }
+            spend::refund_all(ledger, &spending.spent, round).await;
+            round.pause().await;
+            spending = spend::spend_all(ledger, counters, round).await;
         }
-        let spent = std::mem::take(&mut ticket.spent);
-        spend::refund_all(ledger, &spent, round).await;
-        Err(refusal.into_error(ledger.table()))
+        spending
     }
 
-    /// Round 3, after the work: the record, the key completed or removed, and what a change that
-    /// did not happen spent or claimed given back. A failure here is logged: the work is done, and
-    /// the key stays as it was (applying keys keep a retry from acting twice).
+    /// Round 3, after the work: the record, and the key and what the invocation holds as far as it
+    /// changed the resource ([`Progress`]):
+    ///
+    /// | progress | key | budgets | claim |
+    /// |---|---|---|---|
+    /// | a success | completed with the answer | kept | kept |
+    /// | nothing | removed: a retry acts | given back | given back |
+    /// | partway | removed: a retry carries on | kept | given back |
+    /// | changed | completed with the failure, replayed | kept | kept (the cooldown) |
+    /// | unknown | left applying: a retry is refused | kept | kept |
+    ///
+    /// A failure here is logged: the work is done, and the key stays as it was (an applying key
+    /// keeps a retry from acting twice).
     pub async fn finish(&self, ticket: Ticket, ending: &Ending<'_>, round: Round) {
         let Some(ledger) = self.ledger.as_deref().filter(|_| ticket.records) else { return };
         let record = self.record_of(&ticket, ending);
-        let key_end = if ending.response.success { KeyEnd::Completed(ending.response) } else { KeyEnd::Removed };
-        let key = ticket.key.as_ref().map(|key| (key, key_end));
-        let give_back = (!ending.changed).then_some((ticket.claim.as_ref(), ticket.spent.as_slice()));
-        spend::finish(ledger, &record, key, give_back, round).await;
+        let progress = ending.progress;
+        let key_end = match progress {
+            _ if ending.response.success => Some(KeyEnd::Completed(ending.response)),
+            Progress::Nothing | Progress::Partway => Some(KeyEnd::Removed),
+            Progress::Changed => Some(KeyEnd::Completed(ending.response)),
+            Progress::Unknown => None,
+        };
+        let key = ticket.key.as_ref().zip(key_end);
+        let refund = if progress == Progress::Nothing { ticket.spent.as_slice() } else { &[] };
+        let release = ticket.claim.as_ref().filter(|_| matches!(progress, Progress::Nothing | Progress::Partway));
+        spend::finish(ledger, &record, key, release, refund, round).await;
     }
 
     fn record_of(&self, ticket: &Ticket, ending: &Ending<'_>) -> NewRecord {
@@ -297,13 +337,17 @@ impl Guard {
             in_progress_until_ms: entry.round.deadline_epoch_ms(),
             expires_at: now.timestamp() + ttl,
         };
-        // The claim's id is the request's: an identical request (a retry racing it) shares it
-        // rather than taking it away, and only the one that holds the key ever gives it back.
+        // The claim is this invocation's own: its id is the request id (so that the SDK's retry of
+        // the PutItem finds it its own), and it is held at least until the deadline, however short
+        // the action's cooldown.
         let claim = entry.claim.as_ref().map(|spec| Claim {
             resource: spec.resource.clone(),
             holder: format!("incident {}", request.incident_id),
-            id: hash.clone(),
-            held_until_ms: now.timestamp_millis() + i64::try_from(spec.hold.as_millis()).unwrap_or(i64::MAX / 4),
+            id: entry.request_id.to_owned(),
+            held_until_ms: (now.timestamp_millis() + i64::try_from(spec.hold.as_millis()).unwrap_or(i64::MAX / 4))
+                .max(entry.round.deadline_epoch_ms()),
+            what: spec.what.clone(),
+            hold: spec.hold,
         });
         let target = request.target_name();
         let counters = if entry.mutates {
@@ -316,7 +360,8 @@ impl Guard {
             incident: request.incident_id.to_string(),
             priority: request.priority.as_str().to_owned(),
             key: Some(key),
-            claim,
+            mutates: entry.mutates,
+            wanted: claim,
             counters,
             ..Ticket::default()
         }
@@ -324,12 +369,6 @@ impl Guard {
 }
 
 impl Ticket {
-    /// The ticket of an invocation that goes on without the ledger (`LEDGER_FAILURE=open`, or a
-    /// page), saying why.
-    pub(crate) fn without_ledger(problem: &str, history: History) -> Self {
-        Self { history, note: Some(format!("the incident ledger was not used: {problem}")), ..Self::default() }
-    }
-
     /// Whether the ledger keeps this invocation's record (and so knows its history).
     pub fn recorded(&self) -> bool {
         self.records
@@ -337,10 +376,6 @@ impl Ticket {
 
     pub(crate) fn key(&self) -> Option<&KeyClaim> {
         self.key.as_ref()
-    }
-
-    pub(crate) fn claim(&self) -> Option<&Claim> {
-        self.claim.as_ref()
     }
 
     pub(crate) fn counters(&self) -> &[Counter] {
@@ -353,21 +388,16 @@ impl Ticket {
         self
     }
 
-    /// The same ticket without its claim (held by another, or not taken).
-    pub(crate) fn drop_claim(mut self) -> Self {
-        self.claim = None;
-        self
-    }
-
     /// The same ticket, its record kept by the ledger or not.
     pub(crate) fn recording(mut self, records: bool) -> Self {
         self.records = records;
         self
     }
 
-    /// Whether any budget was spent: a change may then have happened, even if the work was cut off.
-    pub fn spent_any(&self) -> bool {
-        !self.spent.is_empty()
+    /// Whether round 2 let the work change the resource: cut off from then on, the change may
+    /// have happened.
+    pub fn acting(&self) -> bool {
+        self.acting
     }
 }
 

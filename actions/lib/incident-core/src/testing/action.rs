@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::iam::Permission;
 
-use crate::action::{Action, Applied, ClaimSpec, Failure, Invocation, View};
+use crate::action::{Action, Applied, ClaimSpec, Failure, Invocation, Progress, View};
 use crate::contract::{ActionKind, NoParams};
 use crate::plan::{Change, Plan};
 use crate::state::State;
@@ -22,7 +22,8 @@ pub struct Raise {
     /// Observations made, with their view.
     pub observed: Arc<Mutex<Vec<View>>>,
     pub applied: Arc<Mutex<u32>>,
-    pub apply_fails: Option<FunctionError>,
+    /// Apply fails with this error, having got this far (the count is changed unless `Nothing`).
+    pub apply_fails: Option<(FunctionError, Progress)>,
     pub apply_takes: Duration,
     pub claims: bool,
 }
@@ -87,8 +88,11 @@ impl Action for Raise {
         _: i32,
     ) -> Result<Applied<Value>, Failure<Value>> {
         tokio::time::sleep(self.apply_takes).await;
-        if let Some(error) = self.apply_fails.clone() {
-            return Err(Failure::with_details(error, json!({"tried": true})));
+        if let Some((error, progress)) = self.apply_fails.clone() {
+            if progress != Progress::Nothing {
+                *self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.wanted;
+            }
+            return Err(Failure::with_details(error, json!({"tried": true}), progress));
         }
         *self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.wanted;
         *self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;

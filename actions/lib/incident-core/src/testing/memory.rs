@@ -83,6 +83,11 @@ impl MemoryLedger {
         self.lock().claims.keys().cloned().collect()
     }
 
+    /// Ends every claim's hold (a cooldown over).
+    pub fn release_claims(&self) {
+        self.lock().claims.clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -126,7 +131,11 @@ impl Ledger for MemoryLedger {
 
     fn read_guards<'a>(&'a self, target: Option<&'a str>, counters: &'a [Counter]) -> LedgerFuture<'a, Guards> {
         self.call("read_guards", move |t| {
-            let pause = t.pauses.iter().find(|p| p.target.is_none() || p.target.as_deref() == target).cloned();
+            // The global pause first, as the DynamoDB ledger reads them.
+            let global = t.pauses.iter().find(|p| p.target.is_none());
+            let pause =
+                global.or_else(|| t.pauses.iter().find(|p| p.target.is_some() && p.target.as_deref() == target));
+            let pause = pause.cloned();
             let counts = counters.iter().map(|c| t.counts.get(&slot(c)).copied().unwrap_or(0)).collect();
             Guards { pause, counts }
         })
@@ -150,7 +159,10 @@ impl Ledger for MemoryLedger {
             {
                 KeyState::Applying { request_id: held.request_id.clone(), since: "earlier".into() }
             }
-            Some((_, held, _)) if held.in_progress_until_ms > Utc::now().timestamp_millis() => {
+            Some((status, held, _))
+                if held.in_progress_until_ms > Utc::now().timestamp_millis()
+                    && !(status == "INPROGRESS" && held.request_id == key.request_id) =>
+            {
                 KeyState::InProgress { request_id: held.request_id.clone() }
             }
             _ => {
@@ -161,11 +173,14 @@ impl Ledger for MemoryLedger {
     }
 
     fn mark_applying<'a>(&'a self, key: &'a KeyClaim) -> LedgerFuture<'a, ()> {
-        self.call("mark_applying", move |t| {
-            if let Some(entry) = t.keys.get_mut(&key.hash) {
+        let marked = self.call("mark_applying", move |t| match t.keys.get_mut(&key.hash) {
+            Some(entry) if entry.1.request_id == key.request_id => {
                 entry.0 = "APPLYING".into();
+                Ok(())
             }
-        })
+            _ => Err(LedgerError::Unavailable("ConditionalCheckFailed: the key is not this invocation's".into())),
+        });
+        Box::pin(async move { marked.await? })
     }
 
     fn claim<'a>(&'a self, claim: &'a Claim) -> LedgerFuture<'a, Option<HeldClaim>> {

@@ -45,7 +45,7 @@ pub async fn create_table(config: &SdkConfig) -> String {
 
 /// A ledger on a new table: the function's client from `function`.
 pub async fn ledger(setup: &SdkConfig, function: &SdkConfig) -> DynamoLedger {
-    DynamoLedger { dynamodb: aws_sdk_dynamodb::Client::new(function), table: create_table(setup).await }
+    DynamoLedger { dynamodb: crate::client(function), table: create_table(setup).await }
 }
 
 /// A guard with these settings on a new table (the function's calls through `function`); returns
@@ -69,4 +69,33 @@ pub async fn leave_in_progress(setup: &SdkConfig, table: &str, key: &str, reques
     ]);
     let dynamodb = aws_sdk_dynamodb::Client::new(setup);
     dynamodb.put_item().table_name(table).set_item(Some(item)).send().await.expect("PutItem");
+}
+
+/// The status of every idempotency key of `incident` (`INPROGRESS`, `APPLYING`, `COMPLETED`), as a
+/// user looking into the table would read them.
+pub async fn key_statuses(setup: &SdkConfig, table: &str, incident: &str) -> Vec<String> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let dynamodb = aws_sdk_dynamodb::Client::new(setup);
+    let scan = dynamodb
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(pk, :key) AND incidentId = :incident")
+        .expression_attribute_values(":key", S("IDEMPOTENCY#".into()))
+        .expression_attribute_values(":incident", S(incident.into()));
+    let items = scan.send().await.expect("Scan").items.unwrap_or_default();
+    items.iter().filter_map(|item| item.get("status").and_then(|s| s.as_s().ok()).cloned()).collect()
+}
+
+/// How many mutations the budget counters whose key starts with `pk` hold (every window), e.g.
+/// `BUDGET#fleet`.
+pub async fn spent(setup: &SdkConfig, table: &str, pk: &str) -> i64 {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let dynamodb = aws_sdk_dynamodb::Client::new(setup);
+    let scan = dynamodb
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(pk, :pk)")
+        .expression_attribute_values(":pk", S(pk.into()));
+    let items = scan.send().await.expect("Scan").items.unwrap_or_default();
+    items.iter().map(|item| crate::items::number(item, "count")).sum()
 }
