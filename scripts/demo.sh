@@ -141,7 +141,7 @@ run_action incident-notify-human "the backend retries that follow-up: answered f
 
 run_action incident-notify-human "page the on-call engineer: the backend forwards its own incident record (a
    227-character title with a tab in it, fields of its own, no priority), and the page goes out all the same" \
-  "$(cat fixtures/incident-notify-human/forwarded-incident-record.json)"
+  "$(cat fixtures/incident-notify-human/forwarded-incident-record-LIVE.json)"
 
 step "What the on-call engineer received"
 "$PY" scripts/demo_world.py inbox "$ROOT/.run"

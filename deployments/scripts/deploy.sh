@@ -2,15 +2,19 @@
 # Deploys the stacks with an environment's parameters, against whatever endpoint the AWS CLI is
 # pointed at (AWS_ENDPOINT_URL, AWS_PROFILE, AWS_REGION, ...).
 #
-#   deploy.sh -e dev|prod -a deploy|status|outputs|delete [-f] [-b ARTIFACT_BUCKET]
+#   deploy.sh -e dev|prod -a deploy|verify|status|outputs|delete [-f] [-b ARTIFACT_BUCKET]
 #
 #   deploy   build every function as a Lambda zip (cargo lambda), package the environment's target
 #            map into the action zips, upload them under a key that carries their content hash,
-#            deploy fargate, lambda, actions and reaper with deployments/params-<env>.json, apply
+#            deploy the account stack if missing (fluidity-account, once per account and region),
+#            then fargate, lambda, actions and reaper with deployments/params-<env>.json, apply
 #            deployments/stack-policy.json and turn on termination protection
+#   verify   check a deployed environment (docs/real-account-checklist.md): the stacks, the functions'
+#            configuration, the alarms' actions, the ledger table, notify_human's reserved
+#            concurrency, and a dry run of each action (dry runs change nothing and page nobody)
 #   status   run drift detection on each stack and print IN_SYNC or DRIFTED
 #   outputs  print each stack's outputs (the API endpoint, the function ARNs, the topic ARNs)
-#   delete   delete the stacks, after asking (unless -f)
+#   delete   delete the environment's stacks, after asking (unless -f); never the account stack
 #
 # Environment: ARTIFACT_BUCKET (or -b); ARTIFACT_PREFIX (default releases/<git sha>-<content hash>/);
 # LAMBDA_ARCH=arm64 builds for Graviton and deploys the functions as arm64 (default x86_64);
@@ -26,7 +30,7 @@ STACKS=(fargate lambda actions reaper)
 READ_TARGETS=(incident-restart-service incident-scale-up incident-clear-cache)
 
 usage() {
-  sed -n '5,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 fail() { echo "deploy.sh: $*" >&2; exit 2; }
@@ -51,16 +55,20 @@ case "$ENVIRONMENT" in
   *) fail "unknown environment '$ENVIRONMENT': use dev or prod" ;;
 esac
 case "$ACTION" in
-  deploy|status|outputs|delete) ;;
-  "") fail "-a is required: deploy, status, outputs or delete" ;;
-  *) fail "unknown action '$ACTION': use deploy, status, outputs or delete" ;;
+  deploy|verify|status|outputs|delete) ;;
+  "") fail "-a is required: deploy, verify, status, outputs or delete" ;;
+  *) fail "unknown action '$ACTION': use deploy, verify, status, outputs or delete" ;;
 esac
 PARAMS="$DEPLOYMENTS/params-$ENVIRONMENT.json"
 [ -f "$PARAMS" ] || fail "missing $PARAMS"
 stack_name() { echo "fluidity-$ENVIRONMENT-$1"; }
-# The AWS CLI: from PATH, else the one scripts/package.sh installs.
+# The AWS CLI: from PATH, else the one scripts/package.sh installs. Everything else it needs is
+# python3 and git (bash 3.2, as on macOS, and BSD tools are enough).
 command -v aws >/dev/null || PATH="$ROOT/.tools/package/bin:$PATH"
 command -v aws >/dev/null || fail "no AWS CLI: install it, or run scripts/package.sh, which puts one in .tools/package"
+for tool in python3 git; do
+  command -v "$tool" >/dev/null || fail "$tool is required and not on PATH"
+done
 
 # The parameters of this template: the environment's, then EXTRA (a JSON object, e.g. what
 # deploy.sh derived), as Key=Value arguments.
@@ -99,8 +107,17 @@ for name, target in targets.items():
                         f"VpcSubnetIds and VpcSecurityGroupIds in params file")
 if problems:
     sys.exit("deploy.sh: " + "\ndeploy.sh: ".join(problems))
+import re
 secrets = sorted({t["passwordSecretArn"] for t in targets.values() if isinstance(t, dict) and t.get("passwordSecretArn")})
-print(json.dumps({"RedisSecretArns": ",".join(secrets)}))
+arn = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+bad = [s for s in secrets if not arn.match(s)]
+if bad:
+    sys.exit("deploy.sh: passwordSecretArn must be a Secrets Manager secret ARN "
+             "(arn:<partition>:secretsmanager:<region>:<account>:secret:<name>[-<6 characters>]): " + ", ".join(bad))
+# IAM matches a secret by its full ARN, which ends in six random characters: a map that names a
+# secret without them (or a secret created again, with new ones) is granted by the -?????? form.
+granted = [g for s in secrets for g in (s, s + "-??????")]
+print(json.dumps({"RedisSecretArns": ",".join(granted)}))
 PY
 }
 
@@ -135,9 +152,13 @@ PY
 render() {
   local stack="$1" out="$2" source="$DEPLOYMENTS/cloudformation/$1.yaml"
   if [ "$stack" = lambda ]; then
-    local digest
-    digest="$(sha256sum "$source" | cut -c1-12)"
-    sed -E "s/\bApiDeployment\b/ApiDeployment${digest}/g" "$source" >"$out"
+    # In python, not sed: BSD sed (macOS) has no \b and would silently leave the name as it was.
+    python3 - "$source" "$out" <<'PY'
+import hashlib, re, sys
+text = open(sys.argv[1], "rb").read()
+digest = hashlib.sha256(text).hexdigest()[:12]
+open(sys.argv[2], "w").write(re.sub(r"\bApiDeployment\b", "ApiDeployment" + digest, text.decode()))
+PY
   else
     cp "$source" "$out"
   fi
@@ -149,17 +170,31 @@ stack_exists() {
   [ "$status" != REVIEW_IN_PROGRESS ]
 }
 
-deploy_stack() { # stack, extra parameters (JSON)
-  local stack="$1" extra="$2" name template
-  name="$(stack_name "$stack")"
+deploy_stack() { # stack, extra parameters (JSON), [stack name: default the environment's]
+  local stack="$1" extra="$2" name="${3:-$(stack_name "$1")}" template
   template="$WORK/$stack.yaml"
   render "$stack" "$template"
-  mapfile -t args < <(overrides "$template" "$extra")
+  local args=() line
+  while IFS= read -r line; do [ -z "$line" ] || args+=("$line"); done < <(overrides "$template" "$extra")
+  # ${args[@]+...}: an empty array is "unbound" to bash 3.2 under set -u.
   aws cloudformation deploy --stack-name "$name" --template-file "$template" \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-    --parameter-overrides "${args[@]}"
+    ${args[@]+--parameter-overrides "${args[@]}"}
   aws cloudformation set-stack-policy --stack-name "$name" --stack-policy-body "file://$DEPLOYMENTS/stack-policy.json"
   aws cloudformation update-termination-protection --enable-termination-protection --stack-name "$name" >/dev/null
+}
+
+# API Gateway's CloudWatch Logs role is one setting per account and region, which every
+# environment's stage needs: one stack for the account, created when missing and never deleted by an
+# environment (deleting it would break the other environments' access logs).
+ACCOUNT_STACK=fluidity-account
+deploy_account() {
+  if stack_exists "$ACCOUNT_STACK"; then
+    echo "== $ACCOUNT_STACK: already deployed (once per account and region; shared by every environment)"
+    return
+  fi
+  echo "== deploying $ACCOUNT_STACK (once per account and region: API Gateway's log role)"
+  deploy_stack account "{}" "$ACCOUNT_STACK"
 }
 
 output_of() { # stack, output key
@@ -194,6 +229,7 @@ deploy() {
     "$BUCKET" "$PREFIX" "$arch")"
   with() { python3 -c 'import json,sys; d={}; [d.update(json.loads(a)) for a in sys.argv[1:]]; print(json.dumps(d))' "$@"; }
 
+  deploy_account
   # The server's desired count is set once, at creation (0); afterwards it is wake's and sleep's, so
   # the template stops holding one and a stack update keeps whatever count the service has.
   local fargate_created=0
@@ -210,10 +246,89 @@ deploy() {
   local ops
   ops="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Parameters"].get("OpsTopicArn", ""))' "$PARAMS")"
   [ -n "$ops" ] || ops="$(output_of lambda OpsTopicArn)"
-  for stack in actions reaper; do
-    echo "== deploying $(stack_name "$stack")"
-    deploy_stack "$stack" "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\"}")"
+  echo "== deploying $(stack_name actions)"
+  deploy_stack actions "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\", \"ExistingLedgerTable\": \"$(ledger_table)\"}")"
+  echo "== deploying $(stack_name reaper)"
+  deploy_stack reaper "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\"}")"
+}
+
+# The ledger table the actions stack is to use: the one it was deployed with, or, for a new stack,
+# the table an earlier deployment left behind (it is retained when its stack is deleted, and its
+# fixed name would make a new one fail); empty creates the table.
+ledger_table() {
+  local name table
+  name="$(stack_name actions)"
+  if stack_exists "$name"; then
+    aws cloudformation describe-stacks --stack-name "$name" \
+      --query "Stacks[0].Parameters[?ParameterKey=='ExistingLedgerTable'].ParameterValue" --output text | sed 's/^None$//'
+  elif aws dynamodb describe-table --table-name "$name-ledger" >/dev/null 2>&1; then
+    echo "== $name: taking over the ledger table an earlier deployment left, $name-ledger" >&2
+    echo "$name-ledger"
+  fi
+}
+
+# verify: each check prints "ok: ..." or "FAIL: ..."; the exit status is the number of failures.
+VERIFY_FAILED=0
+verified() { # description, command...
+  local what="$1"; shift
+  if "$@" >/dev/null 2>&1; then echo "ok: $what"; else echo "FAIL: $what"; VERIFY_FAILED=$((VERIFY_FAILED + 1)); fi
+}
+
+verify() {
+  verified "$ACCOUNT_STACK deployed" stack_complete "$ACCOUNT_STACK"
+  local stack name
+  for stack in "${STACKS[@]}"; do
+    name="$(stack_name "$stack")"
+    verified "$name deployed" stack_complete "$name"
+    verify_resources "$name"
   done
+  local table
+  # The table the functions use (the stack's output says the same, where CloudFormation resolves it).
+  table="$(aws lambda get-function-configuration --function-name "$(stack_name actions)-scale-up" \
+    --query Environment.Variables.LEDGER_TABLE --output text)"
+  verified "the ledger table $table exists, its TTL on expiresAt" bash -c "aws dynamodb describe-time-to-live --table-name '$table' \
+    --query TimeToLiveDescription.AttributeName --output text | grep -qx expiresAt"
+  local notify
+  notify="$(stack_name actions)-notify-human"
+  verified "$notify keeps its reserved concurrency" bash -c "aws lambda get-function-concurrency --function-name '$notify' \
+    --query ReservedConcurrentExecutions --output text | grep -qE '^[1-9][0-9]*$'"
+  verify_dry_runs
+  echo "verify: $VERIFY_FAILED failed (the rest of docs/real-account-checklist.md needs a person)"
+  [ "$VERIFY_FAILED" = 0 ]
+}
+
+stack_complete() {
+  aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackStatus' --output text |
+    grep -qE '^(CREATE|UPDATE)_COMPLETE$'
+}
+
+# Every function of a stack as the templates make them, and every alarm with an action.
+verify_resources() {
+  local name="$1" kind id
+  while read -r kind id; do
+    case "$kind" in
+      AWS::Lambda::Function)
+        verified "$id runs bootstrap on provided.al2023" bash -c "aws lambda get-function-configuration --function-name '$id' \
+          --query '[Runtime,Handler]' --output text | grep -qE '^provided.al2023[[:space:]]+bootstrap$'" ;;
+      AWS::CloudWatch::Alarm)
+        verified "alarm $id notifies someone" bash -c "aws cloudwatch describe-alarms --alarm-names '$id' \
+          --query 'MetricAlarms[0].AlarmActions[0]' --output text | grep -q '^arn:'" ;;
+    esac
+  done < <(aws cloudformation describe-stack-resources --stack-name "$name" \
+    --query 'StackResources[].[ResourceType,PhysicalResourceId]' --output text)
+}
+
+# A dry run of each action: the function starts, reads its map, and reaches its target's API.
+verify_dry_runs() {
+  local fixture function out="${TMPDIR:-/tmp}/deploy-verify-$$.json"
+  for fixture in "$ROOT"/fixtures/incident-*/dry-run*.json; do
+    function="$(basename "$(dirname "$fixture")")"
+    function="$(stack_name actions)-${function#incident-}"
+    verified "$function answers the dry run $(basename "$fixture")" bash -c "aws lambda invoke --function-name '$function' \
+      --cli-binary-format raw-in-base64-out --payload 'file://$fixture' '$out' >/dev/null &&
+      python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); sys.exit(0 if a.get(\"success\") and a.get(\"dryRun\") else 1)' '$out'"
+  done
+  rm -f "$out"
 }
 
 status() {

@@ -117,17 +117,31 @@ TOUCHES = {
                                                  else arn("secretsmanager", f"secret:{p['SecretId']}-??????")], {}),
     "sns:publish": lambda p: ([p["TopicArn"]], {}),
     "elasticache:decreasereplicacount": lambda p: ([arn("elasticache", f"replicationgroup:{p['ReplicationGroupId']}")], {}),
-    "dynamodb:query": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
-    "dynamodb:getitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
-    "dynamodb:putitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
-    "dynamodb:updateitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
-    "dynamodb:deleteitem": lambda p: ([arn("dynamodb", f"table/{p['TableName']}")], {}),
-    "dynamodb:batchgetitem": lambda p: ([arn("dynamodb", f"table/{t}") for t in p["RequestItems"]], {}),
+    "dynamodb:query": lambda p: table_call(p, [query_key(p)]),
+    "dynamodb:getitem": lambda p: table_call(p, [p["Key"]["pk"]["S"]]),
+    "dynamodb:putitem": lambda p: table_call(p, [p["Item"]["pk"]["S"]]),
+    "dynamodb:updateitem": lambda p: table_call(p, [p["Key"]["pk"]["S"]]),
+    "dynamodb:deleteitem": lambda p: table_call(p, [p["Key"]["pk"]["S"]]),
+    "dynamodb:batchgetitem": lambda p: ([arn("dynamodb", f"table/{t}") for t in p["RequestItems"]],
+                                        {"dynamodb:LeadingKeys": sorted({k["pk"]["S"] for r in p["RequestItems"].values()
+                                                                         for k in r["Keys"]})}),
     "elasticloadbalancing:describerules": STAR,
     "elasticloadbalancing:deleterule": lambda p: ([p["RuleArn"]], {}),
     "elasticloadbalancing:modifyrule": lambda p: ([p["RuleArn"]], {}),
     "elasticloadbalancing:deletetargetgroup": lambda p: ([p["TargetGroupArn"]], {}),
 }
+
+
+def table_call(p, keys):
+    """A DynamoDB call on one table (a transaction's part names its own), with the partition keys
+    it touches: dynamodb:LeadingKeys, which the roles are scoped by."""
+    return [arn("dynamodb", f"table/{p['TableName']}")], {"dynamodb:LeadingKeys": keys}
+
+
+def query_key(p):
+    """The partition key a Query names: `pk = :x` in its key condition."""
+    placeholder = re.search(r"pk\s*=\s*(:\w+)", p["KeyConditionExpression"]).group(1)
+    return p["ExpressionAttributeValues"][placeholder]["S"]
 
 
 # ---------------------------------------------------------------- the rendered policy
@@ -223,6 +237,13 @@ def glob_match(pattern, value, case=True):
 
 def condition_holds(condition, context):
     for operator, keys in (condition or {}).items():
+        if operator.startswith("ForAllValues:"):
+            # Every value the request has (none: vacuously true, as IAM has it) matches a wanted one.
+            base = operator.removeprefix("ForAllValues:")
+            for key, wanted in keys.items():
+                if not all(condition_holds({base: {key: wanted}}, {key: one}) for one in context.get(key) or []):
+                    return False
+            continue
         base = operator.removesuffix("IfExists")
         for key, wanted in keys.items():
             have = context.get(key)

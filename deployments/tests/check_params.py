@@ -4,7 +4,11 @@
 Fails when:
 - a template parameter without a Default is missing from params-dev.json or params-prod.json
   (ArtifactBucket and ArtifactPrefix come from deploy.sh), so `deploy.sh -a deploy` would stop halfway;
-- a params file sets a parameter no template declares (a typo deploys the default silently);
+- a params file sets a parameter no template declares (a typo deploys the default silently), or a
+  value its template's AllowedPattern or AllowedValues refuses (e.g. a KMS alias where a key ARN is
+  needed), which only CloudFormation on a real account enforces (moto's does not);
+- an action's console test event (fixtures/incident-*/) acts on its target but is not named
+  *-LIVE.json;
 - a parameter or function environment variable named like a secret (password, secret, token, api key,
   credential) has a literal value in a template or a params file, other than "" or an ARN: secrets live
   in Secrets Manager and are referenced by ARN.
@@ -51,6 +55,13 @@ for env in ("dev", "prod"):
     for key, value in params.items():
         if key not in declared:
             problems.append(f"params-{env}.json sets {key}, which no template declares")
+        for name, template in templates.items():
+            spec = template.get("Parameters", {}).get(key)
+            if spec and "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
+                problems.append(f"params-{env}.json: {key}={value!r} does not match {name}'s AllowedPattern "
+                                f"{spec['AllowedPattern']}: {spec.get('ConstraintDescription', '')}")
+            if spec and "AllowedValues" in spec and str(value) not in [str(v) for v in spec["AllowedValues"]]:
+                problems.append(f"params-{env}.json: {key}={value!r} is not one of {name}'s {spec['AllowedValues']}")
         if SECRET_NAME.search(key) and literal_secret(value):
             problems.append(f"params-{env}.json holds a literal {key}; reference the secret by ARN")
 
@@ -60,7 +71,11 @@ for env in ("dev", "prod"):
 FIXTURES = os.path.join(os.path.dirname(DEPLOYMENTS), "fixtures")
 named = {}
 for fixture in glob.glob(os.path.join(FIXTURES, "incident-*", "*.json")):
-    target = json.load(open(fixture)).get("target")
+    event = json.load(open(fixture))
+    if event.get("dryRun") is not True and not fixture.endswith("-LIVE.json"):
+        problems.append(f"{os.path.relpath(fixture, FIXTURES)} acts on its target (no dryRun: true) but is not "
+                        "named *-LIVE.json: nobody should mistake it for a safe test event")
+    target = event.get("target")
     if target:
         named.setdefault(target, []).append(os.path.relpath(fixture, os.path.dirname(DEPLOYMENTS)))
 for env in ("dev", "prod"):

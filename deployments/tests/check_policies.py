@@ -9,6 +9,8 @@ shared::plan::Permission). This check reads those declarations from the built bi
 - a statement grants Resource "*" for an action the function declares on a resource (so it
   supports resource-level permissions), or grants a declared condition-scoped action without
   that condition key;
+- a grant on a resource lacks the condition its action is declared with (the ledger's items by
+  dynamodb:LeadingKeys), or allows a value no declaration names, or misses one;
 - an action declared on "*" (no resource-level permissions, or scoped by a condition key) is
   granted only on a specific resource, which AWS would never match.
 
@@ -80,11 +82,37 @@ def delivery_actions(resources, function):
     return set()
 
 
+def declared_form(value):
+    """A condition value as the declarations write it: `!Sub` with `${Region}` for `${AWS::Region}`."""
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        value = value["Fn::Sub"]
+        for pseudo, short in (("AWS::Region", "Region"), ("AWS::Partition", "Partition"), ("AWS::AccountId", "Account")):
+            value = value.replace("${" + pseudo + "}", "${" + short + "}")
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def check_scoped(where, action, statement, wanted, scoped):
+    """A resource-level grant of an action declared with a condition (the ledger's items, by
+    dynamodb:LeadingKeys) carries that condition, with no value the function does not declare: a
+    role that may write a PAUSE item could lift the operators' pause."""
+    conditions = {key: {declared_form(v) for v in as_list(values)}
+                  for operator in (statement.get("Condition") or {}).values() for key, values in operator.items()}
+    for key in sorted({p["condition"]["key"] for p in wanted if p.get("condition")}):
+        declared = {p["condition"]["value"] for p in wanted if p.get("condition") and p["condition"]["key"] == key}
+        if key not in conditions:
+            problems.append(f"{where}: {action} is granted without the {key} condition it is declared with "
+                            f"({sorted(declared)})")
+            continue
+        for extra in sorted(conditions[key] - declared):
+            problems.append(f"{where}: {action} is granted on {key} {extra!r}, which the function does not declare")
+        scoped.setdefault((action, key), set()).update(conditions[key] & declared)
+
+
 def check_owner(where, granted_statements, declared, delivery=frozenset()):
     by_action = {}
     for permission in declared:
         by_action.setdefault(permission["action"].lower(), []).append(permission)
-    granted = set()
+    granted, scoped = set(), {}
     for statement in granted_statements:
         if statement.get("Effect") != "Allow":
             continue
@@ -96,6 +124,8 @@ def check_owner(where, granted_statements, declared, delivery=frozenset()):
                 continue
             granted.add(action.lower())
             wanted = by_action.get(action.lower(), [])
+            if statement.get("Resource") != "*":
+                check_scoped(where, action, statement, wanted, scoped)
             if statement.get("Resource") == "*":
                 conditions = json.dumps(statement.get("Condition", {}))
                 for permission in wanted:
@@ -112,6 +142,11 @@ def check_owner(where, granted_statements, declared, delivery=frozenset()):
         if action in granted and any(p["resource"] == "*" for p in permissions) and action not in star_granted:
             problems.append(f"{where}: {action} is authorised only on Resource '*' (declared so), but the policy "
                             f"grants it on a specific resource, which AWS never matches")
+    for (action, key), values in sorted(scoped.items()):
+        declared = {p["condition"]["value"] for p in by_action.get(action.lower(), [])
+                    if p.get("condition") and p["condition"]["key"] == key}
+        for value in sorted(declared - values):
+            problems.append(f"{where}: {action} is declared on {key} {value!r}, which the policy does not grant")
     for missing in sorted(set(by_action) - granted):
         problems.append(f"{where}: declares {missing} but its policy lacks it")
     for extra in sorted(granted - set(by_action)):

@@ -7,9 +7,15 @@ from the templates. Fails when:
 - an alarm has no AlarmActions (an alarm nobody receives wakes nobody);
 - an ARN is written with a literal partition ("arn:aws:") instead of ${AWS::Partition};
 - a function a schedule invokes (asynchronously) has no AWS::Lambda::EventInvokeConfig with an explicit
-  MaximumRetryAttempts, or the reaper's has no on-failure destination;
+  MaximumRetryAttempts, or sends each failed run to an on-failure destination beside its errors
+  alarm (a message per run on top of the alarm: one signal is enough);
 - the Fargate service's DesiredCount is set unconditionally (a stack update would reset the count);
-- the API stage has no access logging.
+- the API stage has no access logging;
+- an alarm on the actions' own metrics (namespace IncidentActions) is not scoped to its stack
+  (Stack = AWS::StackName), or an action function does not set METRICS_STACK to its stack: the
+  environments would set off each other's alarms;
+- the paging function (notify_human) has no reserved concurrency or no Throttles alarm: a throttled
+  page is not an error, and nothing else would say it was refused.
 """
 import glob
 import json
@@ -54,6 +60,9 @@ for path in sorted(glob.glob(os.path.join(TEMPLATES, "*.yaml"))):
     for key, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
         if not alarm["Properties"].get("AlarmActions"):
             problems.append(f"{name}: alarm {key} has no AlarmActions: nobody would be told")
+    alarmed = {next(refs(a["Properties"].get("Dimensions")), None)
+               for a in resources(template, "AWS::CloudWatch::Alarm").values()
+               if a["Properties"].get("MetricName") == "Errors"}
     configs = {next(refs(c["Properties"]["FunctionName"]), None): c["Properties"]
                for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()}
     for key, rule in resources(template, "AWS::Events::Rule").items():
@@ -65,12 +74,33 @@ for path in sorted(glob.glob(os.path.join(TEMPLATES, "*.yaml"))):
             if config is None or "MaximumRetryAttempts" not in config:
                 problems.append(f"{name}: {function}, invoked by the schedule {key}, has no EventInvokeConfig "
                                 f"with MaximumRetryAttempts (Lambda would retry a failed run twice)")
-            elif function == "ReaperFunction" and "OnFailure" not in config.get("DestinationConfig", {}):
-                problems.append(f"{name}: the reaper's failed runs have no on-failure destination")
+            elif "OnFailure" in config.get("DestinationConfig", {}) and function in alarmed:
+                problems.append(f"{name}: {function} sends every failed run to an on-failure destination as well as "
+                                f"its errors alarm; keep the alarm, the one signal")
     for key, service in resources(template, "AWS::ECS::Service").items():
         count = service["Properties"].get("DesiredCount")
         if count is not None and "Fn::If" not in count:
             problems.append(f"{name}: {key} sets DesiredCount on every update; set it at creation only")
+    for key, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        if props.get("Namespace") == "IncidentActions" and \
+                {"Name": "Stack", "Value": {"Ref": "AWS::StackName"}} not in (props.get("Dimensions") or []):
+            problems.append(f"{name}: alarm {key} watches every environment's {props.get('MetricName')}; "
+                            "scope it with the dimension Stack = AWS::StackName")
+    for key, fn in resources(template, "AWS::Lambda::Function").items():
+        variables = fn["Properties"].get("Environment", {}).get("Variables", {})
+        if "LEDGER_TABLE" in variables and variables.get("METRICS_STACK") != {"Ref": "AWS::StackName"}:
+            problems.append(f"{name}: {key} does not set METRICS_STACK to its stack's name (its metrics' Stack)")
+    throttle_alarmed = {next(refs(a["Properties"].get("Dimensions")), None)
+                        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                        if a["Properties"].get("MetricName") == "Throttles"}
+    for key, fn in resources(template, "AWS::Lambda::Function").items():
+        if "SNS_TOPIC_ARN" not in fn["Properties"].get("Environment", {}).get("Variables", {}):
+            continue
+        if "ReservedConcurrentExecutions" not in fn["Properties"]:
+            problems.append(f"{name}: the pager {key} has no reserved concurrency: a storm can throttle pages")
+        if key not in throttle_alarmed:
+            problems.append(f"{name}: the pager {key} has no Throttles alarm: a throttled page is not an error")
     for key, stage in resources(template, "AWS::ApiGateway::Stage").items():
         if "AccessLogSetting" not in stage["Properties"]:
             problems.append(f"{name}: stage {key} has no access logging")

@@ -30,7 +30,7 @@ check "unknown option" 2 "unknown option -x" -e dev -a status -x
 check "option without value" 2 "-e needs a value" -e
 check "stray argument" 2 "unexpected argument: now" -e dev -a status now
 check "deploy without bucket" 2 "needs the artifact bucket" -e dev -a deploy
-check "help" 2 "deploy|status|outputs|delete" -h
+check "help" 2 "deploy|verify|status|outputs|delete" -h
 check "delete not confirmed" 1 "not confirmed; nothing deleted" -e prod -a delete
 # A target map the roles could not act on, or none, is refused before anything is built or uploaded.
 printf '{"api": {"kind": "ecs_service", "cluster": "elsewhere", "service": "s"}}' > "$FAKE/other-cluster.json"
@@ -39,6 +39,8 @@ export SKIP_BUILD=1
 TARGETS_MAP="$FAKE/other-cluster.json" check "target outside TargetCluster" 2 "is in cluster 'elsewhere'" -e dev -a deploy -b bucket
 TARGETS_MAP="$FAKE/not-a-map.json" check "target map not an object" 2 "must be a non-empty JSON object" -e dev -a deploy -b bucket
 TARGETS_MAP="$FAKE/missing.json" check "target map missing" 2 "cannot be read" -e dev -a deploy -b bucket
+printf '{"c": {"kind": "redis", "url": "redis://c:6379", "passwordSecretArn": "incident/dev/cache"}}' > "$FAKE/secret-name.json"
+TARGETS_MAP="$FAKE/secret-name.json" check "a secret named, not by ARN" 2 "must be a Secrets Manager secret ARN" -e dev -a deploy -b bucket
 LAMBDA_ARCH=arm32 check "unknown architecture" 2 "LAMBDA_ARCH must be x86_64 or arm64" -e dev -a deploy -b bucket
 unset SKIP_BUILD
 

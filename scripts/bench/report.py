@@ -2,7 +2,7 @@
 import json
 import os
 
-from .reaper import REAPER_CONSEC, REAPER_PERIOD
+from .reaper import METRIC_LAG, REAPER_CONSEC, REAPER_PERIOD
 from .run import FLOOR
 from .settings import ROOT, ZIPS
 
@@ -99,7 +99,8 @@ def markdown(r):
               "its address, which the original did not."]
     lines += ["", "## Reaper at scale (moto)", "",
               f"Each service is draining at desired 10 with 10 running tasks, every task having reported "
-              f"ShutdownReady = 1 in each of the last {REAPER_CONSEC} periods of {REAPER_PERIOD} s. The first run "
+              f"ShutdownReady = 1 in each of the {REAPER_CONSEC} periods of {REAPER_PERIOD} s the reaper reads, "
+              f"which end its METRIC_LAG_SEC ({METRIC_LAG} s) before now. The first run "
               "reads every task's readiness and retires them all; the second cleans them up. The minimum is what "
               "AWS's batch limits allow (ListServices 100 per page, DescribeServices 10 per call, GetMetricData 500 "
               "queries per call); moto answers ListServices in a single page, hence one call fewer than the minimum "
@@ -116,7 +117,7 @@ def markdown(r):
 
 
 def steps_markdown():
-    """The recorded step builds (scripts/cold_start_steps.py): what each cold-start change bought."""
+    """The recorded step builds (python -m bench.steps): what each cold-start change bought."""
     path = os.path.join(ROOT, "scripts", "bench", "cold-start-steps.json")
     if not os.path.exists(path):
         return []

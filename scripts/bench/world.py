@@ -85,8 +85,8 @@ def world():
          # Cooldown 5 s: restart-svc's own creation (a rollout) is older than that by the time this runs.
          {"TARGETS_JSON": targets, "RESTART_COOLDOWN_SECONDS": "5", "LEDGER_TABLE": ledger_table(c["dynamodb"])},
          action("restart_service", target="restart-me"),
-         "1 describe + 1 update, and the ledger's: the pause and budget read, the history count, the key and "
-         "the claim (one round), one update per budget and the key marked applying (one round), the record "
+         "1 describe + 1 update, and the ledger's: the pause and budget read, the history count and the key "
+         "(one round), the claim, one update per budget and the key marked applying (one round), the record "
          "and the key completed in one transaction", 1),
         ("incident-notify-human", "page", {"SNS_TOPIC_ARN": topic}, functions["incident-notify-human"][1], "1", 1),
         ("incident-clear-cache", "flush twice, password from Secrets Manager",

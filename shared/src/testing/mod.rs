@@ -16,6 +16,7 @@ pub mod corpus;
 pub mod exact;
 pub mod fault_proxy;
 pub mod iam;
+pub mod profile;
 
 pub use fault_proxy::{ALWAYS, Fault, FaultProxy};
 

@@ -156,7 +156,7 @@ pub fn permissions() -> Vec<Permission> {
         reboot::describe_cluster_permission("${cacheClusterId}"),
         reboot::reboot_permission("${cacheClusterId}"),
     ];
-    declared.extend(incident_ledger::permissions(true));
+    declared.extend(incident_ledger::permissions(incident_ledger::Use::Mutate));
     declared
 }
 

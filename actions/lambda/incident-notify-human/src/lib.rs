@@ -357,7 +357,7 @@ fn publish_permission(topic_arn: &str) -> Permission {
 /// notify_human's one permission, and the ledger's (its history, and the page's record).
 pub fn permissions() -> Vec<Permission> {
     let mut declared = vec![publish_permission("${SNS_TOPIC_ARN}")];
-    declared.extend(incident_ledger::permissions(false));
+    declared.extend(incident_ledger::permissions(incident_ledger::Use::Page));
     declared
 }
 

@@ -211,7 +211,7 @@ pub fn permissions() -> Vec<Permission> {
         Permission::any("ec2:DescribeInstances"),
     ];
     declared.extend([restart, reboot].iter().filter_map(Change::permission));
-    declared.extend(incident_ledger::permissions(true));
+    declared.extend(incident_ledger::permissions(incident_ledger::Use::MutateAndClaim));
     declared
 }
 

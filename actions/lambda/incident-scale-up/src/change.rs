@@ -143,6 +143,6 @@ pub fn permissions() -> Vec<Permission> {
     ];
     let mut declared = incident_scaling::observe::permissions();
     declared.extend(every_change.iter().filter_map(Change::permission));
-    declared.extend(incident_ledger::permissions(true));
+    declared.extend(incident_ledger::permissions(incident_ledger::Use::Mutate));
     declared
 }

@@ -54,15 +54,40 @@ pub fn client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config.to_builder().retry_config(retry).build())
 }
 
-/// What an action needs on the ledger's table, `${LEDGER_TABLE}` standing for its name: the
-/// history (Query), keys, claims and records (PutItem, DeleteItem; a transaction's parts are
-/// authorised as these), and, for a mutating action, the pauses and counters (BatchGetItem,
-/// UpdateItem).
-pub fn permissions(mutates: bool) -> Vec<Permission> {
+/// Which of the ledger's items an action touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// notify_human: the incident's records (read, and its own written) and its idempotency key.
+    Page,
+    /// A mutating action: besides, the pauses and budget counters read, the counters spent.
+    Mutate,
+    /// restart_service: besides, its claims.
+    MutateAndClaim,
+}
+
+/// What an action needs on the ledger's table, `${LEDGER_TABLE}` standing for its name, each call
+/// on the items it touches only (`dynamodb:LeadingKeys`, the partition keys): a function may read
+/// a pause but never write one, which only the operators' policy may. A transaction's parts are
+/// authorised as PutItem, UpdateItem and DeleteItem.
+pub fn permissions(uses: Use) -> Vec<Permission> {
+    let (mutates, claims) = (uses != Use::Page, uses == Use::MutateAndClaim);
+    let calls: [(&'static str, &[&str], bool); 5] = [
+        ("dynamodb:Query", &["INCIDENT#*"], true),
+        ("dynamodb:PutItem", &["IDEMPOTENCY#*", "INCIDENT#*"], true),
+        ("dynamodb:DeleteItem", &["IDEMPOTENCY#*"], true),
+        ("dynamodb:BatchGetItem", &["PAUSE", "BUDGET#*"], mutates),
+        ("dynamodb:UpdateItem", &["IDEMPOTENCY#*", "BUDGET#*"], mutates),
+    ];
+    let claim_calls: &[(&'static str, &[&str], bool)] =
+        &[("dynamodb:PutItem", &["CLAIM#*"], claims), ("dynamodb:DeleteItem", &["CLAIM#*"], claims)];
     let table = arn("dynamodb", "table/${LEDGER_TABLE}");
-    let mut actions = vec!["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"];
-    if mutates {
-        actions.extend(["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]);
-    }
-    actions.into_iter().map(|action| Permission::new(action, table.clone())).collect()
+    calls
+        .iter()
+        .chain(claim_calls)
+        .filter(|(_, _, needed)| *needed)
+        .flat_map(|(action, keys, _)| keys.iter().map(move |key| (*action, *key)))
+        .map(|(action, key)| {
+            Permission::new(action, table.clone()).when("ForAllValues:StringLike", "dynamodb:LeadingKeys", key)
+        })
+        .collect()
 }

@@ -25,14 +25,19 @@ pub enum DrainConfigError {
 
 pub const NAMESPACE: &str = "App/Drain";
 pub const METRIC: &str = "ShutdownReady";
-pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
+/// Parameter Store allows 40 GetParameter calls a second per account and region by default, shared
+/// with every other application: at one call per task every 45 s (30 to 60 s, jittered), 1,800
+/// tasks use all of it, where a 5 s poll let 200 do so. A task then sees `draining` up to a minute
+/// late, well inside the reaper's CONSEC periods of 300 s.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(45);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainConfig {
     /// `DRAIN_PARAM`, default `/apps/<DEPLOYMENT_NAME>/<DEPLOYMENT_ID>/state`.
     pub parameter: String,
-    /// `DRAIN_POLL_SECONDS` (default 5).
+    /// `DRAIN_POLL_SECONDS` (default 45): the mean wait between polls, each jittered by up to a third
+    /// either way so that the tasks of one deployment do not poll in step.
     pub poll: Duration,
     /// `DRAIN_GRACE_SECONDS` (default 30).
     pub grace: Duration,
@@ -137,6 +142,21 @@ pub fn emf_line(config: &DrainConfig, ready: bool, timestamp_ms: i64) -> String 
         .to_line()
 }
 
+/// The wait before the next poll: `poll` scaled by `fraction` (in [0, 1)) to between two thirds and
+/// four thirds of it (30 to 60 s at the default 45 s).
+pub fn jittered(poll: Duration, fraction: f64) -> Duration {
+    poll.mul_f64(2.0 / 3.0 + fraction.clamp(0.0, 1.0) * 2.0 / 3.0)
+}
+
+/// A fraction in [0, 1), from std's randomly keyed hasher (random per process) over the clock: enough
+/// to keep tasks out of step, with no random-number crate in the applications that embed the watcher.
+fn rand_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
+}
+
 /// The watcher running in the background; cheap to clone and ask from request handlers.
 #[derive(Debug, Clone, Default)]
 pub struct DrainWatcher {
@@ -151,10 +171,11 @@ impl DrainWatcher {
         let flags = watcher.clone();
         tokio::spawn(async move {
             let mut state = DrainState::default();
-            let mut ticks = tokio::time::interval(config.poll);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut first = true;
             loop {
-                ticks.tick().await;
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(jittered(config.poll, rand_fraction())).await;
+                }
                 let value = match ssm.get_parameter().name(&config.parameter).send().await {
                     Ok(out) => out.parameter().and_then(|p| p.value()).map(str::to_owned),
                     Err(err) => {
@@ -204,6 +225,16 @@ mod tests {
             deployment_id: "a1".into(),
             task_id: "0123456789abcdef".into(),
         }
+    }
+
+    #[test]
+    fn polls_are_30_to_60_seconds_apart_by_default() {
+        assert_eq!(jittered(DEFAULT_POLL, 0.0), Duration::from_secs(30));
+        assert_eq!(jittered(DEFAULT_POLL, 0.5), Duration::from_secs(45));
+        assert!(jittered(DEFAULT_POLL, 0.999_999) < Duration::from_secs(60));
+        let waits: Vec<Duration> = (0..50).map(|_| jittered(DEFAULT_POLL, rand_fraction())).collect();
+        assert!(waits.iter().all(|w| (Duration::from_secs(30)..Duration::from_secs(60)).contains(w)), "{waits:?}");
+        assert!(waits.iter().any(|w| *w != waits[0]), "jittered, not in step: {waits:?}");
     }
 
     #[test]

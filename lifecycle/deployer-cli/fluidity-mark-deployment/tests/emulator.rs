@@ -144,3 +144,21 @@ async fn iam_world_mark_in_a_shared_cluster() {
     let report = mark(&ecs, &ssm, &w.request("b2", false)).await.unwrap();
     assert_eq!(report.changed, 2, "{report:?}");
 }
+
+/// The deployer's CLI signed in with a profile and no keys in the environment, as in a CI job
+/// with a credential helper, or a person with IAM Identity Center (not signed in: it says so).
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn the_cli_signs_in_with_a_credential_process_or_an_sso_profile() {
+    let w = world().await;
+    w.deploy("a1").await;
+    let profiles = shared::testing::profile::OperatorProfiles::write();
+    let cli = std::path::Path::new(env!("CARGO_BIN_EXE_fluidity-mark-deployment"));
+    let args = ["--cluster", w.cluster.as_str(), "--name", w.name.as_str(), "--id", "a1"];
+    let marked = profiles.run(cli, "ops-process", &args);
+    assert!(marked.status.success(), "{}", String::from_utf8_lossy(&marked.stderr));
+    assert_eq!(w.state("a1").await.as_deref(), Some("active"));
+    let sso = profiles.run(cli, "ops-sso", &args);
+    let said = String::from_utf8_lossy(&sso.stderr).to_lowercase();
+    assert!(!sso.status.success() && said.contains("sso") && !said.contains("feature"), "{said}");
+}
