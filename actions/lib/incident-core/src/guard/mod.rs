@@ -337,18 +337,6 @@ impl Guard {
             in_progress_until_ms: entry.round.deadline_epoch_ms(),
             expires_at: now.timestamp() + ttl,
         };
-        // The claim is this invocation's own: its id is the request id (so that the SDK's retry of
-        // the PutItem finds it its own), and it is held at least until the deadline, however short
-        // the action's cooldown.
-        let claim = entry.claim.as_ref().map(|spec| Claim {
-            resource: spec.resource.clone(),
-            holder: format!("incident {}", request.incident_id),
-            id: entry.request_id.to_owned(),
-            held_until_ms: (now.timestamp_millis() + i64::try_from(spec.hold.as_millis()).unwrap_or(i64::MAX / 4))
-                .max(entry.round.deadline_epoch_ms()),
-            what: spec.what.clone(),
-            hold: spec.hold,
-        });
         let target = request.target_name();
         let counters = if entry.mutates {
             counters(&self.settings.budgets, target, entry.kind.as_str(), now.timestamp())
@@ -361,10 +349,24 @@ impl Guard {
             priority: request.priority.as_str().to_owned(),
             key: Some(key),
             mutates: entry.mutates,
-            wanted: claim,
+            wanted: entry.claim.as_ref().map(|spec| claim_of(spec, entry, now)),
             counters,
             ..Ticket::default()
         }
+    }
+}
+
+/// The claim an invocation would take: its own (its id is the request id, so that the SDK's retry
+/// of the PutItem finds it its own), held for the action's cooldown and at least until the deadline.
+fn claim_of(spec: &ClaimSpec, entry: &Entry<'_>, now: chrono::DateTime<Utc>) -> Claim {
+    let hold_ms = i64::try_from(spec.hold.as_millis()).unwrap_or(i64::MAX / 4);
+    Claim {
+        resource: spec.resource.clone(),
+        holder: format!("incident {}", entry.request.incident_id),
+        id: entry.request_id.to_owned(),
+        held_until_ms: (now.timestamp_millis() + hold_ms).max(entry.round.deadline_epoch_ms()),
+        what: spec.what.clone(),
+        hold: spec.hold,
     }
 }
 
