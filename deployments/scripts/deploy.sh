@@ -7,18 +7,23 @@
 #   deploy   build every function as a Lambda zip (cargo lambda), package the environment's target
 #            map into the action zips, upload them under a key that carries their content hash,
 #            deploy the account stack if missing (fluidity-account, once per account and region),
-#            then fargate, lambda, actions and reaper with deployments/params-<env>.json, apply
+#            check clear_cache's network path (network.py) and deploy its VPC endpoints if the
+#            params ask for them (fluidity-network-<vpc>, once per VPC), then fargate, lambda,
+#            actions and reaper with deployments/params-<env>.json, apply
 #            deployments/stack-policy.json and turn on termination protection
 #   verify   check a deployed environment (docs/real-account-checklist.md): the stacks, the functions'
 #            configuration, the alarms' actions, the ledger table, notify_human's reserved
-#            concurrency, and a dry run of each action (dry runs change nothing and page nobody)
+#            concurrency, clear_cache's VPC endpoints, and a dry run of each action (dry runs change
+#            nothing and page nobody)
 #   status   run drift detection on each stack and print IN_SYNC or DRIFTED
 #   outputs  print each stack's outputs (the API endpoint, the function ARNs, the topic ARNs)
 #   delete   delete the environment's stacks, after asking (unless -f); never the account stack
+#            or the VPC's endpoints (fluidity-network-<vpc>), which other environments share
 #
 # Environment: ARTIFACT_BUCKET (or -b); ARTIFACT_PREFIX (default releases/<git sha>-<content hash>/);
 # LAMBDA_ARCH=arm64 builds for Graviton and deploys the functions as arm64 (default x86_64);
 # TARGETS_MAP, the target map to package (default deployments/targets-<env>.json);
+# PARAMS_FILE, the parameters (default deployments/params-<env>.json);
 # SKIP_BUILD=1 to use zips already built, LAMBDA_ZIP_DIR (default target/lambda) where they are.
 set -euo pipefail
 
@@ -30,7 +35,7 @@ STACKS=(fargate lambda actions reaper)
 READ_TARGETS=(incident-restart-service incident-scale-up incident-clear-cache)
 
 usage() {
-  sed -n '5,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 fail() { echo "deploy.sh: $*" >&2; exit 2; }
@@ -59,7 +64,7 @@ case "$ACTION" in
   "") fail "-a is required: deploy, verify, status, outputs or delete" ;;
   *) fail "unknown action '$ACTION': use deploy, verify, status, outputs or delete" ;;
 esac
-PARAMS="$DEPLOYMENTS/params-$ENVIRONMENT.json"
+PARAMS="${PARAMS_FILE:-$DEPLOYMENTS/params-$ENVIRONMENT.json}"
 [ -f "$PARAMS" ] || fail "missing $PARAMS"
 stack_name() { echo "fluidity-$ENVIRONMENT-$1"; }
 # The AWS CLI: from PATH, else the one scripts/package.sh installs. Everything else it needs is
@@ -84,41 +89,17 @@ print("\n".join(f"{k}={params[k]}" for k in sys.argv[2].split() if k in params))
 PY
 }
 
-# Checks the target map against the parameters before anything is uploaded, and prints what the
-# stacks derive from it: {"RedisSecretArns": "..."}.
+# Checks the target map against the parameters before anything is uploaded (no AWS call when it
+# fails), and prints what the stacks derive from it (deployments/scripts/targets.py): the secrets,
+# instances, databases and caches the actions' roles are scoped to, as ARNs in this account.
 read_targets() {
-  python3 - "$1" "$PARAMS" <<'PY'
-import json, sys
-path, params = sys.argv[1], json.load(open(sys.argv[2]))["Parameters"]
-try:
-    targets = json.load(open(path))
-except (OSError, ValueError) as err:
-    sys.exit(f"deploy.sh: the target map {path} cannot be read: {err}")
-if not isinstance(targets, dict) or not targets:
-    sys.exit(f"deploy.sh: the target map {path} must be a non-empty JSON object of targets")
-problems = []
-for name, target in targets.items():
-    kind = target.get("kind") if isinstance(target, dict) else None
-    if kind == "ecs_service" and target.get("cluster") != params.get("TargetCluster"):
-        problems.append(f"target {name} is in cluster {target.get('cluster')!r}, but the roles are scoped to "
-                        f"TargetCluster {params.get('TargetCluster')!r}")
-    if kind == "redis" and not (params.get("VpcSubnetIds") and params.get("VpcSecurityGroupIds")):
-        problems.append(f"target {name} is a Redis server, which clear_cache reaches inside its VPC: set "
-                        f"VpcSubnetIds and VpcSecurityGroupIds in params file")
-if problems:
-    sys.exit("deploy.sh: " + "\ndeploy.sh: ".join(problems))
-import re
-secrets = sorted({t["passwordSecretArn"] for t in targets.values() if isinstance(t, dict) and t.get("passwordSecretArn")})
-arn = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$")
-bad = [s for s in secrets if not arn.match(s)]
-if bad:
-    sys.exit("deploy.sh: passwordSecretArn must be a Secrets Manager secret ARN "
-             "(arn:<partition>:secretsmanager:<region>:<account>:secret:<name>[-<6 characters>]): " + ", ".join(bad))
-# IAM matches a secret by its full ARN, which ends in six random characters: a map that names a
-# secret without them (or a secret created again, with new ones) is granted by the -?????? form.
-granted = [g for s in secrets for g in (s, s + "-??????")]
-print(json.dumps({"RedisSecretArns": ",".join(granted)}))
-PY
+  python3 "$HERE/targets.py" check "$1" "$PARAMS" || exit 2
+  local account caller region
+  read -r account caller < <(aws sts get-caller-identity --query '[Account,Arn]' --output text) ||
+    fail "cannot tell which account the AWS CLI is signed in to (aws sts get-caller-identity)"
+  region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
+  [ -n "$region" ] || fail "no AWS region: set AWS_REGION (or the profile's region)"
+  python3 "$HERE/targets.py" grants "$1" "$(echo "$caller" | cut -d: -f2)" "$region" "$account"
 }
 
 # Copies the zips into STAGE, adding the target map to the functions that read it; prints a digest
@@ -197,6 +178,27 @@ deploy_account() {
   deploy_stack account "{}" "$ACCOUNT_STACK"
 }
 
+# clear_cache's VPC endpoints (network.yaml), as network.py planned them: one stack per VPC, created
+# or updated here (every environment's route tables), never deleted by an environment. Prints what
+# the actions stack takes from it: {"VpcEndpointSecurityGroupId": ...}, or {} on another path.
+deploy_network() {
+  local plan="$1" stack
+  stack="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("stack", ""))' "$plan")"
+  if [ -z "$stack" ]; then
+    echo "== clear_cache's network path: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["path"])' "$plan")" >&2
+    echo "{}"
+    return
+  fi
+  echo "== deploying $stack (clear_cache's VPC endpoints: one set per VPC, shared by its environments)" >&2
+  deploy_stack network "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["parameters"]))' "$plan")" "$stack" >&2
+  local group
+  # The security group's physical id is its group id (what the output says, where CloudFormation
+  # resolves outputs; moto's leaves this stack's out).
+  group="$(aws cloudformation describe-stack-resources --stack-name "$stack" \
+    --query "StackResources[?LogicalResourceId=='EndpointSecurityGroup'].PhysicalResourceId" --output text)"
+  echo "{\"VpcEndpointSecurityGroupId\": \"$group\"}"
+}
+
 output_of() { # stack, output key
   aws cloudformation describe-stacks --stack-name "$(stack_name "$1")" \
     --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
@@ -208,6 +210,9 @@ deploy() {
   case "$arch" in x86_64|arm64) ;; *) fail "LAMBDA_ARCH must be x86_64 or arm64, not '$arch'" ;; esac
   local derived
   derived="$(read_targets "$targets")" || exit 2
+  # clear_cache's way to the AWS APIs, checked before anything is built or uploaded.
+  local network
+  network="$(python3 "$HERE/network.py" "$PARAMS" "$DEPLOYMENTS/cloudformation/network.yaml")" || exit 2
   WORK="$(mktemp -d)"
   trap 'rm -rf "$WORK"' EXIT
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -246,8 +251,10 @@ deploy() {
   local ops
   ops="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Parameters"].get("OpsTopicArn", ""))' "$PARAMS")"
   [ -n "$ops" ] || ops="$(output_of lambda OpsTopicArn)"
+  local endpoints
+  endpoints="$(deploy_network "$network")"
   echo "== deploying $(stack_name actions)"
-  deploy_stack actions "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\", \"ExistingLedgerTable\": \"$(ledger_table)\"}")"
+  deploy_stack actions "$(with "$common" "$derived" "$endpoints" "{\"OpsTopicArn\": \"$ops\", \"ExistingLedgerTable\": \"$(ledger_table)\"}")"
   echo "== deploying $(stack_name reaper)"
   deploy_stack reaper "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\"}")"
 }
@@ -292,6 +299,8 @@ verify() {
   notify="$(stack_name actions)-notify-human"
   verified "$notify keeps its reserved concurrency" bash -c "aws lambda get-function-concurrency --function-name '$notify' \
     --query ReservedConcurrentExecutions --output text | grep -qE '^[1-9][0-9]*$'"
+  verified "clear_cache's VPC has an endpoint for each AWS API it calls (or its path is a NAT)" \
+    python3 "$HERE/network.py" --verify "$PARAMS" "$DEPLOYMENTS/cloudformation/network.yaml"
   verify_dry_runs
   echo "verify: $VERIFY_FAILED failed (the rest of docs/real-account-checklist.md needs a person)"
   [ "$VERIFY_FAILED" = 0 ]

@@ -31,6 +31,9 @@ from cfnlint.decode import cfn_yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recording import call_of, iam_calls, recorded  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import targets  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TEMPLATES = os.path.join(ROOT, "deployments", "cloudformation")
@@ -152,6 +155,10 @@ class Renderer:
     def __init__(self, template, world):
         self.template = template
         self.values = {k: str(spec.get("Default", "")) for k, spec in template.get("Parameters", {}).items()}
+        # A world with a target map: the parameters deploy.sh derives from it (targets.grants), then
+        # what the world sets itself.
+        if "targets" in world:
+            self.values.update(targets.grants(world["targets"], PARTITION, REGION, ACCOUNT))
         self.values.update(world.get("parameters", {}))
         self.values.update({"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
                             "AWS::StackName": world["stack"], "AWS::URLSuffix": "amazonaws.com"})

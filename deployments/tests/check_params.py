@@ -21,11 +21,26 @@ import sys
 
 from cfnlint.decode import cfn_yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import targets as target_map  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEPLOYMENTS = os.path.dirname(HERE)
-FROM_DEPLOY_SH = {"ArtifactBucket", "ArtifactPrefix"}
+# deploy.sh passes these itself (the zips, and network.yaml's VPC, subnets and route tables, read from VpcSubnetIds).
+FROM_DEPLOY_SH = {"ArtifactBucket", "ArtifactPrefix", "EndpointVpcId", "EndpointSubnetIds", "EndpointRouteTableIds"}
 SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 problems = []
+
+
+def allowed(source, key, value):
+    """The value against every template's AllowedPattern and AllowedValues for the parameter."""
+    for name, template in templates.items():
+        spec = template.get("Parameters", {}).get(key)
+        if spec and "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
+            problems.append(f"{source}: {key}={value!r} does not match {name}'s AllowedPattern "
+                            f"{spec['AllowedPattern']}: {spec.get('ConstraintDescription', '')}")
+        if spec and "AllowedValues" in spec and str(value) not in [str(v) for v in spec["AllowedValues"]]:
+            problems.append(f"{source}: {key}={value!r} is not one of {name}'s {spec['AllowedValues']}")
 
 
 def literal_secret(value):
@@ -55,13 +70,7 @@ for env in ("dev", "prod"):
     for key, value in params.items():
         if key not in declared:
             problems.append(f"params-{env}.json sets {key}, which no template declares")
-        for name, template in templates.items():
-            spec = template.get("Parameters", {}).get(key)
-            if spec and "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
-                problems.append(f"params-{env}.json: {key}={value!r} does not match {name}'s AllowedPattern "
-                                f"{spec['AllowedPattern']}: {spec.get('ConstraintDescription', '')}")
-            if spec and "AllowedValues" in spec and str(value) not in [str(v) for v in spec["AllowedValues"]]:
-                problems.append(f"params-{env}.json: {key}={value!r} is not one of {name}'s {spec['AllowedValues']}")
+        allowed(f"params-{env}.json", key, value)
         if SECRET_NAME.search(key) and literal_secret(value):
             problems.append(f"params-{env}.json holds a literal {key}; reference the secret by ARN")
 
@@ -84,12 +93,12 @@ for env in ("dev", "prod"):
     for target, fixtures in sorted(named.items()):
         if target not in targets:
             problems.append(f"targets-{env}.json has no target {target!r}, which {', '.join(fixtures)} names")
-    for name, target in targets.items():
-        if target.get("kind") == "ecs_service" and target.get("cluster") != params.get("TargetCluster"):
-            problems.append(f"targets-{env}.json: {name} is outside TargetCluster {params.get('TargetCluster')!r}")
-        if target.get("kind") == "redis" and not (params.get("VpcSubnetIds") and params.get("VpcSecurityGroupIds")):
-            problems.append(f"targets-{env}.json: {name} is a Redis server, but params-{env}.json sets no "
-                            "VpcSubnetIds/VpcSecurityGroupIds for clear_cache to reach it")
+    problems.extend(f"targets-{env}.json: {p}" for p in target_map.check(targets, params))
+    # What deploy.sh derives from the map must pass the template too (in any account).
+    for key, value in target_map.grants(targets, "aws", "us-east-1", "123456789012").items():
+        if key not in declared:
+            problems.append(f"targets.py derives {key}, which no template declares")
+        allowed(f"the parameters derived from targets-{env}.json", key, value)
 
 if problems:
     print("parameter check FAILED:\n  " + "\n  ".join(problems))

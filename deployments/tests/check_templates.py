@@ -15,7 +15,10 @@ from the templates. Fails when:
   (Stack = AWS::StackName), or an action function does not set METRICS_STACK to its stack: the
   environments would set off each other's alarms;
 - the paging function (notify_human) has no reserved concurrency or no Throttles alarm: a throttled
-  page is not an error, and nothing else would say it was refused.
+  page is not an error, and nothing else would say it was refused;
+- a function in a VPC calls an AWS service (an action its role grants) that network.yaml has no
+  endpoint for, while an environment's params send it through endpoints (VpcNetworkPath is not
+  nat): in private subnets the call would wait through connect timeouts.
 """
 import glob
 import json
@@ -104,6 +107,41 @@ for path in sorted(glob.glob(os.path.join(TEMPLATES, "*.yaml"))):
     for key, stage in resources(template, "AWS::ApiGateway::Stage").items():
         if "AccessLogSetting" not in stage["Properties"]:
             problems.append(f"{name}: stage {key} has no access logging")
+
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def called_services(template, fn):
+    """The AWS services a function's code calls: the prefixes of its role's actions, less logs (Lambda
+    delivers the logs) and kms under kms:ViaService (Secrets Manager decrypts on its behalf)."""
+    role = template["Resources"][fn["Properties"]["Role"]["Fn::GetAtt"][0]]
+    for policy in role["Properties"].get("Policies", []):
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+            for st in (b for b in branches if isinstance(b, dict) and "Action" in b):
+                if "kms:ViaService" in json.dumps(st.get("Condition", {})):
+                    continue
+                yield from (a.split(":")[0] for a in as_list(st["Action"]) if not a.startswith("logs:"))
+
+
+network = cfn_yaml.load(os.path.join(TEMPLATES, "network.yaml"))
+endpoints = {str(e["Properties"]["ServiceName"]["Fn::Sub"]).rsplit(".", 1)[-1]
+             for e in resources(network, "AWS::EC2::VPCEndpoint").values()}
+for path in sorted(glob.glob(os.path.join(TEMPLATES, "*.yaml"))):
+    template = cfn_yaml.load(path)
+    default_path = template.get("Parameters", {}).get("VpcNetworkPath", {}).get("Default")
+    for key, fn in resources(template, "AWS::Lambda::Function").items():
+        if "VpcConfig" not in fn["Properties"]:
+            continue
+        missing = sorted(set(called_services(template, fn)) - endpoints)
+        for env in ("dev", "prod"):
+            params = json.load(open(os.path.join(os.path.dirname(TEMPLATES), f"params-{env}.json")))["Parameters"]
+            if missing and params.get("VpcSubnetIds") and params.get("VpcNetworkPath", default_path) != "nat":
+                problems.append(f"{os.path.basename(path)}: {key} runs in a VPC and calls {', '.join(missing)}, which "
+                                f"network.yaml has no endpoint for, and params-{env}.json sends it through endpoints")
 
 for p in problems:
     print("FAIL:", p)

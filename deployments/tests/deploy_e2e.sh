@@ -55,6 +55,9 @@ zips zips-2 "build two"
 BUCKET="fluidity-e2e-$(date +%s)-$$"
 aws s3 mb "s3://$BUCKET" >/dev/null
 passed=0 failed=0
+stack_complete_in_moto() {
+  aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackStatus' --output text | grep -qE '^(CREATE|UPDATE)_COMPLETE$'
+}
 check() { # description, command...
   local what="$1"; shift
   if "$@" >"$WORK/out" 2>&1; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; cat "$WORK/out"; fi
@@ -76,6 +79,71 @@ aws dynamodb update-time-to-live --table-name "$LEDGER" \
   --time-to-live-specification Enabled=true,AttributeName=expiresAt >/dev/null 2>&1 || true
 aws dynamodb put-item --table-name "$LEDGER" \
   --item '{"pk": {"S": "INCIDENT#INC-E2E"}, "sk": {"S": "2026-12-01T02:15:00Z#r"}, "outcome": {"S": "success"}}' >/dev/null
+# clear_cache's VPC in the emulator: private subnets in two zones (a third beside the first, on the
+# VPC's main route table), a route table, its security group; params-dev.json pointed at them.
+vpc_with_dns() {
+  local vpc
+  vpc="$(aws ec2 create-vpc --cidr-block "$1" --query Vpc.VpcId --output text)"
+  aws ec2 modify-vpc-attribute --vpc-id "$vpc" --enable-dns-support
+  aws ec2 modify-vpc-attribute --vpc-id "$vpc" --enable-dns-hostnames
+  echo "$vpc"
+}
+subnet() { aws ec2 create-subnet --vpc-id "$1" --cidr-block "$2" --availability-zone "$3" --query Subnet.SubnetId --output text; }
+VPC="$(vpc_with_dns 10.42.0.0/16)"
+S1="$(subnet "$VPC" 10.42.1.0/24 us-east-1a)" S2="$(subnet "$VPC" 10.42.2.0/24 us-east-1b)" S3="$(subnet "$VPC" 10.42.3.0/24 us-east-1a)"
+RTB="$(aws ec2 create-route-table --vpc-id "$VPC" --query RouteTable.RouteTableId --output text)"
+for s in "$S1" "$S2"; do aws ec2 associate-route-table --route-table-id "$RTB" --subnet-id "$s" >/dev/null; done
+SG="$(aws ec2 create-security-group --group-name "clear-cache-e2e-$$" --description "clear_cache" --vpc-id "$VPC" --query GroupId --output text)"
+params() { # file, Key=Value...: params-dev.json with these set
+  python3 - "$ROOT/deployments/params-dev.json" "$@" <<'PY'
+import json, sys
+document = json.load(open(sys.argv[1]))
+document["Parameters"].update(a.split("=", 1) for a in sys.argv[3:])
+json.dump(document, open(sys.argv[2], "w"))
+PY
+}
+params "$WORK/params.json" VpcSubnetIds="$S1,$S2" VpcSecurityGroupIds="$SG" VpcNetworkPath=endpoints
+export PARAMS_FILE="$WORK/params.json"
+NETWORK="fluidity-network-$VPC"
+# A VPC the endpoints cannot serve is refused before anything is uploaded.
+refused() { # expected message, params file
+  if env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-1" PARAMS_FILE="$2" "$DEPLOY" -e dev -a deploy -b "$BUCKET" >"$WORK/refused" 2>&1; then
+    echo "deployed anyway"; return 1
+  fi
+  grep -qF -- "$1" "$WORK/refused" && ! grep -q "== uploading" "$WORK/refused" || { cat "$WORK/refused"; return 1; }
+}
+NODNS="$(aws ec2 create-vpc --cidr-block 10.43.0.0/16 --query Vpc.VpcId --output text)"
+params "$WORK/no-dns.json" VpcSubnetIds="$(subnet "$NODNS" 10.43.1.0/24 us-east-1a)" VpcSecurityGroupIds="$SG"
+check "a VPC without DNS hostnames is refused (private DNS needs them)" refused "has enableDnsHostnames off" "$WORK/no-dns.json"
+params "$WORK/one-zone.json" VpcSubnetIds="$S1,$S2" VpcSecurityGroupIds="$SG" EndpointSubnetIds="$S1,$S3"
+check "endpoint subnets sharing a zone are refused" refused "EndpointSubnetIds must hold one subnet per Availability Zone" "$WORK/one-zone.json"
+params "$WORK/none-there.json" VpcSubnetIds="$S1,$S2" VpcSecurityGroupIds="$SG" VpcNetworkPath=existing
+check "VpcNetworkPath=existing on a VPC without endpoints is refused, naming them" \
+  refused "has no endpoint for dynamodb (a gateway on route tables $RTB); elasticache" "$WORK/none-there.json"
+# A company VPC that already has a Secrets Manager endpoint: this project's would clash with it.
+COMPANY="$(vpc_with_dns 10.44.0.0/16)"
+CS="$(subnet "$COMPANY" 10.44.1.0/24 us-east-1a)"
+aws ec2 create-vpc-endpoint --vpc-id "$COMPANY" --vpc-endpoint-type Interface --private-dns-enabled \
+  --service-name com.amazonaws.us-east-1.secretsmanager --subnet-ids "$CS" >/dev/null
+params "$WORK/company.json" VpcSubnetIds="$CS" VpcSecurityGroupIds="$SG" VpcNetworkPath=endpoints
+check "endpoints of its own in a VPC that has some is refused: use VpcNetworkPath=existing" \
+  refused "already has endpoints for secretsmanager, which are not fluidity-network-$COMPANY's: set VpcNetworkPath=existing" "$WORK/company.json"
+
+# The maps deployed here hold a target of every kind the roles are scoped by (an instance, a
+# database, a replication group, a cluster): moto's CloudFormation keeps an AWS::NoValue as null in
+# a list, so a managed policy whose statement for an absent kind is left out fails its validator
+# (real CloudFormation drops it; check_iam.py renders those policies as it does).
+every_kind() { # file, map: it plus a cluster target
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+targets = json.load(open(sys.argv[2]))
+targets["memcached-e2e"] = {"kind": "redis", "url": "redis://memcached-e2e:6379",
+                            "elasticache": {"cacheClusterId": "memcached-e2e", "scaleBy": "nodes", "maxNodes": 4}}
+json.dump(targets, open(sys.argv[1], "w"))
+PY
+}
+every_kind "$WORK/targets-dev.json" "$ROOT/deployments/targets-dev.json"
+export TARGETS_MAP="$WORK/targets-dev.json"
 check "deploy.sh -a deploy" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-1" "$DEPLOY" -e dev -a deploy -b "$BUCKET"
 cp "$WORK/out" "$WORK/first-deploy"
 prefixes() { aws s3 ls "s3://$BUCKET/releases/" | awk '{print $2}'; }
@@ -115,37 +183,93 @@ for stack in fargate lambda actions reaper; do
   check "termination protection turned on for fluidity-dev-$stack" \
     grep -qx -- "cloudformation update-termination-protection --enable-termination-protection --stack-name fluidity-dev-$stack" "$WORK/protection"
 done
-clear_role="$(aws cloudformation describe-stack-resources --stack-name fluidity-dev-actions \
-  --query "StackResources[?LogicalResourceId=='ClearRole'].PhysicalResourceId" --output text)"
-aws iam get-role-policy --role-name "$clear_role" --policy-name clear-cache --output json >"$WORK/clear-policy.json"
-check "clear_cache may read each target's secret by its ARN and by the ARN IAM matches (-??????)" python3 - "$WORK/clear-policy.json" <<'PY'
+# A role's inline policy statements as JSON, in FILE: IAM answers with the document URL-encoded;
+# moto's CloudFormation stores its Python form.
+statements_of() { # logical role id, policy name, file
+  local role
+  role="$(aws cloudformation describe-stack-resources --stack-name fluidity-dev-actions \
+    --query "StackResources[?LogicalResourceId=='$1'].PhysicalResourceId" --output text)"
+  aws iam get-role-policy --role-name "$role" --policy-name "$2" --output json | python3 -c '
 import ast, json, sys, urllib.parse
-document = json.load(open(sys.argv[1]))["PolicyDocument"]
+document = json.load(sys.stdin)["PolicyDocument"]
 if isinstance(document, str):
-    # IAM answers with the document URL-encoded; moto's CloudFormation stores its Python form.
     text = urllib.parse.unquote(document)
-    document = json.loads(text) if text.startswith('{"') else ast.literal_eval(text)
-statements = document["Statement"]
+    document = json.loads(text) if text.startswith("{\"") else ast.literal_eval(text)
+json.dump(document["Statement"], sys.stdout)' >"$3"
+}
+statements_of ClearRole clear-cache "$WORK/clear-policy.json"
+check "clear_cache may read each target's secret by its ARN and by the ARN IAM matches (-??????)" python3 - "$WORK/clear-policy.json" <<'PY'
+import json, sys
+statements = json.load(open(sys.argv[1]))
 granted = {r for s in statements if isinstance(s, dict) and s.get("Action") == "secretsmanager:GetSecretValue"
            for r in s["Resource"]}
 for secret in ("incident/dev/cache-redis-AbCdEf", "incident/dev/sessions-redis-GhIjKl"):
     full = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{secret}"
     assert {full, full + "-??????"} <= granted, granted
 PY
+# clear_cache's network path: the VPC's endpoints, in their own stack, open to its security group.
+check "the VPC's endpoints deployed once, in their own stack ($NETWORK)" grep -q "deploying $NETWORK" "$WORK/first-deploy"
+aws ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=$VPC" --output json >"$WORK/endpoints.json"
+check "interface endpoints (private DNS) for Secrets Manager and ElastiCache, one subnet per zone" python3 - "$WORK/endpoints.json" "$S1" "$S2" <<'PY'
+import json, sys
+endpoints = {e["ServiceName"].rsplit(".", 1)[-1]: e for e in json.load(open(sys.argv[1]))["VpcEndpoints"]}
+for service in ("secretsmanager", "elasticache"):
+    e = endpoints[service]
+    assert e["VpcEndpointType"] == "Interface" and e["PrivateDnsEnabled"], e
+    assert sorted(e["SubnetIds"]) == sorted(sys.argv[2:]), e["SubnetIds"]
+PY
+check "a DynamoDB gateway endpoint on the subnets' route table (the ledger)" python3 - "$WORK/endpoints.json" "$RTB" <<'PY'
+import json, sys
+endpoints = {e["ServiceName"].rsplit(".", 1)[-1]: e for e in json.load(open(sys.argv[1]))["VpcEndpoints"]}
+assert endpoints["dynamodb"]["VpcEndpointType"] == "Gateway" and endpoints["dynamodb"]["RouteTableIds"] == [sys.argv[2]], endpoints["dynamodb"]
+PY
+endpoint_sg="$(aws cloudformation describe-stack-resources --stack-name "$NETWORK" \
+  --query "StackResources[?LogicalResourceId=='EndpointSecurityGroup'].PhysicalResourceId" --output text)"
+aws ec2 describe-security-groups --group-ids "$endpoint_sg" --output json >"$WORK/endpoint-sg.json"
+check "the endpoints admit clear_cache's security group on 443 (the actions stack's rule)" python3 - "$WORK/endpoint-sg.json" "$SG" <<'PY'
+import json, sys
+rules = json.load(open(sys.argv[1]))["SecurityGroups"][0]["IpPermissions"]
+assert any(int(r.get("FromPort", -1)) == 443 and sys.argv[2] in [p["GroupId"] for p in r.get("UserIdGroupPairs", [])]
+           for r in rules), rules
+PY
+check "existing endpoints are accepted (VpcNetworkPath=existing on the VPC that has them)" bash -c \
+  "python3 '$ROOT/deployments/scripts/network.py' '$WORK/none-there.json' '$ROOT/deployments/cloudformation/network.yaml' | grep -qx '{\"path\": \"existing\"}'"
+# Another environment in the same VPC, one subnet on the main route table: the same endpoints, their
+# gateway on both environments' route tables.
+main_rtb="$(aws ec2 describe-route-tables --filters "Name=vpc-id,Values=$VPC" Name=association.main,Values=true --query 'RouteTables[0].RouteTableId' --output text)"
+params "$WORK/prod-like.json" VpcSubnetIds="$S3" VpcSecurityGroupIds="$SG"
+python3 "$ROOT/deployments/scripts/network.py" "$WORK/prod-like.json" "$ROOT/deployments/cloudformation/network.yaml" >"$WORK/second-env" 2>&1 || true
+check "a second environment in the VPC shares its endpoints and adds its route table" python3 - "$WORK/second-env" "$NETWORK" "$RTB" "$main_rtb" "$S1,$S2" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))
+assert plan["stack"] == sys.argv[2], plan
+assert plan["parameters"]["EndpointRouteTableIds"] == ",".join(sorted(sys.argv[3:5])), plan
+assert plan["parameters"]["EndpointSubnetIds"] == sys.argv[5], plan
+PY
+statements_of RestartRole restart-service "$WORK/restart-policy.json"
+check "restart_service may reboot the map's instances, and no other" python3 - "$WORK/restart-policy.json" <<'PY'
+import json, sys
+granted = [s["Resource"] for s in json.load(open(sys.argv[1])) if isinstance(s, dict) and s.get("Action") == "ec2:RebootInstances"]
+assert granted == [[f"arn:aws:ec2:us-east-1:123456789012:instance/{i}" for i in ("i-0123456789abcdef0", "i-0fedcba9876543210")]], granted
+PY
 check "deploy.sh -a verify passes on the deployed environment" "$DEPLOY" -e dev -a verify
 cp "$WORK/out" "$WORK/verify"
 check "verify dry-ran each action (its 4 dry-run fixtures)" test "$(grep -c -- '--payload file://.*dry-run' "$WORK/invokes")" -eq 4
 check "verify checked every function and the ledger table" grep -q "ok: the ledger table fluidity-dev-actions-ledger exists" "$WORK/verify"
+check "verify checked clear_cache's endpoints" grep -q "ok: clear_cache's VPC has an endpoint for each AWS API" "$WORK/verify"
 code_of() { aws lambda get-function-configuration --function-name "$1" --query CodeSha256 --output text; }
 arch_of() { aws lambda get-function-configuration --function-name "$1" --query 'Architectures[0]' --output text; }
 before="$(code_of fluidity-dev-lambda-kill)"
 check "x86_64 by default ($(arch_of fluidity-dev-lambda-kill))" test "$(arch_of fluidity-dev-lambda-kill)" = x86_64
 
 # A second deploy from the same commit, with other code, for arm64, with a map of 100 targets.
+cp "$WORK/targets-dev.json" "$WORK/targets-100.json"
 python3 - "$WORK/targets-100.json" <<'PY'
 import json, sys
-targets = {f"svc-{i:03d}": {"kind": "ecs_service", "cluster": "staging", "service": f"staging-svc-{i:03d}",
-           "desiredCount": {"low": 2, "medium": 3, "high": 4, "critical": 6}, "maxCount": 10} for i in range(100)}
+targets = json.load(open(sys.argv[1]))  # every kind, and as many services as make 100
+targets.update({f"svc-{i:03d}": {"kind": "ecs_service", "cluster": "staging", "service": f"staging-svc-{i:03d}",
+                "desiredCount": {"low": 2, "medium": 3, "high": 4, "critical": 6}, "maxCount": 10}
+                for i in range(100 - len(targets))})
 json.dump(targets, open(sys.argv[1], "w"))
 PY
 check "a second deploy: only the code changed, for arm64, 100 targets" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-2" \
@@ -171,5 +295,6 @@ check "no stack of the environment left after delete ($left)" test -z "$left"
 account="$(aws cloudformation describe-stacks --stack-name fluidity-account --query 'Stacks[0].StackStatus' --output text)"
 check "the account stack (API Gateway's log role) outlives the environment ($account)" grep -qE '^(CREATE|UPDATE)_COMPLETE$' <<<"$account"
 check "the ledger's records outlive the stacks" aws dynamodb describe-table --table-name fluidity-dev-actions-ledger
+check "the VPC's endpoints outlive the environment (other environments share them)" stack_complete_in_moto "$NETWORK"
 echo "deploy.sh end to end (moto): $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -87,6 +87,7 @@ pub struct IamWorldBuilder {
     template: &'static str,
     stack: String,
     parameters: Map<String, Value>,
+    targets: Option<Value>,
     resources: Map<String, Value>,
     untouchable: Vec<Value>,
 }
@@ -99,6 +100,7 @@ impl IamWorld {
             template,
             stack: format!("iam-{}", &uuid_like()[..8]),
             parameters: Map::new(),
+            targets: None,
             resources: Map::new(),
             untouchable: Vec::new(),
         }
@@ -134,6 +136,14 @@ impl IamWorldBuilder {
         self
     }
 
+    /// The target map the stack is deployed with: the check renders the policy with the parameters
+    /// deploy.sh derives from it (deployments/scripts/targets.py: the instances, databases, caches
+    /// and secrets the roles are scoped to).
+    pub fn targets(mut self, map: &Value) -> Self {
+        self.targets = Some(map.clone());
+        self
+    }
+
     /// What `!Ref <logical>` of one of the stack's resources is in this world (a topic's ARN).
     pub fn resource(mut self, logical: &str, value: impl Into<String>) -> Self {
         self.resources.insert(logical.to_owned(), Value::String(value.into()));
@@ -152,10 +162,13 @@ impl IamWorldBuilder {
         let id = uuid_like()[..12].to_owned();
         let dir = worlds_dir();
         std::fs::create_dir_all(&dir).expect("create target/iam-worlds");
-        let world = json!({
+        let mut world = json!({
             "function": self.function, "template": self.template, "stack": self.stack,
             "parameters": self.parameters, "resources": self.resources, "untouchable": self.untouchable,
         });
+        if let Some(map) = self.targets {
+            world["targets"] = map;
+        }
         std::fs::write(dir.join(format!("{id}.json")), world.to_string()).expect("write the IAM world");
         // Straight to the process's stderr: the harness captures `eprintln!` of passing tests.
         let _ = writeln!(

@@ -429,13 +429,14 @@ async fn iam_world_flush_with_the_targets_own_secret() {
     let create = |name: String, value: &'static str| secrets.create_secret().name(name).secret_string(value).send();
     let own = create(unique("iam-redis"), "iam-Pa55").await.unwrap().arn().unwrap().to_owned();
     let other = create(unique("iam-other"), "other").await.unwrap().arn().unwrap().to_owned();
+    let map = json!({"cache": {"kind": "redis", "url": redis.url(), "passwordSecretArn": own}});
+    // RedisSecretArns as deploy.sh derives it from the map: the ARN, and the -?????? form IAM matches.
     let world = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
         .parameter("TargetCluster", "production")
-        // As deploy.sh derives it from the map: the ARN, and the form IAM matches a renamed suffix by.
-        .parameter("RedisSecretArns", format!("{own},{own}-??????"))
+        .targets(&map)
         .untouchable("secretsmanager:GetSecretValue", &other)
         .write();
-    let mut deps = deps(json!({"cache": {"kind": "redis", "url": redis.url(), "passwordSecretArn": own}}), None).await;
+    let mut deps = deps(map, None).await;
     let config = world.config().await;
     deps.action.secrets = aws_sdk_secretsmanager::Client::new(&config).into();
     deps.action.elasticache = aws_sdk_elasticache::Client::new(&config).into();

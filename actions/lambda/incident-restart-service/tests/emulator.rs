@@ -245,12 +245,18 @@ async fn a_plan_token_runs_the_approved_restart_once() {
 
 /// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
 /// RestartRole, rendered for this target cluster and stack): the claim in the stack's ledger table
-/// and the restart of a target, and a reboot; a service outside TargetCluster is out of reach.
+/// and the restart of a target, and a reboot; a service outside TargetCluster and an instance
+/// outside the map are out of reach.
 #[tokio::test]
 #[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_restart_and_reboot() {
     let mut w = world(Duration::from_secs(1)).await;
-    let builder = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml").parameter("TargetCluster", &w.api.cluster);
+    // The roles are scoped to the map's instances (as deploy.sh derives them): another is out of reach.
+    let instances = json!({"web-hosts": {"kind": "ec2_instances", "instanceIds": [w.running, w.stopped]}});
+    let builder = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
+        .parameter("TargetCluster", &w.api.cluster)
+        .targets(&instances)
+        .untouchable("ec2:RebootInstances", "arn:aws:ec2:us-east-1:123456789012:instance/i-0bbbbbbbbbbbbbbb0");
     // The claims are in the stack's ledger table.
     let table = w.deps.guard.ledger().unwrap().table().to_owned();
     let builder = builder.resource("LedgerTable", shared::testing::iam::table_arn(&table));

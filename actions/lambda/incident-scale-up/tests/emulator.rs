@@ -39,6 +39,8 @@ struct World {
     api: ServiceRef,
     db: String,
     group: String,
+    /// The target map as deployed (its JSON).
+    map: Value,
 }
 
 async fn create_group(elasticache: &aws_sdk_elasticache::Client, node_type: &str) -> String {
@@ -75,7 +77,7 @@ async fn world_through(api_count: i32, db_class_now: &str, node_type_now: &str, 
     let api = create_service(&ecs, "scale-api", api_count).await;
     let db = create_db(&rds, db_class_now).await;
     let group = create_group(&elasticache, node_type_now).await;
-    let targets = targets(json!({
+    let map = json!({
         "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
                 "desiredCount": {"low": 5, "medium": 5, "high": 5, "critical": 10}, "maxCount": 20},
         "database": {"kind": "rds_instance", "instanceId": db,
@@ -84,7 +86,8 @@ async fn world_through(api_count: i32, db_class_now: &str, node_type_now: &str, 
         "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390",
                 "elasticache": {"replicationGroupId": group, "scaleBy": "node_type", "nodeTypeLadder": NODE_LADDER}},
         "web-hosts": {"kind": "ec2_instances", "instanceIds": ["i-0123456789abcdef0"]},
-    }));
+    });
+    let targets = targets(map.clone());
     let action = ScaleUp {
         ecs: aws_sdk_ecs::Client::new(&function).into(),
         autoscaling: aws_sdk_applicationautoscaling::Client::new(&function).into(),
@@ -99,6 +102,7 @@ async fn world_through(api_count: i32, db_class_now: &str, node_type_now: &str, 
         api,
         db,
         group,
+        map,
     }
 }
 
@@ -433,7 +437,8 @@ async fn a_plan_token_runs_the_approved_calls_and_only_those() {
 
 /// IAM world (deployments/tests/check_iam.py checks every call below against actions.yaml's
 /// ScaleRole, rendered for this target cluster): an autoscaled ECS service, an RDS instance and a
-/// replication group scaled up; a service outside TargetCluster is out of reach.
+/// replication group scaled up (the roles scoped to the map's, as deploy.sh derives them); a service
+/// outside TargetCluster, a database and a replication group outside the map are out of reach.
 #[tokio::test]
 #[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn iam_world_scale_every_kind() {
@@ -442,7 +447,13 @@ async fn iam_world_scale_every_kind() {
     let outside = ServiceRef::new(w.api.cluster.clone() + "-elsewhere", "production-api-service");
     let world = IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
         .parameter("TargetCluster", &w.api.cluster)
+        .targets(&w.map)
         .untouchable("ecs:UpdateService", shared::testing::iam::service_arn(&outside))
+        .untouchable("rds:ModifyDBInstance", "arn:aws:rds:us-east-1:123456789012:db:production-db")
+        .untouchable(
+            "elasticache:ModifyReplicationGroup",
+            "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:sessions",
+        )
         .write();
     let config = world.config().await;
     w.deps.action.ecs = aws_sdk_ecs::Client::new(&config).into();

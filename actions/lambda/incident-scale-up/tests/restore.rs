@@ -64,6 +64,8 @@ async fn iam_world_after_the_incident_restore_puts_back_what_scale_up_raised_and
     // The operator's command from here on, in an IAM world: actions.yaml's LedgerOperatorPolicy.
     let world = shared::testing::iam::IamWorld::of("incident-ledger", "actions.yaml")
         .parameter("TargetCluster", &api.cluster)
+        // Scoped to the map's database, as deploy.sh derives it.
+        .targets(&json!({"database": {"kind": "rds_instance", "instanceId": db}}))
         .resource("LedgerTable", shared::testing::iam::table_arn(&ledger.table))
         .write();
     let operator = world.config().await;

@@ -113,9 +113,11 @@ mod tests {
     #[test]
     fn budgets_read_as_count_per_seconds() {
         assert_eq!(Limit::parse("3/3600"), Ok(Limit { count: 3, window: Duration::from_secs(3600) }));
-        for bad in ["3", "0/3600", "3/10", "x/60", "3/1e9"] {
+        for bad in ["3", "0/3600", "3/10", "3/59", "3/604801", "x/60", "3/1e9"] {
             assert!(Limit::parse(bad).is_err(), "{bad}");
         }
+        // The window's bounds themselves: 60 s and 7 days.
+        assert!(Limit::parse("1/60").is_ok() && Limit::parse("1/604800").is_ok());
     }
 
     #[test]

@@ -94,6 +94,8 @@ async fn iam_world_restore_puts_back_what_automation_scaled_and_leaves_what_a_hu
     // The operator's command, in an IAM world: actions.yaml's LedgerOperatorPolicy.
     let world = shared::testing::iam::IamWorld::of(env!("CARGO_PKG_NAME"), "actions.yaml")
         .parameter("TargetCluster", &api.cluster)
+        // Scoped to the map's database, as deploy.sh derives it.
+        .targets(&json!({"database": {"kind": "rds_instance", "instanceId": db}}))
         .resource("LedgerTable", shared::testing::iam::table_arn(&ledger.table))
         .write();
     let operator = world.config().await;
