@@ -24,7 +24,8 @@
 # LAMBDA_ARCH=arm64 builds for Graviton and deploys the functions as arm64 (default x86_64);
 # TARGETS_MAP, the target map to package (default deployments/targets-<env>.json);
 # PARAMS_FILE, the parameters (default deployments/params-<env>.json);
-# SKIP_BUILD=1 to use zips already built, LAMBDA_ZIP_DIR (default target/lambda) where they are.
+# SKIP_BUILD=1 to use zips already built, LAMBDA_ZIP_DIR (default $CARGO_TARGET_DIR/lambda, or
+# target/lambda) where they are.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +36,7 @@ STACKS=(fargate lambda actions reaper)
 READ_TARGETS=(incident-restart-service incident-scale-up incident-clear-cache)
 
 usage() {
-  sed -n '5,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 fail() { echo "deploy.sh: $*" >&2; exit 2; }
@@ -97,8 +98,9 @@ read_targets() {
   local account caller region
   read -r account caller < <(aws sts get-caller-identity --query '[Account,Arn]' --output text) ||
     fail "cannot tell which account the AWS CLI is signed in to (aws sts get-caller-identity)"
-  region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
-  [ -n "$region" ] || fail "no AWS region: set AWS_REGION (or the profile's region)"
+  # The region the CLI itself uses (v1 reads AWS_DEFAULT_REGION, v2 AWS_REGION first, then the profile).
+  region="$(aws configure list 2>/dev/null | awk '$1 == "region" {print $2}')"
+  case "$region" in ""|"<not"*) fail "no AWS region: set AWS_DEFAULT_REGION (or the profile's region)" ;; esac
   python3 "$HERE/targets.py" grants "$1" "$(echo "$caller" | cut -d: -f2)" "$region" "$account"
 }
 
@@ -157,10 +159,15 @@ deploy_stack() { # stack, extra parameters (JSON), [stack name: default the envi
   render "$stack" "$template"
   local args=() line
   while IFS= read -r line; do [ -z "$line" ] || args+=("$line"); done < <(overrides "$template" "$extra")
-  # ${args[@]+...}: an empty array is "unbound" to bash 3.2 under set -u.
-  aws cloudformation deploy --stack-name "$name" --template-file "$template" \
+  # ${args[@]+...}: an empty array is "unbound" to bash 3.2 under set -u. A stack with nothing to
+  # change is not an error (CloudFormation's own answer to that is "No updates are to be performed",
+  # which some endpoints give instead of an empty change set).
+  if ! aws cloudformation deploy --stack-name "$name" --template-file "$template" \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-    ${args[@]+--parameter-overrides "${args[@]}"}
+    ${args[@]+--parameter-overrides "${args[@]}"} 2>"$WORK/deploy-error"; then
+    grep -q "No updates are to be performed" "$WORK/deploy-error" || { cat "$WORK/deploy-error" >&2; return 1; }
+    echo "$name: no changes"
+  fi
   aws cloudformation set-stack-policy --stack-name "$name" --stack-policy-body "file://$DEPLOYMENTS/stack-policy.json"
   aws cloudformation update-termination-protection --enable-termination-protection --stack-name "$name" >/dev/null
 }
@@ -179,24 +186,16 @@ deploy_account() {
 }
 
 # clear_cache's VPC endpoints (network.yaml), as network.py planned them: one stack per VPC, created
-# or updated here (every environment's route tables), never deleted by an environment. Prints what
-# the actions stack takes from it: {"VpcEndpointSecurityGroupId": ...}, or {} on another path.
+# or updated here (every environment's route tables), never deleted by an environment.
 deploy_network() {
   local plan="$1" stack
   stack="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("stack", ""))' "$plan")"
   if [ -z "$stack" ]; then
-    echo "== clear_cache's network path: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["path"])' "$plan")" >&2
-    echo "{}"
+    echo "== clear_cache's network path: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["path"])' "$plan")"
     return
   fi
-  echo "== deploying $stack (clear_cache's VPC endpoints: one set per VPC, shared by its environments)" >&2
-  deploy_stack network "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["parameters"]))' "$plan")" "$stack" >&2
-  local group
-  # The security group's physical id is its group id (what the output says, where CloudFormation
-  # resolves outputs; moto's leaves this stack's out).
-  group="$(aws cloudformation describe-stack-resources --stack-name "$stack" \
-    --query "StackResources[?LogicalResourceId=='EndpointSecurityGroup'].PhysicalResourceId" --output text)"
-  echo "{\"VpcEndpointSecurityGroupId\": \"$group\"}"
+  echo "== deploying $stack (clear_cache's VPC endpoints: one set per VPC, shared by its environments)"
+  deploy_stack network "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["parameters"]))' "$plan")" "$stack"
 }
 
 output_of() { # stack, output key
@@ -219,11 +218,11 @@ deploy() {
     echo "== building every function as a Lambda zip for $arch (scripts/package.sh: cargo lambda)"
     local arch_flag=()
     [ "$arch" = arm64 ] && arch_flag=(--arm64)
-    "$ROOT/scripts/package.sh" "${arch_flag[@]}"
+    "$ROOT/scripts/package.sh" ${arch_flag[@]+"${arch_flag[@]}"}
   fi
   mkdir -p "$WORK/zips"
   local content
-  content="$(stage_zips "${LAMBDA_ZIP_DIR:-$ROOT/target/lambda}" "$WORK/zips" "$targets")" || exit 2
+  content="$(stage_zips "${LAMBDA_ZIP_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/lambda}" "$WORK/zips" "$targets")" || exit 2
   PREFIX="${ARTIFACT_PREFIX:-releases/$(git -C "$ROOT" rev-parse --short HEAD)-$content/}"
   echo "== uploading to s3://$BUCKET/$PREFIX (the target map: $targets)"
   for zip in "$WORK/zips"/*.zip; do
@@ -251,10 +250,9 @@ deploy() {
   local ops
   ops="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Parameters"].get("OpsTopicArn", ""))' "$PARAMS")"
   [ -n "$ops" ] || ops="$(output_of lambda OpsTopicArn)"
-  local endpoints
-  endpoints="$(deploy_network "$network")"
+  deploy_network "$network"
   echo "== deploying $(stack_name actions)"
-  deploy_stack actions "$(with "$common" "$derived" "$endpoints" "{\"OpsTopicArn\": \"$ops\", \"ExistingLedgerTable\": \"$(ledger_table)\"}")"
+  deploy_stack actions "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\", \"ExistingLedgerTable\": \"$(ledger_table)\"}")"
   echo "== deploying $(stack_name reaper)"
   deploy_stack reaper "$(with "$common" "$derived" "{\"OpsTopicArn\": \"$ops\"}")"
 }
@@ -297,8 +295,15 @@ verify() {
     --query TimeToLiveDescription.AttributeName --output text | grep -qx expiresAt"
   local notify
   notify="$(stack_name actions)-notify-human"
-  verified "$notify keeps its reserved concurrency" bash -c "aws lambda get-function-concurrency --function-name '$notify' \
-    --query ReservedConcurrentExecutions --output text | grep -qE '^[1-9][0-9]*$'"
+  local reserved
+  reserved="$(aws cloudformation describe-stacks --stack-name "$(stack_name actions)" \
+    --query "Stacks[0].Parameters[?ParameterKey=='NotifyReservedConcurrency'].ParameterValue" --output text)"
+  if [ "$reserved" = 0 ]; then
+    echo "ok: $notify has no reserved concurrency (NotifyReservedConcurrency=0: a storm can throttle pages)"
+  else
+    verified "$notify keeps its reserved concurrency" bash -c "aws lambda get-function-concurrency --function-name '$notify' \
+      --query ReservedConcurrentExecutions --output text | grep -qE '^[1-9][0-9]*$'"
+  fi
   verified "clear_cache's VPC has an endpoint for each AWS API it calls (or its path is a NAT)" \
     python3 "$HERE/network.py" --verify "$PARAMS" "$DEPLOYMENTS/cloudformation/network.yaml"
   verify_dry_runs
@@ -333,8 +338,9 @@ verify_dry_runs() {
   for fixture in "$ROOT"/fixtures/incident-*/dry-run*.json; do
     function="$(basename "$(dirname "$fixture")")"
     function="$(stack_name actions)-${function#incident-}"
+    # fileb://: the payload's bytes as they are, in AWS CLI v1 and v2 alike.
     verified "$function answers the dry run $(basename "$fixture")" bash -c "aws lambda invoke --function-name '$function' \
-      --cli-binary-format raw-in-base64-out --payload 'file://$fixture' '$out' >/dev/null &&
+      --payload 'fileb://$fixture' '$out' >/dev/null &&
       python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); sys.exit(0 if a.get(\"success\") and a.get(\"dryRun\") else 1)' '$out'"
   done
   rm -f "$out"

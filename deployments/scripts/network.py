@@ -8,9 +8,9 @@ prints what deploy.sh does next, as JSON: {"path": "none"|"nat"|"existing"} (not
 {"path": "endpoints", "stack": <name>, "parameters": {...}} (deploy network.yaml as that stack).
 
 - endpoints: network.yaml's endpoints, one stack per VPC (fluidity-network-<vpc>), shared by every
-  environment in the VPC. Refused when the VPC already has an endpoint for one of those services
-  that is not that stack's (a second interface endpoint with private DNS fails to create): set
-  VpcNetworkPath=existing then. The endpoint subnets (EndpointSubnetIds, or one of VpcSubnetIds per
+  environment in the VPC. Refused when the VPC already has an endpoint that would make one of them
+  fail (an interface endpoint with private DNS for the service, or a gateway on the same route
+  tables) and is not that stack's: set VpcNetworkPath=existing then. The endpoint subnets (EndpointSubnetIds, or one of VpcSubnetIds per
   Availability Zone) must be in distinct zones; the gateway endpoint goes on the route tables of
   every environment's subnets in the VPC.
 - existing: the VPC's own endpoints must serve every service network.yaml names, the interface ones
@@ -97,6 +97,14 @@ def check_existing(vpc, services, tables, path="existing"):
              + ": add them, or set VpcNetworkPath=endpoints (this project's, one set per VPC) or nat")
 
 
+def clashes(endpoint, tables):
+    """Whether the VPC's endpoint would make ours fail: an interface endpoint with private DNS owns the
+    service's name in the VPC; a gateway endpoint, the service's route in its route tables."""
+    if endpoint.get("VpcEndpointType") == "Gateway":
+        return bool(set(endpoint.get("RouteTableIds", [])) & set(tables))
+    return bool(endpoint.get("PrivateDnsEnabled"))
+
+
 def stack_parameters(name):
     try:
         stack = aws("cloudformation", "describe-stacks", "--stack-name", name)["Stacks"][0]
@@ -118,7 +126,8 @@ def plan_endpoints(vpc, subnets, tables, services, params):
     name = f"fluidity-network-{vpc}"
     ours = stack_parameters(name)
     if ours is None:
-        taken = sorted(set(services) & set(endpoints_in(vpc)))
+        present = endpoints_in(vpc)
+        taken = sorted(service for service in services for e in present.get(service, []) if clashes(e, tables))
         if taken:
             fail(f"the VPC {vpc} already has endpoints for {', '.join(taken)}, which are not {name}'s: set "
                  "VpcNetworkPath=existing to use them (a second interface endpoint with private DNS fails to create)")
@@ -131,8 +140,10 @@ def plan_endpoints(vpc, subnets, tables, services, params):
     else:
         chosen = [ids[0] for _, ids in sorted(one_per_zone(subnets).items())]
     tables = sorted(set(tables) | set(split((ours or {}).get("EndpointRouteTableIds"))))
+    cidr = aws("ec2", "describe-vpcs", "--vpc-ids", vpc)["Vpcs"][0]["CidrBlock"]
     return {"path": "endpoints", "stack": name, "parameters": {
-        "EndpointVpcId": vpc, "EndpointSubnetIds": ",".join(chosen), "EndpointRouteTableIds": ",".join(tables)}}
+        "EndpointVpcId": vpc, "EndpointVpcCidr": cidr, "EndpointSubnetIds": ",".join(chosen),
+        "EndpointRouteTableIds": ",".join(tables)}}
 
 
 def main(params_path, template_path, verify=False):

@@ -27,7 +27,8 @@ import targets as target_map  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEPLOYMENTS = os.path.dirname(HERE)
 # deploy.sh passes these itself (the zips, and network.yaml's VPC, subnets and route tables, read from VpcSubnetIds).
-FROM_DEPLOY_SH = {"ArtifactBucket", "ArtifactPrefix", "EndpointVpcId", "EndpointSubnetIds", "EndpointRouteTableIds"}
+FROM_DEPLOY_SH = {"ArtifactBucket", "ArtifactPrefix", "EndpointVpcId", "EndpointVpcCidr", "EndpointSubnetIds",
+                  "EndpointRouteTableIds"}
 SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 problems = []
 

@@ -125,6 +125,10 @@ COMPANY="$(vpc_with_dns 10.44.0.0/16)"
 CS="$(subnet "$COMPANY" 10.44.1.0/24 us-east-1a)"
 aws ec2 create-vpc-endpoint --vpc-id "$COMPANY" --vpc-endpoint-type Interface --private-dns-enabled \
   --service-name com.amazonaws.us-east-1.secretsmanager --subnet-ids "$CS" >/dev/null
+# and a DynamoDB gateway on a route table clear_cache's subnets do not use, which does not clash.
+other_rtb="$(aws ec2 create-route-table --vpc-id "$COMPANY" --query RouteTable.RouteTableId --output text)"
+aws ec2 create-vpc-endpoint --vpc-id "$COMPANY" --vpc-endpoint-type Gateway \
+  --service-name com.amazonaws.us-east-1.dynamodb --route-table-ids "$other_rtb" >/dev/null
 params "$WORK/company.json" VpcSubnetIds="$CS" VpcSecurityGroupIds="$SG" VpcNetworkPath=endpoints
 check "endpoints of its own in a VPC that has some is refused: use VpcNetworkPath=existing" \
   refused "already has endpoints for secretsmanager, which are not fluidity-network-$COMPANY's: set VpcNetworkPath=existing" "$WORK/company.json"
@@ -226,11 +230,11 @@ PY
 endpoint_sg="$(aws cloudformation describe-stack-resources --stack-name "$NETWORK" \
   --query "StackResources[?LogicalResourceId=='EndpointSecurityGroup'].PhysicalResourceId" --output text)"
 aws ec2 describe-security-groups --group-ids "$endpoint_sg" --output json >"$WORK/endpoint-sg.json"
-check "the endpoints admit clear_cache's security group on 443 (the actions stack's rule)" python3 - "$WORK/endpoint-sg.json" "$SG" <<'PY'
+check "the endpoints admit HTTPS from the VPC (every environment's clear_cache)" python3 - "$WORK/endpoint-sg.json" <<'PY'
 import json, sys
 rules = json.load(open(sys.argv[1]))["SecurityGroups"][0]["IpPermissions"]
-assert any(int(r.get("FromPort", -1)) == 443 and sys.argv[2] in [p["GroupId"] for p in r.get("UserIdGroupPairs", [])]
-           for r in rules), rules
+assert any(int(r.get("FromPort", -1)) == 443 and {"CidrIp": "10.42.0.0/16"} in
+           [{"CidrIp": c["CidrIp"]} for c in r.get("IpRanges", [])] for r in rules), rules
 PY
 check "existing endpoints are accepted (VpcNetworkPath=existing on the VPC that has them)" bash -c \
   "python3 '$ROOT/deployments/scripts/network.py' '$WORK/none-there.json' '$ROOT/deployments/cloudformation/network.yaml' | grep -qx '{\"path\": \"existing\"}'"
@@ -254,7 +258,7 @@ assert granted == [[f"arn:aws:ec2:us-east-1:123456789012:instance/{i}" for i in 
 PY
 check "deploy.sh -a verify passes on the deployed environment" "$DEPLOY" -e dev -a verify
 cp "$WORK/out" "$WORK/verify"
-check "verify dry-ran each action (its 4 dry-run fixtures)" test "$(grep -c -- '--payload file://.*dry-run' "$WORK/invokes")" -eq 4
+check "verify dry-ran each action (its 4 dry-run fixtures)" test "$(grep -c -- '--payload fileb://.*dry-run' "$WORK/invokes")" -eq 4
 check "verify checked every function and the ledger table" grep -q "ok: the ledger table fluidity-dev-actions-ledger exists" "$WORK/verify"
 check "verify checked clear_cache's endpoints" grep -q "ok: clear_cache's VPC has an endpoint for each AWS API" "$WORK/verify"
 code_of() { aws lambda get-function-configuration --function-name "$1" --query CodeSha256 --output text; }

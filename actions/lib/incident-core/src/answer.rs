@@ -150,7 +150,8 @@ pub fn respond<P>(request_id: &str, parsed: &Parsed<P>, ended: Ended, ticket: &T
             return ActionResponse::replay(*recorded);
         }
     };
-    let response = match ticket.recorded() {
+    // Only a history that was read is counted: 0 would say "no earlier records", not "unknown".
+    let response = match ticket.recorded() && ticket.history.unavailable.is_none() {
         true => response.with_detail("earlierRecords", json!(ticket.history.earlier)),
         false => response,
     };

@@ -212,6 +212,23 @@ async fn with_the_ledger_down_a_mutating_action_does_nothing_unless_told_to_act(
     assert!(acted["details"]["ledger"].as_str().unwrap().contains("not fully used (LEDGER_FAILURE=open)"), "{acted}");
 }
 
+/// The incident's history cannot be read (its Query fails): the action still answers, guarded by
+/// the rest of the ledger, and its answer does not claim a count of earlier records it never read.
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn an_unreadable_history_counts_no_earlier_records() {
+    let (guard, ledger, proxy) = guarded(GuardSettings::default()).await;
+    let action = raise(5);
+    let first = invoke(&action, &guard, request("INC-H1", "api", "high")).await;
+    assert_eq!(first["details"]["earlierRecords"], 0, "{first}");
+    proxy.inject("Query", Fault::Unavailable, ALWAYS);
+    let answer = invoke(&action, &guard, request("INC-H1", "api", "critical")).await;
+    assert_eq!(answer["success"], true, "{answer}");
+    assert!(answer["details"].get("earlierRecords").is_none(), "unknown, not 0: {answer}");
+    proxy.reset();
+    assert_eq!(ledger.history("INC-H1").await.unwrap().len(), 2, "both recorded");
+}
+
 /// A brownout: every DynamoDB call answers after 30 s. A mutating action refuses (502) well before
 /// its deadline and never acts; the SDK's own attempts (4 x 10 s) would have outlasted a 15 s Lambda.
 #[tokio::test]
