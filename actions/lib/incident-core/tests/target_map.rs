@@ -125,3 +125,18 @@ fn an_unknown_target_names_its_kind_in_the_error() {
     refused(with(&["web-hosts", "instanceIds"], json!([])), "target \"web-hosts\" (ec2_instances)");
     refused(with(&["database", "instanceId"], json!("")), "target \"database\" (rds_instance)");
 }
+
+#[test]
+fn a_redis_url_names_a_host() {
+    for url in ["redis://:6379", "redis://", "rediss:///0"] {
+        refused(with(&["cache", "url"], json!(url)), "url has no host");
+    }
+    assert!(parsed(&with(&["cache", "url"], json!("redis://cache:6379/0"))).is_ok());
+}
+
+#[test]
+fn a_redis_password_is_a_secrets_manager_arn() {
+    for arn in ["arn:aws:ssm:us-east-1:123456789012:parameter/redis", "secretsmanager:redis"] {
+        refused(with(&["cache", "passwordSecretArn"], json!(arn)), "is not a Secrets Manager ARN");
+    }
+}
