@@ -99,3 +99,46 @@ fn no_running_instance_is_a_conflict() {
     let err = ec2(&[("i-1".into(), "stopped".into())], &target).unwrap_err();
     assert_eq!(err.status(), 409);
 }
+
+#[test]
+fn without_rollout_state_a_primary_missing_tasks_is_rolling_out() {
+    let now = Utc::now();
+    let mut primary = deployment("PRIMARY", None, 30, now);
+    primary.running = 1;
+    assert!(rollout_in_progress(&[primary], now, DEFAULT_COOLDOWN).is_some(), "1 of 2 tasks running");
+}
+
+#[test]
+fn the_answer_names_the_new_primary_deployment_and_the_one_it_replaced() {
+    let now = Utc::now();
+    let observed = EcsObserved {
+        deployments: vec![deployment("PRIMARY", Some("COMPLETED"), 3_600, now)],
+        task_definition: Some("td:1".into()),
+    };
+    let plan = ecs(&observed, &target(), now, DEFAULT_COOLDOWN).unwrap();
+    let updated = aws_sdk_ecs::types::Service::builder()
+        .deployments(Deployment::builder().id("ecs-svc/old").status("ACTIVE").build())
+        .deployments(Deployment::builder().id("ecs-svc/new").status("PRIMARY").build())
+        .task_definition("td:1")
+        .build();
+    let applied = restarted(&plan, &updated);
+    assert!(applied.message.ends_with("new deployment ecs-svc/new"), "{}", applied.message);
+    assert_eq!(
+        json!(applied.details),
+        json!({"cluster": "prod", "service": "api", "deploymentId": "ecs-svc/new",
+               "previousDeploymentId": "ecs-svc/PRIMARY", "taskDefinition": "td:1"})
+    );
+}
+
+#[test]
+fn each_change_names_its_call_and_the_permission_it_needs() {
+    let update =
+        RestartChange::ForceNewDeployment { cluster: "prod".into(), service: "api".into(), force_new_deployment: true };
+    assert_eq!(update.call(), "ECS UpdateService");
+    let permission = update.permission().unwrap();
+    assert_eq!((permission.action, permission.resource.ends_with(":service/prod/api")), ("ecs:UpdateService", true));
+    let reboot = RestartChange::RebootInstances { instance_ids: vec!["i-1".into(), "i-2".into()] };
+    assert_eq!(reboot.call(), "EC2 RebootInstances");
+    let permission = reboot.permission().unwrap();
+    assert_eq!((permission.action, permission.resource.ends_with(":instance/i-1")), ("ec2:RebootInstances", true));
+}

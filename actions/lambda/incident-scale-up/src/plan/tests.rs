@@ -140,3 +140,25 @@ fn one_more_replica_or_node_up_to_the_max() {
     let busy = ElastiCacheObserved::Cluster { nodes: 2, status: "modifying".into() };
     assert_eq!(elasticache(&busy, &nodes).unwrap_err().status(), 409);
 }
+
+#[test]
+fn one_more_says_what_it_adds_a_replica_or_a_node() {
+    let replicas = ElastiCache::Replicas { replication_group_id: "rg".into(), max_replicas: 3 };
+    let group = ElastiCacheObserved::Group { node_type: "x".into(), replicas: 2, status: "available".into() };
+    assert_eq!(
+        elasticache(&group, &replicas).unwrap().intent,
+        "add a replica to ElastiCache replication group rg (2 → 3)"
+    );
+    let nodes = ElastiCache::Nodes { cache_cluster_id: "mc".into(), max_nodes: 4 };
+    let cluster = |nodes| ElastiCacheObserved::Cluster { nodes, status: "available".into() };
+    let plan = elasticache(&cluster(2), &nodes).unwrap();
+    assert_eq!(plan.intent, "add a node to ElastiCache cluster mc (2 → 3)");
+    assert_eq!(json!(plan.details), json!({"cacheClusterId": "mc", "previousNumCacheNodes": 2, "numCacheNodes": 3}));
+    assert_eq!(plan.after, State::CacheNodes { num_cache_nodes: 3 });
+    let full = elasticache(&cluster(4), &nodes).unwrap();
+    assert!(full.changes.is_empty());
+    assert_eq!(
+        full.no_change,
+        "No change: ElastiCache cluster mc already has 4 numCacheNodes, the configured maximum (4)"
+    );
+}
