@@ -28,7 +28,6 @@ pub fn septets(c: char) -> Option<usize> {
 /// The nearest GSM-7 form of a character outside the alphabet.
 fn nearest(c: char) -> &'static str {
     match c {
-        '\n' | '\r' | '\t' => " ",
         '‘' | '’' | '‚' | '′' | '`' => "'",
         '“' | '”' | '„' | '″' => "\"",
         '–' | '—' | '‐' | '−' => "-",
@@ -44,6 +43,7 @@ fn nearest(c: char) -> &'static str {
         'Í' | 'Ì' | 'Î' | 'Ï' => "I",
         'Ó' | 'Ò' | 'Ô' | 'Õ' => "O",
         'Ú' | 'Ù' | 'Û' => "U",
+        // Line breaks, tabs, no-break spaces: one space (a page's SMS is one line).
         c if c.is_whitespace() => " ",
         _ => "?",
     }
