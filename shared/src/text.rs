@@ -52,4 +52,13 @@ mod tests {
         assert_eq!(shown(&long).chars().count(), SHOWN_CHARS);
         assert_eq!(prefix_bytes("aé", 2), "a", "never inside a character");
     }
+
+    #[test]
+    fn a_long_value_keeps_its_two_ends_and_says_how_much_is_cut() {
+        let value = |middle: usize| format!("{}{}{}", "é".repeat(150), "m".repeat(middle), "z".repeat(150));
+        assert_eq!(ends(&value(20)), value(20), "320 characters are shown whole");
+        let cut = ends(&value(21));
+        assert_eq!(cut, format!("{}…(21 characters omitted)…{}", "é".repeat(150), "z".repeat(150)));
+        assert_eq!(ends(&value(10_000)), format!("{}…(10000 characters omitted)…{}", "é".repeat(150), "z".repeat(150)));
+    }
 }
