@@ -189,13 +189,17 @@ deploy_account() {
 # or updated here (every environment's route tables), never deleted by an environment.
 deploy_network() {
   local plan="$1" stack
-  stack="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("stack", ""))' "$plan")"
+  stack="$(field "$plan" stack)"
   if [ -z "$stack" ]; then
-    echo "== clear_cache's network path: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["path"])' "$plan")"
+    echo "== clear_cache's network path: $(field "$plan" path)"
     return
   fi
   echo "== deploying $stack (clear_cache's VPC endpoints: one set per VPC, shared by its environments)"
-  deploy_stack network "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["parameters"]))' "$plan")" "$stack"
+  deploy_stack network "$(field "$plan" parameters)" "$stack"
+}
+
+field() { # JSON object, key: its value (a string as it is, anything else as JSON; absent: empty)
+  python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2], ""); print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
 }
 
 output_of() { # stack, output key
@@ -261,7 +265,7 @@ deploy() {
 # the table an earlier deployment left behind (it is retained when its stack is deleted, and its
 # fixed name would make a new one fail); empty creates the table.
 ledger_table() {
-  local name table
+  local name
   name="$(stack_name actions)"
   if stack_exists "$name"; then
     aws cloudformation describe-stacks --stack-name "$name" \

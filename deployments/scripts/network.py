@@ -113,8 +113,8 @@ def stack_parameters(name):
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
 
 
-def one_per_zone(subnets):
-    """The subnets' zones; refused when two share one (an endpoint takes one subnet per zone)."""
+def subnets_by_zone(subnets):
+    """Availability Zone -> the given subnets in it."""
     described = aws("ec2", "describe-subnets", "--subnet-ids", *subnets)["Subnets"]
     zones = {}
     for subnet in described:
@@ -133,12 +133,12 @@ def plan_endpoints(vpc, subnets, tables, services, params):
                  "VpcNetworkPath=existing to use them (a second interface endpoint with private DNS fails to create)")
     chosen = split(params.get("EndpointSubnetIds")) or split((ours or {}).get("EndpointSubnetIds"))
     if chosen:
-        shared = {zone: ids for zone, ids in one_per_zone(chosen).items() if len(ids) > 1}
+        shared = {zone: ids for zone, ids in subnets_by_zone(chosen).items() if len(ids) > 1}
         if shared:
             fail("EndpointSubnetIds must hold one subnet per Availability Zone: " +
                  "; ".join(f"{', '.join(ids)} are all in {zone}" for zone, ids in sorted(shared.items())))
     else:
-        chosen = [ids[0] for _, ids in sorted(one_per_zone(subnets).items())]
+        chosen = [ids[0] for _, ids in sorted(subnets_by_zone(subnets).items())]
     tables = sorted(set(tables) | set(split((ours or {}).get("EndpointRouteTableIds"))))
     cidr = aws("ec2", "describe-vpcs", "--vpc-ids", vpc)["Vpcs"][0]["CidrBlock"]
     return {"path": "endpoints", "stack": name, "parameters": {

@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from check_iam import Renderer  # noqa: E402
 import targets  # noqa: E402  (deployments/scripts, on the path check_iam puts it)
+from every_kind import every_kind  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # (template, resource, parliament issue, its detail) -> why it is right.
@@ -65,11 +66,9 @@ def main():
     params.update({"OverrideServiceArns": "arn:aws:ecs:us-east-1:123456789012:service/fluidity-prod/other",
                    "RedisSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
                    "OpsTopicArn": "arn:aws:sns:us-east-1:123456789012:ops", "ListenerArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/lb/1/2"})
-    # The resources the roles are scoped to, as deploy.sh derives them from the prod map (and a
-    # cluster target, which it lacks, so that every conditional statement renders with ARNs).
-    shipped = json.load(open(os.path.join(ROOT, "deployments", "targets-prod.json")))
-    shipped["memcached"] = {"kind": "redis", "url": "redis://memcached:6379",
-                            "elasticache": {"cacheClusterId": "memcached", "scaleBy": "nodes", "maxNodes": 4}}
+    # The resources the roles are scoped to, as deploy.sh derives them from the prod map with a
+    # target of every kind, so that every conditional statement renders with ARNs.
+    shipped = every_kind(os.path.join(ROOT, "deployments", "targets-prod.json"))
     params.update(targets.grants(shipped, "aws", "us-east-1", "123456789012"))
     problems, audited = [], 0
     for path in sorted(glob.glob(os.path.join(ROOT, "deployments", "cloudformation", "*.yaml"))):

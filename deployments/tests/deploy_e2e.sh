@@ -133,20 +133,9 @@ params "$WORK/company.json" VpcSubnetIds="$CS" VpcSecurityGroupIds="$SG" VpcNetw
 check "endpoints of its own in a VPC that has some is refused: use VpcNetworkPath=existing" \
   refused "already has endpoints for secretsmanager, which are not fluidity-network-$COMPANY's: set VpcNetworkPath=existing" "$WORK/company.json"
 
-# The maps deployed here hold a target of every kind the roles are scoped by (an instance, a
-# database, a replication group, a cluster): moto's CloudFormation keeps an AWS::NoValue as null in
-# a list, so a managed policy whose statement for an absent kind is left out fails its validator
-# (real CloudFormation drops it; check_iam.py renders those policies as it does).
-every_kind() { # file, map: it plus a cluster target
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-targets = json.load(open(sys.argv[2]))
-targets["memcached-e2e"] = {"kind": "redis", "url": "redis://memcached-e2e:6379",
-                            "elasticache": {"cacheClusterId": "memcached-e2e", "scaleBy": "nodes", "maxNodes": 4}}
-json.dump(targets, open(sys.argv[1], "w"))
-PY
-}
-every_kind "$WORK/targets-dev.json" "$ROOT/deployments/targets-dev.json"
+# The maps deployed here hold a target of every kind the roles are scoped by (every_kind.py says
+# why: moto's CloudFormation and a managed policy's left-out statement).
+python3 "$HERE/every_kind.py" "$ROOT/deployments/targets-dev.json" "$WORK/targets-dev.json"
 export TARGETS_MAP="$WORK/targets-dev.json"
 check "deploy.sh -a deploy" env SKIP_BUILD=1 LAMBDA_ZIP_DIR="$WORK/zips-1" "$DEPLOY" -e dev -a deploy -b "$BUCKET"
 cp "$WORK/out" "$WORK/first-deploy"
