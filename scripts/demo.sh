@@ -162,6 +162,33 @@ PY
 "$BIN/incident-ledger" restore INC-42 2>>"$ROOT/.run/demo-logs.jsonl" \
   | "$PY" -c 'import json,sys; [print("   done:    %-9s %s %s %s" % (t["target"], t["status"], t.get("to", t.get("now", "")), ("(" + t["when"].replace("_", " ") + ")") if "when" in t else "")) for t in json.load(sys.stdin)["targets"]]'
 for what in api database cache; do echo "   $what:"; "$PY" scripts/demo_world.py incident-show "$what"; done
+step "Closing the loop: CloudWatch alarms start their playbooks (incident-playbook)"
+"$PY" scripts/demo_loop.py setup "$ROOT/.run"
+# The stack sets these to the actions' ARNs; the emulator's Invoke runs each action's built binary.
+export RESTART_SERVICE_FUNCTION=demo-restart-service SCALE_UP_FUNCTION=demo-scale-up \
+  CLEAR_CACHE_FUNCTION=demo-clear-cache NOTIFY_HUMAN_FUNCTION=demo-notify-human
+playbook() { # description, event file
+  echo "-- $1"
+  "$BIN/incident-playbook" "$2" >"$ROOT/.run/playbook.json" 2>>"$ROOT/.run/demo-logs.jsonl" || true
+  "$PY" scripts/demo_loop.py show "$ROOT/.run/playbook.json"
+}
+"$PY" scripts/demo_loop.py alarm-event production-api-5xx "$ROOT/.run/api-alarm.json"
+playbook "production-api-5xx goes to ALARM and invokes the playbook: step 1, restart the API" "$ROOT/.run/api-alarm.json"
+"$PY" scripts/demo_loop.py deployment-event FAILED "$ROOT/.run/playbook.json" "$ROOT/.run/deployment.json"
+playbook "ECS says the restart's deployment failed: the verdict is failed, step 2 scales the API up" "$ROOT/.run/deployment.json"
+"$PY" scripts/demo_world.py incident-show api
+"$PY" scripts/demo_loop.py set-alarm production-api-5xx OK
+"$PY" scripts/demo_loop.py alarm-event production-api-5xx "$ROOT/.run/api-ok.json"
+playbook "the 5xx stop and the alarm returns to OK: the scale-up is verified, and no one is paged" "$ROOT/.run/api-ok.json"
+playbook "CloudWatch delivers the ALARM transition again: the playbook acts once" "$ROOT/.run/api-alarm.json"
+"$PY" scripts/demo_loop.py alarm-event production-auth-5xx "$ROOT/.run/auth-alarm.json"
+playbook "production-auth-5xx goes to ALARM: its playbook has one step, restart the auth service" "$ROOT/.run/auth-alarm.json"
+"$PY" scripts/demo_loop.py deployment-event FAILED "$ROOT/.run/playbook.json" "$ROOT/.run/deployment.json"
+playbook "that deployment fails too: no step is left, one page with the evidence" "$ROOT/.run/deployment.json"
+playbook "the 1-minute sweep: nothing is due, nothing is sent twice" fixtures/incident-playbook/schedule-LIVE.json
+echo "-- what the on-call engineer received from the loop"
+"$PY" scripts/demo_loop.py inbox
+
 echo
 echo "Audit lines (one per action) are in .run/demo-logs.jsonl, e.g.:"
 grep '"audit":true' "$ROOT/.run/demo-logs.jsonl" | tail -1

@@ -65,6 +65,16 @@ def redis_command(*args):
     return out.stdout.strip()
 
 
+def drain(sqs, queue):
+    """Empties a queue of earlier demo runs' messages (PurgeQueue may only run once a minute)."""
+    while True:
+        old = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not old:
+            return
+        for m in old:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+
 def incident_setup(out_dir):
     ecs, rds, ec = client("ecs"), client("rds"), client("elasticache")
     ensure_service(ecs, PROD, "production-api-service", 2)
@@ -87,12 +97,7 @@ def incident_setup(out_dir):
     sns, sqs = client("sns"), client("sqs")
     topic = sns.create_topic(Name="incident-oncall")["TopicArn"]
     queue = sqs.create_queue(QueueName="oncall-inbox")["QueueUrl"]
-    while True:  # empty the inbox of earlier demo runs (PurgeQueue may only run once a minute)
-        old = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-        if not old:
-            break
-        for m in old:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    drain(sqs, queue)
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     redis_url = os.environ["REDIS_URL"]

@@ -22,6 +22,8 @@ import threading
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
+import emulator_invoke
+
 
 class AtomicDynamoDB:
     """Serves DynamoDB requests one at a time, the response read whole inside the lock."""
@@ -45,6 +47,7 @@ def main(argv=None):
     parser.add_argument("-p", "--port", type=int, default=5123)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    emulator_invoke.install(f"http://{args.host}:{args.port}")
     moto = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, AtomicDynamoDB(moto), threaded=True, use_reloader=False,
                request_handler=MotoRequestHandler)

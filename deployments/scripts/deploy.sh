@@ -33,7 +33,7 @@ DEPLOYMENTS="$(dirname "$HERE")"
 ROOT="$(dirname "$DEPLOYMENTS")"
 STACKS=(fargate lambda actions reaper)
 # The functions that read the target map (TARGETS_FILE=/var/task/targets.json, in their zip).
-READ_TARGETS=(incident-restart-service incident-scale-up incident-clear-cache)
+READ_TARGETS=(incident-restart-service incident-scale-up incident-clear-cache incident-playbook)
 
 usage() {
   sed -n '5,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2

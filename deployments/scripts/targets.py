@@ -12,6 +12,8 @@ import json
 import re
 import sys
 
+# The map's one name that is not a target: the alarms' playbooks (incident-playbook reads them).
+PLAYBOOKS = "playbooks"
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 
 
@@ -20,6 +22,11 @@ def check(targets, params):
     if not isinstance(targets, dict) or not targets:
         return ["the target map must be a non-empty JSON object of targets"]
     problems = []
+    for name, playbook in (targets.get(PLAYBOOKS) or {}).items():
+        if not isinstance(playbook, dict) or playbook.get("target") not in targets or playbook.get("target") == PLAYBOOKS:
+            problems.append(f"playbook {name} names target {playbook.get('target') if isinstance(playbook, dict) else None!r}, "
+                            "which the map does not have")
+    targets = only_targets(targets)
     for name, target in targets.items():
         kind = target.get("kind") if isinstance(target, dict) else None
         if kind == "ecs_service" and target.get("cluster") != params.get("TargetCluster"):
@@ -36,13 +43,18 @@ def check(targets, params):
     return problems
 
 
+def only_targets(targets):
+    """The map without its playbooks section."""
+    return {name: target for name, target in targets.items() if name != PLAYBOOKS}
+
+
 def grants(targets, partition, region, account):
     """The actions stack's parameters that scope its roles to the map's resources."""
     def arns(service, resources):
         return ",".join(f"arn:{partition}:{service}:{region}:{account}:{r}" for r in sorted(set(resources)))
 
     kinds = {}
-    for target in targets.values():
+    for target in only_targets(targets).values():
         kinds.setdefault(target.get("kind"), []).append(target)
     instances = [i for t in kinds.get("ec2_instances", []) for i in t.get("instanceIds", [])]
     databases = [t["instanceId"] for t in kinds.get("rds_instance", [])]

@@ -45,7 +45,8 @@ OWNERS = {
     "fluidity-wake": "WakeFunction", "fluidity-sleep": "SleepFunction", "fluidity-kill": "KillFunction",
     "fluidity-reaper": "ReaperFunction", "incident-restart-service": "RestartServiceFunction",
     "incident-scale-up": "ScaleUpFunction", "incident-clear-cache": "ClearCacheFunction",
-    "incident-notify-human": "NotifyHumanFunction", "fluidity-mark-deployment": "DeployerPolicy",
+    "incident-notify-human": "NotifyHumanFunction", "incident-playbook": "PlaybookFunction",
+    "fluidity-mark-deployment": "DeployerPolicy",
     "incident-ledger": "LedgerOperatorPolicy",
 }
 
@@ -98,6 +99,10 @@ TOUCHES = {
     "ec2:describeinstances": STAR,
     "ec2:rebootinstances": lambda p: ([arn("ec2", f"instance/{i}") for i in listed(p, "InstanceId")], {}),
     "cloudwatch:getmetricdata": STAR,
+    # Its CBOR body is not decoded (recording.py): the alarm it names is unknown, so every alarm.
+    "cloudwatch:describealarms": lambda p: ([arn("cloudwatch", "alarm:*")], {}),
+    "lambda:invokefunction": lambda p: ([p["FunctionName"] if p["FunctionName"].startswith("arn:")
+                                        else arn("lambda", f"function:{p['FunctionName']}")], {}),
     "ssm:getparameter": lambda p: ([parameter(p["Name"])], {}),
     "ssm:putparameter": lambda p: ([parameter(p["Name"])], {}),
     "ssm:deleteparameter": lambda p: ([parameter(p["Name"])], {}),
@@ -210,6 +215,8 @@ class Renderer:
                 if resource.get("Type") == "AWS::Logs::LogGroup":
                     name = self.render(resource["Properties"]["LogGroupName"])
                     return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+                if resource.get("Type") == "AWS::Lambda::Function":
+                    return arn("lambda", f"function:{self.render(resource['Properties']['FunctionName'])}")
                 return f"<attribute of {logical}>"
         return {k: r for k, r in ((k, self.render(x)) for k, x in v.items()) if r is not NO_VALUE}
 

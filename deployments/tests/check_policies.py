@@ -33,7 +33,8 @@ OWNERS = {
     "WakeFunction": "fluidity-wake", "SleepFunction": "fluidity-sleep", "KillFunction": "fluidity-kill",
     "ReaperFunction": "fluidity-reaper", "RestartServiceFunction": "incident-restart-service",
     "ScaleUpFunction": "incident-scale-up", "ClearCacheFunction": "incident-clear-cache",
-    "NotifyHumanFunction": "incident-notify-human", "DeployerPolicy": "fluidity-mark-deployment",
+    "NotifyHumanFunction": "incident-notify-human", "PlaybookFunction": "incident-playbook",
+    "DeployerPolicy": "fluidity-mark-deployment",
     "LedgerOperatorPolicy": "incident-ledger",
 }
 

@@ -43,7 +43,7 @@ SH
 chmod +x "$WORK/bin/aws"
 export PATH="$WORK/bin:$PATH"
 FUNCTIONS=(fluidity-wake fluidity-sleep fluidity-kill fluidity-reaper incident-restart-service
-           incident-scale-up incident-clear-cache incident-notify-human)
+           incident-scale-up incident-clear-cache incident-notify-human incident-playbook)
 zips() { # folder, content of each bootstrap
   for f in "${FUNCTIONS[@]}"; do
     mkdir -p "$WORK/$1/$f"
@@ -147,6 +147,9 @@ uploaded="$(aws s3 ls "s3://$BUCKET/releases/$first" | wc -l)"
 check "every zip uploaded ($uploaded of ${#FUNCTIONS[@]})" test "$uploaded" -eq "${#FUNCTIONS[@]}"
 aws s3 cp --only-show-errors "s3://$BUCKET/releases/${first}incident-scale-up.zip" "$WORK/scale-up.zip"
 check "the target map is packaged into the actions' zips" bash -c "python3 -m zipfile -l '$WORK/scale-up.zip' | grep -q targets.json"
+aws s3 cp --only-show-errors "s3://$BUCKET/releases/${first}incident-playbook.zip" "$WORK/playbook.zip"
+check "the target map, with its playbooks, is packaged into the playbook's zip" \
+  bash -c "python3 -c \"import json, zipfile; assert 'playbooks' in json.loads(zipfile.ZipFile('$WORK/playbook.zip').read('targets.json'))\""
 check "the account stack deployed once, before the environment" grep -q "deploying fluidity-account" "$WORK/first-deploy"
 for stack in fargate lambda actions reaper; do
   name="fluidity-dev-$stack"
@@ -160,7 +163,7 @@ for stack in lambda actions reaper; do
   mapfile -t -O "${#deployed[@]}" deployed < <(aws cloudformation describe-stack-resources --stack-name "fluidity-dev-$stack" \
     --query "StackResources[?ResourceType=='AWS::Lambda::Function'].PhysicalResourceId" --output text | tr '\t' '\n')
 done
-check "8 functions deployed (${deployed[*]})" test "${#deployed[@]}" -eq 8
+check "9 functions deployed (${deployed[*]})" test "${#deployed[@]}" -eq 9
 for f in "${deployed[@]}"; do
   check "function $f exists" aws lambda get-function --function-name "$f"
 done

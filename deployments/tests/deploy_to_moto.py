@@ -24,7 +24,7 @@ def every_kind_grants():
     shipped = every_kind(os.path.join(ROOT, "targets-dev.json"))
     return targets.grants(shipped, "aws", "us-east-1", "123456789012")
 FUNCTIONS = ["fluidity-wake", "fluidity-sleep", "fluidity-kill", "fluidity-reaper", "incident-restart-service",
-             "incident-scale-up", "incident-clear-cache", "incident-notify-human"]
+             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "incident-playbook"]
 passed, failed = 0, 0
 
 
@@ -97,6 +97,13 @@ def main():
     check("every action knows the ledger", all(
         lam.get_function_configuration(FunctionName=out[k])["Environment"]["Variables"].get("LEDGER_TABLE") == out["LedgerTableName"]
         for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]))
+    playbook = lam.get_function_configuration(FunctionName=out.get("PlaybookFunctionArn", "missing"))
+    wired = playbook["Environment"]["Variables"]
+    check("the playbook invokes the stack's four actions", [wired.get(v) for v in (
+        "RESTART_SERVICE_FUNCTION", "SCALE_UP_FUNCTION", "CLEAR_CACHE_FUNCTION", "NOTIFY_HUMAN_FUNCTION")] == [
+        out[k] for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]],
+        str(wired))
+    check("the playbook keeps its runs in the ledger", wired.get("LEDGER_TABLE") == out["LedgerTableName"])
     # ListTopics pages by 100, and the tests leave many topics in the emulator: ask for this one.
     topic = client("sns").get_topic_attributes(TopicArn=out["OnCallTopicArn"])["Attributes"]
     check("on-call topic exists", topic.get("TopicArn") == out["OnCallTopicArn"], str(topic))

@@ -31,10 +31,14 @@ def call_of(entry):
     if entry.get("body_encoded"):
         body = base64.b64decode(body).decode(errors="replace")
     target = header(headers, "x-amz-target")
+    invoke = re.search(r"/functions/([^/?]+)/invocations", entry.get("url", "")) if service == "lambda" else None
+    if invoke:
+        # Lambda's REST Invoke: the function is in the path, the body is the function's event.
+        return app.group(1), app.group(2), "lambda:invokefunction", {"FunctionName": urllib.parse.unquote(invoke.group(1))}
     rpc_v2 = re.search(r"/service/[^/]+/operation/([A-Za-z0-9]+)$", entry.get("url", ""))
     if rpc_v2:
-        # Smithy RPC v2 CBOR (CloudWatch): the operation is the path; its CBOR body is not decoded,
-        # as no CloudWatch action these functions make is scoped by a resource.
+        # Smithy RPC v2 CBOR (CloudWatch): the operation is the path; its CBOR body is not decoded
+        # (GetMetricData is not scoped by a resource; DescribeAlarms is granted on every alarm).
         operation, params = rpc_v2.group(1), {}
     elif target:
         operation = target.rsplit(".", 1)[-1]

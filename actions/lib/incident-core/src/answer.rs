@@ -138,7 +138,12 @@ pub fn respond<P>(request_id: &str, parsed: &Parsed<P>, ended: Ended, ticket: &T
                 "{}",
                 done.message
             );
-            ActionResponse::success(request_id, &echo, done.message, with_adjustments(done.details, adjustments))
+            // What the change left, typed: what the playbook verifies a fix against.
+            let mut details = done.details;
+            if done.changed {
+                details["after"] = json!(done.after);
+            }
+            ActionResponse::success(request_id, &echo, done.message, with_adjustments(details, adjustments))
         }
         Ended::Failed(failure) => {
             let (error, details) = (failure.error, failure.details.unwrap_or_else(|| json!({})));

@@ -30,7 +30,7 @@ pub struct DynamoLedger {
 }
 
 /// A failed call as the guard sees it: contention (retried), or the ledger unavailable.
-pub(crate) fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> LedgerError
+pub fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> LedgerError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -1,0 +1,171 @@
+//! incident-playbook: closes the loop. A CloudWatch alarm's transition into ALARM starts the
+//! playbook the target map ties it to; each step invokes an action by ARN, through its own
+//! contract and guards; every change is verified against what the action left; a fix that did not
+//! work runs the next step; when no step is left, one page with the evidence.
+//!
+//! - [`trigger`]: the events (an alarm's invocation or its EventBridge event, an ECS deployment's
+//!   state change, the schedule), typed at the edge;
+//! - [`playbooks`]: the target map's `playbooks` section;
+//! - [`run`] and [`store`]: one incident's run, kept in the ledger under an optimistic lock;
+//! - [`flow`]: the life of a run, top to bottom; [`verify`] (pure) and [`check`] (the describes):
+//!   the verdicts; [`invoke`]: the actions' contract over Lambda Invoke; [`metrics`]: EMF.
+
+pub mod check;
+pub mod flow;
+pub mod invoke;
+pub mod metrics;
+pub mod playbooks;
+pub mod run;
+pub mod store;
+pub mod trigger;
+pub mod verify;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use incident_core::config::TargetConfig;
+use incident_core::ledger::{Ledger, NewRecord};
+use incident_ledger::DynamoLedger;
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use shared::iam::Permission;
+use shared::{ConfigError, FunctionError};
+
+use crate::flow::News;
+use crate::trigger::{AlarmState, Trigger};
+
+/// What `main` builds once: the config, the clients, the ledger.
+pub struct Deps {
+    pub targets: TargetConfig,
+    pub playbooks: playbooks::Playbooks,
+    pub functions: invoke::Functions,
+    pub lambda: aws_sdk_lambda::Client,
+    pub clients: check::Clients,
+    pub store: store::Store,
+    pub ledger: DynamoLedger,
+    pub clock: Clock,
+}
+
+/// The time verdicts are judged at: the system's, or a test's, which it moves on instead of sleeping.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<Mutex<DateTime<Utc>>>>);
+
+impl Clock {
+    pub fn fixed(at: DateTime<Utc>) -> Self {
+        Self(Some(Arc::new(Mutex::new(at))))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.0 {
+            Some(at) => *at.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => Utc::now(),
+        }
+    }
+
+    /// Moves a fixed clock on (a system clock moves by itself).
+    pub fn advance(&self, by: chrono::Duration) {
+        if let Some(at) = &self.0 {
+            *at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+        }
+    }
+}
+
+/// The target map and its playbooks, from `TARGETS_JSON` or `TARGETS_FILE`.
+pub fn config_from_env() -> Result<(TargetConfig, playbooks::Playbooks), ConfigError> {
+    let (json, source) = TargetConfig::source_from_env()?;
+    let targets = TargetConfig::parse(&json, &source)?;
+    let playbooks = playbooks::Playbooks::parse(&json, &source, &targets)?;
+    Ok((targets, playbooks))
+}
+
+/// One event: an alarm's transition, a deployment's state change, or the sweep.
+pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
+    let trigger =
+        trigger::parse(&event.payload).inspect_err(|err| tracing::warn!(code = err.code(), "rejected: {err}"))?;
+    match trigger {
+        Trigger::Alarm(change) if change.state == AlarmState::Alarm => flow::start(deps, &change).await,
+        Trigger::Alarm(change) if change.state == AlarmState::Ok => {
+            let news = News { alarm_ok: true, ..News::default() };
+            settle_open(deps, &news, |alarm, _| alarm == change.name).await
+        }
+        Trigger::Alarm(change) => Ok(json!({"outcome": "ignored",
+            "message": format!("alarm {} went to {}: only a transition into ALARM starts a playbook", change.name, change.state.as_str())})),
+        Trigger::Deployment(change) if change.completed() || change.failed() => {
+            let outcome =
+                if change.completed() { "COMPLETED".to_owned() } else { format!("FAILED: {}", change.reason) };
+            let news = News { deployment: Some(outcome), alarm_ok: false };
+            settle_open(deps, &news, |_, run| {
+                run.pending.as_ref().is_some_and(|p| deploys(&p.expectation, &change.deployment_id))
+            })
+            .await
+        }
+        Trigger::Deployment(change) => {
+            Ok(json!({"outcome": "ignored", "message": format!("{} of {}", change.event_name, change.deployment_id)}))
+        }
+        Trigger::Sweep => settle_open(deps, &News::default(), |_, _| true).await,
+    }
+}
+
+fn deploys(expectation: &verify::Expectation, id: &str) -> bool {
+    matches!(expectation, verify::Expectation::EcsDeployment { deployment_id, .. } if deployment_id == id)
+}
+
+/// Settles every open run the event concerns (by its alarm, or by the run itself); one run's
+/// failure does not hold back the others.
+async fn settle_open(
+    deps: &Deps,
+    news: &News,
+    concerns: impl Fn(&str, &run::Run) -> bool,
+) -> Result<Value, FunctionError> {
+    let unavailable = |err: incident_core::ledger::LedgerError| FunctionError::LedgerUnavailable {
+        table: deps.store.table.clone(),
+        problem: err.problem().to_owned(),
+    };
+    let mut settled = Vec::new();
+    for (incident, alarm) in deps.store.open().await.map_err(unavailable)? {
+        let Some(run) = deps.store.load(&incident).await.map_err(unavailable)? else {
+            settled.push(flow::settle(deps, &incident, news).await?);
+            continue;
+        };
+        if concerns(&alarm, &run) {
+            match flow::settle(deps, &incident, news).await {
+                Ok(answer) => settled.push(answer),
+                Err(err) => settled.push(json!({"incidentId": incident, "error": err.to_string()})),
+            }
+        }
+    }
+    Ok(json!({"outcome": "settled", "runs": settled}))
+}
+
+impl Deps {
+    /// A line in the incident's history, beside the actions' records (a failure is logged: the
+    /// run's own item keeps the evidence).
+    pub async fn record(&self, incident: &str, target: &str, outcome: &str, message: &str) {
+        let record = NewRecord {
+            incident_id: incident.to_owned(),
+            action: "playbook".to_owned(),
+            target: target.to_owned(),
+            priority: String::new(),
+            outcome: outcome.to_owned(),
+            status_code: 200,
+            message: message.to_owned(),
+            before: None,
+            after: None,
+            details: json!({}),
+            request_id: format!("playbook-{}", self.clock.now().timestamp_millis()),
+        };
+        if let Err(err) = self.ledger.record(&record).await {
+            tracing::warn!(incident, "the history record was not written: {}", err.problem());
+        }
+    }
+}
+
+/// Everything the playbook may do: invoke the actions, look at what they changed and at the alarms,
+/// and keep its runs in the ledger. (Lambda itself, not this code, publishes a failed asynchronous
+/// invocation to the operations topic with the function's role; the policy check knows that.)
+pub fn permissions() -> Vec<Permission> {
+    let mut all = invoke::permissions();
+    all.extend(check::permissions());
+    all.extend(store::permissions());
+    all
+}
