@@ -325,6 +325,7 @@ async fn the_page_lists_what_automation_did_and_a_retry_is_sent_once() {
             after: None,
             details: Value::Null,
             request_id: uuid::Uuid::new_v4().to_string(),
+            changed: false,
         };
         ledger.record_change(&record).await.unwrap();
     }

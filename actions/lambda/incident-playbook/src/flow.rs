@@ -109,8 +109,8 @@ pub async fn advance(deps: &Deps, playbook: &Playbook, mut run: Run) -> Result<V
 /// Judges a run's pending verification (sweep, or an event's `news`), and acts on the verdict;
 /// takes over a run whose invocation died.
 pub async fn settle(deps: &Deps, incident: &str, news: &News) -> Result<Value, FunctionError> {
-    let Some(mut run) = deps.store.load(incident).await.map_err(unavailable(deps))? else {
-        deps.store.unindex(incident).await.map_err(unavailable(deps))?;
+    let Some(mut run) = deps.store.load(incident).await.map_err(|e| deps.unavailable(e))? else {
+        deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
         return Ok(json!({"incidentId": incident, "outcome": "gone"}));
     };
     let Some(playbook) = deps.playbooks.get(&run.playbook) else {
@@ -123,7 +123,7 @@ pub async fn settle(deps: &Deps, incident: &str, news: &News) -> Result<Value, F
         Status::Acting if run.abandoned(now) => advance(deps, playbook, run).await,
         Status::Paging if run.abandoned(now) => Ok(page(deps, playbook, run).await),
         _ if !run.status.open() => {
-            deps.store.unindex(incident).await.map_err(unavailable(deps))?;
+            deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
             Ok(summary(&run, "closed"))
         }
         _ => Ok(summary(&run, "in hand")),
@@ -195,10 +195,6 @@ async fn ledger_down(deps: &Deps, playbook: &Playbook, mut run: Run, err: &Ledge
         Ok(message) => summary(&run, &format!("paged without the ledger: {message}")),
         Err(problem) => summary(&run, &format!("the page failed too: {problem}")),
     }
-}
-
-fn unavailable(deps: &Deps) -> impl Fn(LedgerError) -> FunctionError + '_ {
-    move |err| FunctionError::LedgerUnavailable { table: deps.store.table.clone(), problem: err.problem().to_owned() }
 }
 
 /// The function's answer about a run.

@@ -8,8 +8,10 @@
 //! - [`playbooks`]: the target map's `playbooks` section;
 //! - [`run`] and [`store`]: one incident's run, kept in the ledger under an optimistic lock;
 //! - [`flow`]: the life of a run, top to bottom; [`verify`] (pure) and [`check`] (the describes):
-//!   the verdicts; [`invoke`]: the actions' contract over Lambda Invoke; [`metrics`]: EMF.
+//!   the verdicts; [`invoke`]: the actions' contract over Lambda Invoke; [`metrics`]: EMF;
+//! - [`changes`]: the verdicts on the changes the backend's invocations made.
 
+pub mod changes;
 pub mod check;
 pub mod flow;
 pub mod invoke;
@@ -25,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use incident_core::config::TargetConfig;
 use incident_core::ledger::{Ledger, NewRecord};
+use incident_core::state::State;
 use incident_ledger::DynamoLedger;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
@@ -86,7 +89,7 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Fu
         Trigger::Alarm(change) if change.state == AlarmState::Alarm => flow::start(deps, &change).await,
         Trigger::Alarm(change) if change.state == AlarmState::Ok => {
             let news = News { alarm_ok: true, ..News::default() };
-            settle_open(deps, &news, |alarm, _| alarm == change.name).await
+            settle_open(deps, &news, |alarm, _| alarm == change.name, |_| false).await
         }
         Trigger::Alarm(change) => Ok(json!({"outcome": "ignored",
             "message": format!("alarm {} went to {}: only a transition into ALARM starts a playbook", change.name, change.state.as_str())})),
@@ -94,15 +97,16 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Fu
             let outcome =
                 if change.completed() { "COMPLETED".to_owned() } else { format!("FAILED: {}", change.reason) };
             let news = News { deployment: Some(outcome), alarm_ok: false };
-            settle_open(deps, &news, |_, run| {
-                run.pending.as_ref().is_some_and(|p| deploys(&p.expectation, &change.deployment_id))
-            })
-            .await
+            let id = &change.deployment_id;
+            let run_waits = |_: &str, run: &run::Run| run.pending.as_ref().is_some_and(|p| deploys(&p.expectation, id));
+            let change_is =
+                |c: &store::Change| matches!(&c.after, State::EcsDeployment { deployment_id: Some(d), .. } if d == id);
+            settle_open(deps, &news, run_waits, change_is).await
         }
         Trigger::Deployment(change) => {
             Ok(json!({"outcome": "ignored", "message": format!("{} of {}", change.event_name, change.deployment_id)}))
         }
-        Trigger::Sweep => settle_open(deps, &News::default(), |_, _| true).await,
+        Trigger::Sweep => settle_open(deps, &News::default(), |_, _| true, |_| true).await,
     }
 }
 
@@ -110,17 +114,15 @@ fn deploys(expectation: &verify::Expectation, id: &str) -> bool {
     matches!(expectation, verify::Expectation::EcsDeployment { deployment_id, .. } if deployment_id == id)
 }
 
-/// Settles every open run the event concerns (by its alarm, or by the run itself); one run's
-/// failure does not hold back the others.
+/// Settles every open run and pending change the event concerns (a run by its alarm or itself);
+/// one's failure does not hold back the others.
 async fn settle_open(
     deps: &Deps,
     news: &News,
     concerns: impl Fn(&str, &run::Run) -> bool,
+    concerns_change: impl Fn(&store::Change) -> bool,
 ) -> Result<Value, FunctionError> {
-    let unavailable = |err: incident_core::ledger::LedgerError| FunctionError::LedgerUnavailable {
-        table: deps.store.table.clone(),
-        problem: err.problem().to_owned(),
-    };
+    let unavailable = |err| deps.unavailable(err);
     let mut settled = Vec::new();
     for (incident, alarm) in deps.store.open().await.map_err(unavailable)? {
         let Some(run) = deps.store.load(&incident).await.map_err(unavailable)? else {
@@ -134,16 +136,33 @@ async fn settle_open(
             }
         }
     }
-    Ok(json!({"outcome": "settled", "runs": settled}))
+    let mut changes = Vec::new();
+    for change in deps.store.changes().await.map_err(unavailable)?.iter().filter(|c| concerns_change(c)) {
+        match changes::settle(deps, change, news).await {
+            Ok(answer) => changes.push(answer),
+            Err(err) => changes.push(json!({"change": change.key, "error": err.to_string()})),
+        }
+    }
+    Ok(json!({"outcome": "settled", "runs": settled, "changes": changes}))
 }
 
 impl Deps {
+    /// A ledger that cannot be read, as the function's error.
+    pub fn unavailable(&self, err: incident_core::ledger::LedgerError) -> FunctionError {
+        FunctionError::LedgerUnavailable { table: self.store.table.clone(), problem: err.problem().to_owned() }
+    }
+
     /// A line in the incident's history, beside the actions' records (a failure is logged: the
     /// run's own item keeps the evidence).
     pub async fn record(&self, incident: &str, target: &str, outcome: &str, message: &str) {
+        self.record_as("playbook", incident, target, outcome, message).await;
+    }
+
+    /// The same, under another name than `playbook` (`verify`, for a change's verdict).
+    pub async fn record_as(&self, action: &str, incident: &str, target: &str, outcome: &str, message: &str) {
         let record = NewRecord {
             incident_id: incident.to_owned(),
-            action: "playbook".to_owned(),
+            action: action.to_owned(),
             target: target.to_owned(),
             priority: String::new(),
             outcome: outcome.to_owned(),
@@ -153,6 +172,7 @@ impl Deps {
             after: None,
             details: json!({}),
             request_id: format!("playbook-{}", self.clock.now().timestamp_millis()),
+            changed: false,
         };
         if let Err(err) = self.ledger.record(&record).await {
             tracing::warn!(incident, "the history record was not written: {}", err.problem());

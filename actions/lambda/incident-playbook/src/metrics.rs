@@ -68,3 +68,43 @@ pub fn paged(run: &Run) {
         Unit::Count,
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn line(record: &MetricRecord) -> Value {
+        serde_json::from_str(&record.to_line()).unwrap()
+    }
+
+    #[test]
+    fn a_verdict_is_counted_by_outcome_with_its_time_and_whether_automation_resolved_it() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 5, 2, 29, 0).unwrap();
+        let [verdict, resolved] =
+            verdict_records("fluidity-dev-actions", Outcome::Verified, 240_000.0, now).map(|r| line(&r));
+        assert_eq!(verdict["_aws"]["CloudWatchMetrics"][0]["Namespace"], "IncidentPlaybook");
+        assert_eq!(
+            (verdict["Stack"].as_str(), verdict["outcome"].as_str()),
+            (Some("fluidity-dev-actions"), Some("verified"))
+        );
+        assert_eq!((verdict["Verdicts"].as_i64(), verdict["TimeToVerdict"].as_i64()), (Some(1), Some(240_000)));
+        assert_eq!(resolved["AutoResolved"], 1);
+        let [failed, unresolved] = verdict_records("s", Outcome::Failed, 1.0, now).map(|r| line(&r));
+        assert_eq!((failed["outcome"].as_str(), unresolved["AutoResolved"].as_i64()), (Some("failed"), Some(0)));
+    }
+
+    #[test]
+    fn time_to_act_runs_from_the_alarm_to_the_first_change() {
+        let alarm = Utc.with_ymd_and_hms(2026, 12, 5, 2, 15, 0).unwrap();
+        let acted = line(&time_to_act("s", alarm, alarm + chrono::Duration::seconds(42)));
+        assert_eq!(acted["TimeToAct"], 42_000);
+        assert_eq!(
+            line(&time_to_act("s", alarm, alarm - chrono::Duration::seconds(1)))["TimeToAct"],
+            0,
+            "never negative"
+        );
+    }
+}

@@ -10,14 +10,48 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
 use incident_core::ledger::LedgerError;
-use incident_ledger::items::{RECORD_TTL, key, n, s, text};
+use incident_core::state::State;
+use incident_ledger::items::{RECORD_TTL, VERIFY, key, n, s, text};
 use incident_ledger::store::classify;
 use shared::iam::{Permission, arn};
 
 use crate::run::Run;
 
 const INDEX: &str = "PLAYBOOK";
+
+/// A change an action made, whose verification is pending (the actions write it beside their
+/// record: see incident_ledger::items::verification_item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Its sort key in the `VERIFY` partition: `<incidentId>#<request id>`.
+    pub key: String,
+    pub incident_id: String,
+    pub action: String,
+    pub target: String,
+    pub after: State,
+    pub at: DateTime<Utc>,
+}
+
+impl Change {
+    fn of(item: &incident_ledger::items::Item) -> Option<Self> {
+        let after = serde_json::from_str(&text(item, "after"));
+        let at = DateTime::parse_from_rfc3339(&text(item, "at")).map(|t| t.with_timezone(&Utc));
+        let (Ok(after), Ok(at)) = (after, at) else {
+            tracing::warn!(key = text(item, "sk"), "a pending verification is unreadable; skipped");
+            return None;
+        };
+        Some(Self {
+            key: text(item, "sk"),
+            incident_id: text(item, "incidentId"),
+            action: text(item, "action"),
+            target: text(item, "target"),
+            after,
+            at,
+        })
+    }
+}
 
 fn run_key(incident: &str) -> incident_ledger::items::Item {
     key(format!("PLAYBOOK#{incident}"), "RUN")
@@ -80,16 +114,37 @@ impl Store {
 
     /// The incidents of the open runs, and each one's alarm.
     pub async fn open(&self) -> Result<Vec<(String, String)>, LedgerError> {
-        let mut open = Vec::new();
+        let items = self.partition(INDEX).await?;
+        Ok(items.iter().map(|i| (text(i, "sk"), text(i, "alarm"))).collect())
+    }
+
+    /// The changes whose verification is pending (an unreadable one is dropped, and logged).
+    pub async fn changes(&self) -> Result<Vec<Change>, LedgerError> {
+        let items = self.partition(VERIFY).await?;
+        Ok(items.iter().filter_map(Change::of).collect())
+    }
+
+    /// Takes a change's verification out; `false` when another invocation already did (and judged it).
+    pub async fn take_change(&self, sort_key: &str) -> Result<bool, LedgerError> {
+        let delete = self.dynamodb.delete_item().table_name(&self.table).set_key(Some(key(VERIFY, sort_key)));
+        match delete.condition_expression("attribute_exists(pk)").send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(err) => Err(classify("DeleteItem", &err)),
+        }
+    }
+
+    async fn partition(&self, pk: &str) -> Result<Vec<incident_ledger::items::Item>, LedgerError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let query = self.dynamodb.query().table_name(&self.table).key_condition_expression("pk = :pk");
-            let query = query.expression_attribute_values(":pk", s(INDEX)).set_exclusive_start_key(start);
+            let query = query.expression_attribute_values(":pk", s(pk)).set_exclusive_start_key(start);
             let out = query.consistent_read(true).send().await.map_err(|err| classify("Query", &err))?;
-            open.extend(out.items().iter().map(|i| (text(i, "sk"), text(i, "alarm"))));
+            items.extend(out.items().iter().cloned());
             start = out.last_evaluated_key().cloned();
             if start.is_none() {
-                return Ok(open);
+                return Ok(items);
             }
         }
     }
@@ -126,12 +181,14 @@ fn item(run: &Run) -> incident_ledger::items::Item {
 /// records (read, and its own written), each call on those items only.
 pub fn permissions() -> Vec<Permission> {
     let table = arn("dynamodb", "table/${LEDGER_TABLE}");
-    let calls: [(&'static str, &str); 6] = [
+    let calls: [(&'static str, &str); 8] = [
         ("dynamodb:GetItem", "PLAYBOOK#*"),
         ("dynamodb:PutItem", "PLAYBOOK#*"),
         ("dynamodb:PutItem", "PLAYBOOK"),
         ("dynamodb:DeleteItem", "PLAYBOOK"),
         ("dynamodb:Query", "PLAYBOOK"),
+        ("dynamodb:Query", "VERIFY"),
+        ("dynamodb:DeleteItem", "VERIFY"),
         ("dynamodb:PutItem", "INCIDENT#*"),
     ];
     calls

@@ -95,3 +95,30 @@ async fn a_replication_group_reads_as_scaled_on_the_planned_node_type() {
     assert!(done(&seen), "{seen:?}");
     assert!(matches!(resource(&c, &planned("cache.r6g.xlarge"), None).await, Seen::Pending(_)));
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn replicas_and_memcached_nodes_read_as_added_once_they_are_there() {
+    let setup = emulator_config().await;
+    let elasticache = aws_sdk_elasticache::Client::new(&setup);
+    let group = format!("rg-{}", &unique("r").to_lowercase().replace('_', "-")[..12]).trim_end_matches('-').to_owned();
+    let create = elasticache.create_replication_group().replication_group_id(&group).engine("redis");
+    let create = create.replication_group_description("playbook check").cache_node_type("cache.r6g.large");
+    create.num_cache_clusters(2).send().await.unwrap();
+    let cluster =
+        format!("mc-{}", &unique("m").to_lowercase().replace('_', "-")[..12]).trim_end_matches('-').to_owned();
+    let create = elasticache.create_cache_cluster().cache_cluster_id(&cluster).engine("memcached");
+    create.cache_node_type("cache.r6g.large").num_cache_nodes(2).send().await.unwrap();
+    let c = clients().await;
+    // moto lists only the primary among a node group's members (no replica), as the count reads.
+    let replicas = |n| Expectation::CacheReplicas { replication_group_id: group.clone(), replicas: n };
+    let seen = resource(&c, &replicas(0), None).await;
+    assert!(done(&seen), "{seen:?}");
+    let seen = resource(&c, &replicas(1), None).await;
+    assert!(matches!(&seen, Seen::Pending(what) if what.contains("replicas: 0")), "{seen:?}");
+    let nodes = |n| Expectation::CacheNodes { cache_cluster_id: cluster.clone(), nodes: n };
+    let seen = resource(&c, &nodes(2), None).await;
+    assert!(done(&seen), "{seen:?}");
+    assert!(matches!(resource(&c, &nodes(3), None).await, Seen::Pending(_)));
+    assert!(done(&resource(&c, &Expectation::Immediate, None).await), "Redis: known at once");
+}

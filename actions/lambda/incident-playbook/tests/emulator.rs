@@ -49,6 +49,8 @@ async fn an_alarm_starts_the_first_step_and_a_verified_fix_pages_no_one() {
     let history = w.history().await;
     assert!(history.iter().any(|r| r.outcome == "verified" && r.message.contains("COMPLETED")), "{history:?}");
     assert!(w.deps.store.open().await.unwrap().iter().all(|(i, _)| *i != w.incident()), "the run left the open index");
+    let changes = w.deps.store.changes().await.unwrap();
+    assert!(changes.iter().all(|c| c.incident_id != w.incident()), "its steps' changes are its run's: {changes:?}");
 }
 
 #[tokio::test]
@@ -205,4 +207,45 @@ async fn iam_world_the_loop_under_its_role() {
     w.sweep().await;
     assert_eq!(w.run().await.status, Status::Paged, "{:?}", w.run().await.evidence_lines());
     assert_eq!(w.pages().await.len(), 1);
+}
+
+/// What the backend does: invokes an action by ARN, outside any playbook.
+async fn backend_invokes(w: &World, function: &str, action: &str, incident: &str) -> serde_json::Value {
+    let request = json!({"action": action, "target": "api", "incidentId": incident, "priority": "critical"});
+    incident_playbook::invoke::invoke(&w.deps.lambda, function, &request).await.unwrap()
+}
+
+async fn verdicts(w: &World, incident: &str) -> Vec<(String, String)> {
+    let history = w.deps.ledger.history(incident).await.unwrap();
+    history.into_iter().filter(|r| r.action == "verify").map(|r| (r.outcome, r.message)).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn the_backends_changes_are_verified_too_and_their_verdicts_recorded_once() {
+    let w = world(restart_then_scale(), &[]).await;
+    let restart = backend_invokes(&w, &w.deps.functions.restart_service.clone(), "restart_service", "INC-700").await;
+    assert_eq!(restart["success"], true, "{restart}");
+    let deployment = restart["details"]["after"]["deploymentId"].as_str().unwrap().to_owned();
+    let pending = w.deps.store.changes().await.unwrap();
+    assert!(pending.iter().any(|c| c.incident_id == "INC-700" && c.action == "restart_service"), "{pending:?}");
+    w.sweep().await;
+    assert!(verdicts(&w, "INC-700").await.is_empty(), "moto's rollout is still in progress: no verdict yet");
+    w.deployment("ecs-deployment-failed-LIVE.json", &deployment).await;
+    w.deployment("ecs-deployment-failed-LIVE.json", &deployment).await;
+    let recorded = verdicts(&w, "INC-700").await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].0, "failed");
+    assert!(
+        recorded[0].1.starts_with("restart_service api: deployment") && recorded[0].1.contains("FAILED"),
+        "{recorded:?}"
+    );
+
+    let scale = backend_invokes(&w, &w.deps.functions.scale_up.clone(), "scale_up", "INC-701").await;
+    assert_eq!(scale["success"], true, "{scale}");
+    let (a, b) = tokio::join!(w.sweep(), w.sweep());
+    let recorded = verdicts(&w, "INC-701").await;
+    assert_eq!(recorded.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(), ["verified"], "{recorded:?} {a} {b}");
+    assert!(w.deps.store.changes().await.unwrap().iter().all(|c| !c.incident_id.starts_with("INC-70")), "taken out");
+    assert!(w.pages().await.is_empty(), "a verdict on the backend's change is recorded, not paged");
 }

@@ -160,6 +160,10 @@ pub struct NewRecord {
     /// The answer's details, for people (bounded); nothing reads them back.
     pub details: Value,
     pub request_id: String,
+    /// The invocation changed its resource: a verification of `after` is pending beside the record
+    /// (incident-playbook's sweep judges it).
+    #[serde(skip)]
+    pub changed: bool,
 }
 
 /// One record, as history lists it.

@@ -260,3 +260,24 @@ async fn a_stale_token_answers_with_the_plan_a_dry_run_shows() {
     assert_eq!(stale["details"]["plannedCalls"][0]["params"]["desiredCount"], 7);
     assert_eq!(*other.observed.lock().unwrap(), [View::Apply, View::Preview], "re-observed as a dry run would");
 }
+
+/// What incident-playbook verifies: a change, with the typed state it left in the answer, and a
+/// pending verification beside its record; nothing for a dry run, a plan with nothing to do, or a
+/// replay.
+#[tokio::test]
+async fn only_a_change_leaves_its_state_to_verify() {
+    let (ledger, action) = (MemoryLedger::default(), raise(5));
+    let guard = guarded(&ledger, GuardSettings::default());
+    let dry = invoke(&action, &guard, request("INC-1", json!({"dryRun": true})), Duration::from_secs(10)).await;
+    let applied = invoke(&action, &guard, request("INC-1", json!({})), Duration::from_secs(10)).await;
+    let replayed = invoke(&action, &guard, request("INC-1", json!({})), Duration::from_secs(10)).await;
+    let nothing = invoke(&action, &guard, request("INC-2", json!({})), Duration::from_secs(10)).await;
+    assert_eq!(applied["details"]["after"], json!({"kind": "ecs_service", "desiredCount": 5}), "{applied}");
+    for unchanged in [&dry, &nothing] {
+        assert!(unchanged["details"].get("after").is_none(), "{unchanged}");
+    }
+    assert_eq!(replayed["details"]["after"], applied["details"]["after"], "the recorded answer");
+    let changed: Vec<(String, bool)> = ledger.records().into_iter().map(|r| (r.outcome, r.changed)).collect();
+    let expected = [("success", true), ("replayed", false), ("success", false)].map(|(o, c)| (o.to_owned(), c));
+    assert_eq!(changed, expected);
+}

@@ -130,6 +130,8 @@ fn restore_record(
         after: Some(if applied.is_ok() { to.clone() } else { from.clone() }),
         details: json!({"changes": changes, "when": when}),
         request_id: uuid::Uuid::new_v4().to_string(),
+        // A restore undoes automation after the incident: nothing to verify.
+        changed: false,
     })
 }
 

@@ -7,6 +7,7 @@
 //! | a budget counter | `BUDGET#<scope>` | `WINDOW#<window start, epoch s>` |
 //! | a pause | `PAUSE` | `GLOBAL` or `TARGET#<target>` |
 //! | a claim | `CLAIM#<resource>` | `CLAIM` |
+//! | a change's pending verification | `VERIFY` | `<incidentId>#<request id>` |
 //!
 //! `expiresAt` (epoch seconds) is the table's TTL attribute.
 
@@ -88,6 +89,25 @@ pub fn record_item(record: &NewRecord) -> Item {
         }
     }
     item
+}
+
+/// The partition of the changes' pending verifications, which incident-playbook's sweep reads.
+pub const VERIFY: &str = "VERIFY";
+
+/// A changed record's pending verification: what the change left (`after`, typed), on which
+/// target, since when. incident-playbook judges it against the resource and takes it out.
+pub fn verification_item(record: &NewRecord) -> Option<Item> {
+    let after = record.after.as_ref().filter(|_| record.changed)?;
+    let now = Utc::now();
+    let mut item = key(VERIFY, format!("{}#{}", record.incident_id, record.request_id));
+    item.insert("incidentId".to_owned(), s(&record.incident_id));
+    item.insert("action".to_owned(), s(&record.action));
+    item.insert("target".to_owned(), s(&record.target));
+    item.insert("priority".to_owned(), s(&record.priority));
+    item.insert("after".to_owned(), s(serde_json::to_string(after).unwrap_or_default()));
+    item.insert("at".to_owned(), s(rfc3339(now)));
+    item.insert("expiresAt".to_owned(), n(now.timestamp() + i64::try_from(RECORD_TTL.as_secs()).unwrap_or(0)));
+    Some(item)
 }
 
 /// A record read back. Schema 2 states are typed; a schema 1 record's (written before typed

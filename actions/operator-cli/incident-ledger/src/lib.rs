@@ -71,12 +71,14 @@ pub enum Use {
 /// authorised as PutItem, UpdateItem and DeleteItem.
 pub fn permissions(uses: Use) -> Vec<Permission> {
     let (mutates, claims) = (uses != Use::Page, uses == Use::MutateAndClaim);
-    let calls: [(&'static str, &[&str], bool); 5] = [
+    let calls: [(&'static str, &[&str], bool); 6] = [
         ("dynamodb:Query", &["INCIDENT#*"], true),
         ("dynamodb:PutItem", &["IDEMPOTENCY#*", "INCIDENT#*"], true),
         ("dynamodb:DeleteItem", &["IDEMPOTENCY#*"], true),
         ("dynamodb:BatchGetItem", &["PAUSE", "BUDGET#*"], mutates),
         ("dynamodb:UpdateItem", &["IDEMPOTENCY#*", "BUDGET#*"], mutates),
+        // A change's pending verification, written with its record.
+        ("dynamodb:PutItem", &["VERIFY"], mutates),
     ];
     let claim_calls: &[(&'static str, &[&str], bool)] =
         &[("dynamodb:PutItem", &["CLAIM#*"], claims), ("dynamodb:DeleteItem", &["CLAIM#*"], claims)];

@@ -284,6 +284,7 @@ impl DynamoLedger {
     ) -> Result<(), LedgerError> {
         let build =
             |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(format!("TransactWriteItems: {e}"));
+        let pending = crate::items::verification_item(record);
         let record =
             Put::builder().table_name(&self.table).set_item(Some(record_item(record))).build().map_err(build)?;
         let mut transaction =
@@ -300,6 +301,10 @@ impl DynamoLedger {
                 }
             };
             transaction = transaction.transact_items(item.build());
+        }
+        if let Some(pending) = pending {
+            let put = Put::builder().table_name(&self.table).set_item(Some(pending)).build().map_err(build)?;
+            transaction = transaction.transact_items(TransactWriteItem::builder().put(put).build());
         }
         transaction.send().await.map(drop).map_err(|e| cancelled(&e))
     }

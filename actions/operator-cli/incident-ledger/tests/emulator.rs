@@ -31,6 +31,7 @@ fn scaled(target: &str, before: State, after: State) -> NewRecord {
         after: Some(after),
         details: Value::Null,
         request_id: uuid::Uuid::new_v4().to_string(),
+        changed: true,
     }
 }
 

@@ -321,6 +321,7 @@ impl Guard {
             after: ending.after.cloned(),
             details: response.details.clone(),
             request_id: response.execution_id.clone(),
+            changed: ending.progress == Progress::Changed,
         }
     }
 
