@@ -185,7 +185,10 @@ playbook "CloudWatch delivers the ALARM transition again: the playbook acts once
 playbook "production-auth-5xx goes to ALARM: its playbook has one step, restart the auth service" "$ROOT/.run/auth-alarm.json"
 "$PY" scripts/demo_loop.py deployment-event FAILED "$ROOT/.run/playbook.json" "$ROOT/.run/deployment.json"
 playbook "that deployment fails too: no step is left, one page with the evidence" "$ROOT/.run/deployment.json"
-playbook "the 1-minute sweep: nothing is due, nothing is sent twice" fixtures/incident-playbook/schedule-LIVE.json
+playbook "the 1-minute sweep: no run is due and no page is sent twice. It judges the backend's changes
+   too (INC-42, INC-43): each waits until its resource shows it, or its 10 minutes pass (the restore put
+   the API and the cache back, a human moved the database, and moto never completes a rollout)" \
+  fixtures/incident-playbook/schedule-LIVE.json
 echo "-- what the on-call engineer received from the loop"
 "$PY" scripts/demo_loop.py inbox
 

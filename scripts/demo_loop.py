@@ -110,10 +110,12 @@ def show(answer):
     r = json.load(open(answer))
     if "errorType" in r:
         print(f"   answer:   {r['errorType']}: {r['errorMessage']}")
-    elif "runs" in r:  # an event or the sweep: every run it settled
+    elif "runs" in r:  # an event or the sweep: every run it settled, and the backend's changes
         print(f"   answer:   {r['outcome']} {len(r['runs'])} run(s)")
         for run in r["runs"]:
             show_run(run)
+        for change in r.get("changes", []):
+            print(f"   change:   {change['change']}: {change.get('outcome', change.get('error'))}")
     else:
         show_run(r)
 

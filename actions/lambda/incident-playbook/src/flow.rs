@@ -60,12 +60,13 @@ pub async fn start(deps: &Deps, change: &AlarmChange) -> Result<Value, FunctionE
     let now = deps.clock.now();
     let mut run =
         Run::start(incident, playbook.name.clone(), change.name.clone(), playbook.target.clone(), change.at, now);
-    run.note(change.at, format!("alarm {} ALARM: {}", change.name, shared::text::shown(&change.reason)));
+    let reason: String = change.reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    run.note(change.at, format!("alarm {} ALARM: {}", change.name, shared::text::shown(&reason)));
     match bounded(deps.store.create(&run)).await {
         Ok(true) => advance(deps, playbook, run).await,
         Ok(false) => Ok(json!({"incidentId": run.incident_id, "outcome": "already started",
             "message": "this transition already started its playbook; it acts once"})),
-        Err(err) => Ok(ledger_down(deps, playbook, run, &err).await),
+        Err(err) => ledger_down(deps, playbook, run, &err).await,
     }
 }
 
@@ -76,13 +77,13 @@ pub async fn advance(deps: &Deps, playbook: &Playbook, mut run: Run) -> Result<V
         let now = deps.clock.now();
         if let Some(state) = deps.alarm_recovered(&run.alarm).await {
             run.recovered(run.step, state.as_str(), now);
-            return Ok(deps.saved(playbook, run, "recovered").await);
+            return deps.saved(playbook, run, "recovered").await;
         }
         run.acting(run.step, now);
-        match deps.store.save(&mut run).await {
+        match bounded(deps.store.save(&mut run)).await {
             Ok(true) => {}
             Ok(false) => return Ok(summary(&run, "taken by another invocation")),
-            Err(err) => return Ok(ledger_down(deps, playbook, run, &err).await),
+            Err(err) => return ledger_down(deps, playbook, run, &err).await,
         }
         let answer = deps.step(playbook, step, &run).await;
         let now = deps.clock.now();
@@ -95,7 +96,7 @@ pub async fn advance(deps: &Deps, playbook: &Playbook, mut run: Run) -> Result<V
                 run.verifying(expectation, now, deadline);
                 // The action recorded itself in the incident's history; the run keeps the rest.
                 crate::metrics::acted(&run, now);
-                return Ok(deps.saved(playbook, run, "verifying").await);
+                return deps.saved(playbook, run, "verifying").await;
             }
             Answer::NotApplied { status, message } => {
                 run.note(now, format!("{said} → not applied ({status}): {message}"));
@@ -107,26 +108,30 @@ pub async fn advance(deps: &Deps, playbook: &Playbook, mut run: Run) -> Result<V
 }
 
 /// Judges a run's pending verification (sweep, or an event's `news`), and acts on the verdict;
-/// takes over a run whose invocation died.
+/// takes over a run whose invocation died. A run another invocation holds is left alone.
 pub async fn settle(deps: &Deps, incident: &str, news: &News) -> Result<Value, FunctionError> {
-    let Some(mut run) = deps.store.load(incident).await.map_err(|e| deps.unavailable(e))? else {
+    let Some(mut run) = bounded(deps.store.load(incident)).await.map_err(|e| deps.unavailable(e))? else {
         deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
         return Ok(json!({"incidentId": incident, "outcome": "gone"}));
     };
+    if !run.status.open() {
+        deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
+        return Ok(summary(&run, "closed"));
+    }
+    if run.status != Status::Verifying && !run.abandoned(deps.clock.now()) {
+        return Ok(summary(&run, "in hand"));
+    }
     let Some(playbook) = deps.playbooks.get(&run.playbook) else {
-        run.note(deps.clock.now(), format!("playbook {} is no longer in the target map", run.playbook));
+        let said = format!("playbook {} is no longer in the target map", run.playbook);
+        if run.evidence.last().is_none_or(|e| e.text != said) {
+            run.note(deps.clock.now(), said);
+        }
         return Ok(page(deps, &Playbook::gone(&run), run).await);
     };
-    let now = deps.clock.now();
     match run.status {
         Status::Verifying => verdict(deps, playbook, run, news).await,
-        Status::Acting if run.abandoned(now) => advance(deps, playbook, run).await,
-        Status::Paging if run.abandoned(now) => Ok(page(deps, playbook, run).await),
-        _ if !run.status.open() => {
-            deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
-            Ok(summary(&run, "closed"))
-        }
-        _ => Ok(summary(&run, "in hand")),
+        Status::Paging => Ok(page(deps, playbook, run).await),
+        _ => advance(deps, playbook, run).await,
     }
 }
 
@@ -144,15 +149,15 @@ async fn verdict(deps: &Deps, playbook: &Playbook, mut run: Run, news: &News) ->
     let Some(verdict) = judge(&seen, Some((&run.alarm, alarm)), now, pending.deadline) else {
         if news.deployment.is_some() && pending.deployment_news.is_none() {
             run.pending = Some(crate::run::Pending { deployment_news, ..pending });
-            return Ok(deps.saved(playbook, run, "news kept").await);
+            return deps.saved(playbook, run, "news kept").await;
         }
         return Ok(summary(&run, "verifying"));
     };
     run.judged(&verdict, now);
-    match deps.store.save(&mut run).await {
+    match bounded(deps.store.save(&mut run)).await {
         Ok(true) => {}
         Ok(false) => return Ok(summary(&run, "judged by another invocation")),
-        Err(err) => return Ok(ledger_down(deps, playbook, run, &err).await),
+        Err(err) => return ledger_down(deps, playbook, run, &err).await,
     }
     crate::metrics::judged(&verdict, pending.since, now);
     deps.record(&run.incident_id, &playbook.target, verdict.outcome.as_str(), &verdict.evidence).await;
@@ -176,7 +181,9 @@ pub async fn page(deps: &Deps, playbook: &Playbook, mut run: Run) -> Value {
             run.status = Status::Paged;
             run.note(deps.clock.now(), message);
             crate::metrics::paged(&run);
-            deps.saved(playbook, run, "paged").await
+            // The page went out: a ledger that cannot record it now is noted, never paged about.
+            let answer = deps.saved(playbook, run, "paged").await;
+            answer.unwrap_or_else(|err| json!({"outcome": "paged", "ledger": err.to_string()}))
         }
         Err(problem) => {
             tracing::error!(incident = %run.incident_id, "the page did not go out; the sweep sends it again: {problem}");
@@ -185,15 +192,30 @@ pub async fn page(deps: &Deps, playbook: &Playbook, mut run: Run) -> Value {
     }
 }
 
-/// The ledger cannot be written: nothing more is done automatically (nothing would stop a second
-/// invocation from doing it again), and the on-call engineer is paged now, with what is known.
-async fn ledger_down(deps: &Deps, playbook: &Playbook, mut run: Run, err: &LedgerError) -> Value {
+/// The ledger cannot be written: this invocation does nothing more automatically (nothing would
+/// stop a second one from doing it again), and the on-call engineer is paged now, with what is
+/// known. A page that fails here is the function's error: Lambda retries an asynchronous event,
+/// then hands it to the operations topic. Once the ledger answers again, the sweep may take the run
+/// up where it was written last.
+async fn ledger_down(
+    deps: &Deps,
+    playbook: &Playbook,
+    mut run: Run,
+    err: &LedgerError,
+) -> Result<Value, FunctionError> {
     tracing::error!(incident = %run.incident_id, "the ledger is unavailable; paging now: {}", err.problem());
-    run.note(deps.clock.now(), format!("automation stopped: the incident ledger is unavailable ({})", err.problem()));
+    let note = format!("automation interrupted: the incident ledger is unavailable ({})", err.problem());
+    run.note(deps.clock.now(), note);
     run.status = Status::Paging;
     match deps.send_page(playbook, &run).await {
-        Ok(message) => summary(&run, &format!("paged without the ledger: {message}")),
-        Err(problem) => summary(&run, &format!("the page failed too: {problem}")),
+        Ok(message) => {
+            crate::metrics::paged(&run);
+            Ok(summary(&run, &format!("paged without the ledger: {message}")))
+        }
+        Err(problem) => Err(FunctionError::LedgerUnavailable {
+            table: deps.store.table.clone(),
+            problem: format!("{}; the page failed too: {problem}", err.problem()),
+        }),
     }
 }
 
@@ -239,12 +261,13 @@ impl Deps {
         }
     }
 
-    /// The alarm's state when it is no longer ALARM (a state that cannot be read is taken as
-    /// still ALARM: the step's own guards bound what it does).
+    /// The alarm's state when it is back to OK. INSUFFICIENT_DATA is not recovered (a service
+    /// whose tasks all died reports no data), and a state that cannot be read is taken as still
+    /// ALARM: the step's own guards bound what it does.
     async fn alarm_recovered(&self, alarm: &str) -> Option<AlarmState> {
         match crate::check::alarm_state(&self.clients.cloudwatch, alarm).await {
-            Ok(AlarmState::Alarm) => None,
-            Ok(state) => Some(state),
+            Ok(AlarmState::Ok) => Some(AlarmState::Ok),
+            Ok(_) => None,
             Err(problem) => {
                 tracing::warn!(alarm, "the alarm's state cannot be read; the step goes ahead: {problem}");
                 None
@@ -253,12 +276,12 @@ impl Deps {
     }
 
     /// Saves the run and answers with it.
-    async fn saved(&self, playbook: &Playbook, mut run: Run, outcome: &str) -> Value {
-        match self.store.save(&mut run).await {
-            Ok(true) => summary(&run, outcome),
-            Ok(false) => summary(&run, "taken by another invocation"),
+    async fn saved(&self, playbook: &Playbook, mut run: Run, outcome: &str) -> Result<Value, FunctionError> {
+        match bounded(self.store.save(&mut run)).await {
+            Ok(true) => Ok(summary(&run, outcome)),
+            Ok(false) => Ok(summary(&run, "taken by another invocation")),
             Err(err) if matches!(run.status, Status::Paged | Status::Resolved) => {
-                summary(&run, &format!("{outcome}; not recorded: {}", err.problem()))
+                Ok(summary(&run, &format!("{outcome}; not recorded: {}", err.problem())))
             }
             Err(err) => ledger_down(self, playbook, run, &err).await,
         }

@@ -56,6 +56,18 @@ pub fn permissions() -> Vec<Permission> {
         .collect()
 }
 
+/// The Lambda client the steps and the page are invoked with: one attempt, never retried (a retry
+/// of an action that is still working would meet its own idempotency key and read as refused), and
+/// a read timeout above the longest action's Lambda timeout (clear_cache's 900 s).
+pub fn client(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .read_timeout(std::time::Duration::from_secs(910))
+        .build();
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(1);
+    aws_sdk_lambda::Client::new(&config.to_builder().timeout_config(timeouts).retry_config(retry).build())
+}
+
 /// A request in the actions' contract.
 pub fn request(
     kind: ActionKind,

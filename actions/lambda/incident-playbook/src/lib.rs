@@ -89,7 +89,9 @@ pub async fn handler(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Fu
         Trigger::Alarm(change) if change.state == AlarmState::Alarm => flow::start(deps, &change).await,
         Trigger::Alarm(change) if change.state == AlarmState::Ok => {
             let news = News { alarm_ok: true, ..News::default() };
-            settle_open(deps, &news, |alarm, _| alarm == change.name, |_| false).await
+            // An OK older than the run's ALARM (a late redelivery) says nothing about this run.
+            let concerns = |alarm: &str, run: &run::Run| alarm == change.name && change.at >= run.alarm_at;
+            settle_open(deps, &news, concerns, |_| false).await
         }
         Trigger::Alarm(change) => Ok(json!({"outcome": "ignored",
             "message": format!("alarm {} went to {}: only a transition into ALARM starts a playbook", change.name, change.state.as_str())})),
@@ -125,11 +127,12 @@ async fn settle_open(
     let unavailable = |err| deps.unavailable(err);
     let mut settled = Vec::new();
     for (incident, alarm) in deps.store.open().await.map_err(unavailable)? {
-        let Some(run) = deps.store.load(&incident).await.map_err(unavailable)? else {
-            settled.push(flow::settle(deps, &incident, news).await?);
-            continue;
+        // A run that cannot be read is settled (or reported) alone: it holds back no other.
+        let concerned = match deps.store.load(&incident).await {
+            Ok(Some(run)) => concerns(&alarm, &run),
+            Ok(None) | Err(_) => true,
         };
-        if concerns(&alarm, &run) {
+        if concerned {
             match flow::settle(deps, &incident, news).await {
                 Ok(answer) => settled.push(answer),
                 Err(err) => settled.push(json!({"incidentId": incident, "error": err.to_string()})),
@@ -174,8 +177,12 @@ impl Deps {
             request_id: format!("playbook-{}", self.clock.now().timestamp_millis()),
             changed: false,
         };
-        if let Err(err) = self.ledger.record(&record).await {
-            tracing::warn!(incident, "the history record was not written: {}", err.problem());
+        // Bounded as every ledger call on the way to a page is.
+        let wait = flow::LEDGER_WAIT;
+        match tokio::time::timeout(wait, self.ledger.record(&record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(incident, "the history record was not written: {}", err.problem()),
+            Err(_) => tracing::warn!(incident, "the history record was not written within {} s", wait.as_secs()),
         }
     }
 }

@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         targets,
         playbooks,
         functions,
-        lambda: aws_sdk_lambda::Client::new(&config),
+        lambda: incident_playbook::invoke::client(&config),
         clients: Clients {
             ecs: aws_sdk_ecs::Client::new(&config),
             rds: aws_sdk_rds::Client::new(&config),

@@ -90,10 +90,11 @@ const SCHEDULED: &str = "Scheduled Event";
 pub fn parse(payload: &Value) -> Result<Trigger, FunctionError> {
     let detail_type = payload.get("detail-type").and_then(Value::as_str);
     match detail_type {
-        Some(ALARM_CHANGE) => {
-            let data = payload.get("detail").or_else(|| payload.get("alarmData"));
-            alarm(data.ok_or_else(|| FunctionError::invalid("detail", "missing: the alarm's state change"))?)
-        }
+        Some(ALARM_CHANGE) => match (payload.get("detail"), payload.get("alarmData")) {
+            (Some(detail), _) => alarm(detail, "detail"),
+            (None, Some(data)) => alarm(data, "alarmData"),
+            (None, None) => Err(FunctionError::invalid("detail", "missing: the alarm's state change")),
+        },
         Some(DEPLOYMENT_CHANGE) => deployment(payload.get("detail").unwrap_or(&Value::Null)),
         Some(SCHEDULED) => Ok(Trigger::Sweep),
         Some(other) => Err(FunctionError::invalid(
@@ -104,7 +105,7 @@ pub fn parse(payload: &Value) -> Result<Trigger, FunctionError> {
             ),
         )),
         None => match payload.get("alarmData") {
-            Some(data) => alarm(data),
+            Some(data) => alarm(data, "alarmData"),
             None => Err(FunctionError::invalid(
                 "event",
                 "not an alarm's invocation (alarmData), an EventBridge event (detail-type) or a schedule",
@@ -113,22 +114,22 @@ pub fn parse(payload: &Value) -> Result<Trigger, FunctionError> {
     }
 }
 
-fn alarm(raw: &Value) -> Result<Trigger, FunctionError> {
+/// The alarm's data, from the invocation's `alarmData` or the event's `detail` (`at` names it).
+fn alarm(raw: &Value, at: &str) -> Result<Trigger, FunctionError> {
     let tags = raw.get("alarmTags").map(tags).transpose()?.unwrap_or_default();
     let data: CloudWatchAlarmData<Value, Value> = serde_path_to_error::deserialize(raw).map_err(|err| {
         let field = match err.path().to_string().as_str() {
-            "." => "alarmData".to_owned(),
-            path => format!("alarmData.{path}"),
+            "." => at.to_owned(),
+            path => format!("{at}.{path}"),
         };
         FunctionError::invalid(field, err.into_inner().to_string())
     })?;
-    if data.alarm_name.is_empty() || data.alarm_name.len() > 255 || data.alarm_name.chars().any(char::is_control) {
-        return Err(FunctionError::invalid(
-            "alarmData.alarmName",
-            "must be 1 to 255 characters without control characters",
-        ));
+    let name = &data.alarm_name;
+    if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        let problem = "must be 1 to 255 characters without control characters";
+        return Err(FunctionError::invalid(format!("{at}.alarmName"), problem));
     }
-    let state = data.state.ok_or_else(|| FunctionError::invalid("alarmData.state", "missing"))?;
+    let state = data.state.ok_or_else(|| FunctionError::invalid(format!("{at}.state"), "missing"))?;
     Ok(Trigger::Alarm(AlarmChange {
         name: data.alarm_name,
         state: state_of(&state.value),

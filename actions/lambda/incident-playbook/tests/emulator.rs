@@ -249,3 +249,26 @@ async fn the_backends_changes_are_verified_too_and_their_verdicts_recorded_once(
     assert!(w.deps.store.changes().await.unwrap().iter().all(|c| !c.incident_id.starts_with("INC-70")), "taken out");
     assert!(w.pages().await.is_empty(), "a verdict on the backend's change is recorded, not paged");
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn insufficient_data_is_not_recovery_and_a_late_ok_says_nothing_about_a_newer_run() {
+    let w = world(restart_then_scale(), &[]).await;
+    // A service whose tasks all died reports nothing: its alarm goes to INSUFFICIENT_DATA.
+    set_alarm(&w.setup, &w.alarm, StateValue::InsufficientData).await;
+    let answer = w.send(w.alarm_event("ALARM")).await;
+    assert_eq!(answer["outcome"], "verifying", "the step ran: {answer}");
+    let deployment = restart_deployment(&w).await;
+    w.deployment("ecs-deployment-completed-LIVE.json", &deployment).await;
+    assert_eq!(w.run().await.status, Status::Verifying, "the restart worked; the alarm has not recovered");
+    let mut late_ok = w.alarm_event("OK");
+    late_ok["alarmData"]["state"]["timestamp"] = json!("2026-12-05T02:10:00.000+0000");
+    w.send(late_ok).await;
+    let run = w.run().await;
+    assert_eq!(
+        run.status,
+        Status::Verifying,
+        "an OK from before this ALARM verifies nothing: {:?}",
+        run.evidence_lines()
+    );
+}

@@ -94,7 +94,7 @@ pub fn deps_on(config: &SdkConfig, targets: &str, functions: Functions, table: &
         targets: targets_config,
         playbooks,
         functions,
-        lambda: aws_sdk_lambda::Client::new(config),
+        lambda: incident_playbook::invoke::client(config),
         clients: Clients {
             ecs: aws_sdk_ecs::Client::new(config),
             rds: aws_sdk_rds::Client::new(config),
