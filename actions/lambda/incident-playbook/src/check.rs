@@ -4,20 +4,33 @@
 use aws_sdk_ec2::types::SummaryStatus;
 use aws_sdk_ecs::types::DeploymentRolloutState;
 use incident_scaling::observe::ElastiCacheObserved;
+use shared::aws::LazyClient;
 use shared::ecs::{ServiceRef, describe_service};
 use shared::iam::{Permission, arn};
 
 use crate::trigger::AlarmState;
 use crate::verify::{Expectation, Seen};
 
-/// The clients the looks use, built once.
-#[derive(Debug, Clone)]
+/// The clients the looks use, each built on its first use: a sweep with nothing due builds none,
+/// and an ECS restart's verification never builds RDS's (init stays near a bare runtime's).
 pub struct Clients {
-    pub ecs: aws_sdk_ecs::Client,
-    pub rds: aws_sdk_rds::Client,
-    pub elasticache: aws_sdk_elasticache::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub ecs: LazyClient<aws_sdk_ecs::Client>,
+    pub rds: LazyClient<aws_sdk_rds::Client>,
+    pub elasticache: LazyClient<aws_sdk_elasticache::Client>,
+    pub ec2: LazyClient<aws_sdk_ec2::Client>,
+    pub cloudwatch: LazyClient<aws_sdk_cloudwatch::Client>,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            ecs: LazyClient::new(config, aws_sdk_ecs::Client::new),
+            rds: LazyClient::new(config, aws_sdk_rds::Client::new),
+            elasticache: LazyClient::new(config, aws_sdk_elasticache::Client::new),
+            ec2: LazyClient::new(config, aws_sdk_ec2::Client::new),
+            cloudwatch: LazyClient::new(config, aws_sdk_cloudwatch::Client::new),
+        }
+    }
 }
 
 /// What the looks need, `${...}` standing for the targets' fields and the alarms' names.

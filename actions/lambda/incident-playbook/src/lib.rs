@@ -42,7 +42,7 @@ pub struct Deps {
     pub targets: TargetConfig,
     pub playbooks: playbooks::Playbooks,
     pub functions: invoke::Functions,
-    pub lambda: aws_sdk_lambda::Client,
+    pub lambda: shared::aws::LazyClient<aws_sdk_lambda::Client>,
     pub clients: check::Clients,
     pub store: store::Store,
     pub ledger: DynamoLedger,

@@ -3,6 +3,7 @@ use incident_playbook::check::Clients;
 use incident_playbook::invoke::Functions;
 use incident_playbook::store::Store;
 use incident_playbook::{Clock, Deps, config_from_env, handler, permissions};
+use shared::aws::LazyClient;
 use shared::runtime;
 use shared::settings::Settings;
 
@@ -21,14 +22,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         targets,
         playbooks,
         functions,
-        lambda: incident_playbook::invoke::client(&config),
-        clients: Clients {
-            ecs: aws_sdk_ecs::Client::new(&config),
-            rds: aws_sdk_rds::Client::new(&config),
-            elasticache: aws_sdk_elasticache::Client::new(&config),
-            ec2: aws_sdk_ec2::Client::new(&config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        },
+        lambda: LazyClient::new(&config, incident_playbook::invoke::client),
+        clients: Clients::new(&config),
         store: Store { dynamodb: dynamodb.clone(), table: table.clone() },
         ledger: DynamoLedger { dynamodb, table },
         clock: Clock::default(),

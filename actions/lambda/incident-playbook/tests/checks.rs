@@ -9,14 +9,7 @@ use incident_playbook::verify::{Expectation, Seen};
 use shared::testing::{create_service, emulator_config, function_config, unique};
 
 async fn clients() -> Clients {
-    let config = function_config("incident-playbook").await;
-    Clients {
-        ecs: aws_sdk_ecs::Client::new(&config),
-        rds: aws_sdk_rds::Client::new(&config),
-        elasticache: aws_sdk_elasticache::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-    }
+    Clients::new(&function_config("incident-playbook").await)
 }
 
 fn done(seen: &Seen) -> bool {
