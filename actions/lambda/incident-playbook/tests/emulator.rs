@@ -159,6 +159,8 @@ async fn a_pause_holds_every_step_and_the_page_still_goes_out() {
     assert_eq!(lines.matches("not applied (423)").count(), 2, "each step met the pause:\n{lines}");
     assert_eq!(w.desired().await, 2, "nothing changed");
     assert_eq!(w.pages().await.len(), 1);
+    let changes = w.deps.store.changes().await.unwrap();
+    assert!(changes.iter().all(|c| c.incident_id != w.incident()), "a page is not a change to verify: {changes:?}");
 }
 
 #[tokio::test]

@@ -160,8 +160,8 @@ pub struct NewRecord {
     /// The answer's details, for people (bounded); nothing reads them back.
     pub details: Value,
     pub request_id: String,
-    /// The invocation changed its resource: a verification of `after` is pending beside the record
-    /// (incident-playbook's sweep judges it).
+    /// A mutating action changed its resource: a verification of `after` is pending beside the
+    /// record (incident-playbook's sweep judges it). Never a page.
     #[serde(skip)]
     pub changed: bool,
 }

@@ -321,7 +321,8 @@ impl Guard {
             after: ending.after.cloned(),
             details: response.details.clone(),
             request_id: response.execution_id.clone(),
-            changed: ending.progress == Progress::Changed,
+            // A page is not a fix: only a mutating action's change is verified.
+            changed: ticket.mutates && ending.progress == Progress::Changed,
         }
     }
 
