@@ -110,10 +110,17 @@ pub async fn advance(deps: &Deps, playbook: &Playbook, mut run: Run) -> Result<V
 /// Judges a run's pending verification (sweep, or an event's `news`), and acts on the verdict;
 /// takes over a run whose invocation died. A run another invocation holds is left alone.
 pub async fn settle(deps: &Deps, incident: &str, news: &News) -> Result<Value, FunctionError> {
-    let Some(mut run) = bounded(deps.store.load(incident)).await.map_err(|e| deps.unavailable(e))? else {
+    let Some(run) = bounded(deps.store.load(incident)).await.map_err(|e| deps.unavailable(e))? else {
         deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
         return Ok(json!({"incidentId": incident, "outcome": "gone"}));
     };
+    settle_run(deps, run, news).await
+}
+
+/// [`settle`] for a run already read (each of its writes still expects the version read).
+pub async fn settle_run(deps: &Deps, mut run: Run, news: &News) -> Result<Value, FunctionError> {
+    let incident = run.incident_id.clone();
+    let incident = incident.as_str();
     if !run.status.open() {
         deps.store.unindex(incident).await.map_err(|e| deps.unavailable(e))?;
         return Ok(summary(&run, "closed"));

@@ -128,16 +128,12 @@ async fn settle_open(
     let mut settled = Vec::new();
     for (incident, alarm) in deps.store.open().await.map_err(unavailable)? {
         // A run that cannot be read is settled (or reported) alone: it holds back no other.
-        let concerned = match deps.store.load(&incident).await {
-            Ok(Some(run)) => concerns(&alarm, &run),
-            Ok(None) | Err(_) => true,
+        let answer = match deps.store.load(&incident).await {
+            Ok(Some(run)) if !concerns(&alarm, &run) => continue,
+            Ok(Some(run)) => flow::settle_run(deps, run, news).await,
+            Ok(None) | Err(_) => flow::settle(deps, &incident, news).await,
         };
-        if concerned {
-            match flow::settle(deps, &incident, news).await {
-                Ok(answer) => settled.push(answer),
-                Err(err) => settled.push(json!({"incidentId": incident, "error": err.to_string()})),
-            }
-        }
+        settled.push(answer.unwrap_or_else(|err| json!({"incidentId": incident, "error": err.to_string()})));
     }
     let mut changes = Vec::new();
     for change in deps.store.changes().await.map_err(unavailable)?.iter().filter(|c| concerns_change(c)) {
