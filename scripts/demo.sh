@@ -143,6 +143,22 @@ run_action incident-notify-human "page the on-call engineer: the backend forward
    227-character title with a tab in it, fields of its own, no priority), and the page goes out all the same" \
   "$(cat fixtures/incident-notify-human/forwarded-incident-record-LIVE.json)"
 
+step "INC-46: a bad deployment of the API; the page names it, and a human approves the rollback"
+"$PY" scripts/demo_world.py bad-deploy
+run_action incident-notify-human "page the on-call engineer for INC-46 about the API: the page names the likely cause" \
+  '{"action":"notify_human","target":"api","incidentId":"INC-46","priority":"critical","incidentDetails":{"title":"Checkout API 5xx since the last deploy"}}'
+ROLLBACK='{"action":"rollback_service","target":"api","incidentId":"INC-46","priority":"critical"'
+run_action incident-rollback-service "roll the API back: that changes code in production, so it waits for a human's approval" \
+  "$ROLLBACK}" api
+run_action incident-rollback-service "the on-call engineer reads the plan (a dry run): back to the task definition that served before the deployment" \
+  "$ROLLBACK,\"dryRun\":true}"
+token="$("$BIN/incident-rollback-service" "$ROOT/.run/request.json" 2>>"$ROOT/.run/demo-logs.jsonl" \
+  | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["details"]["planToken"])')"
+run_action incident-rollback-service "approved: the same request with the dry run's planToken rolls the API back" \
+  "$ROLLBACK,\"planToken\":\"$token\"}" api
+run_action incident-rollback-service "asked again for INC-47: the last deployment is the rollback itself, which is never rolled back" \
+  '{"action":"rollback_service","target":"api","incidentId":"INC-47","priority":"critical"}'
+
 step "What the on-call engineer received"
 "$PY" scripts/demo_world.py inbox "$ROOT/.run"
 
@@ -166,7 +182,8 @@ step "Closing the loop: CloudWatch alarms start their playbooks (incident-playbo
 "$PY" scripts/demo_loop.py setup "$ROOT/.run"
 # The stack sets these to the actions' ARNs; the emulator's Invoke runs each action's built binary.
 export RESTART_SERVICE_FUNCTION=demo-restart-service SCALE_UP_FUNCTION=demo-scale-up \
-  CLEAR_CACHE_FUNCTION=demo-clear-cache NOTIFY_HUMAN_FUNCTION=demo-notify-human
+  CLEAR_CACHE_FUNCTION=demo-clear-cache NOTIFY_HUMAN_FUNCTION=demo-notify-human \
+  ROLLBACK_SERVICE_FUNCTION=demo-rollback-service
 playbook() { # description, event file
   echo "-- $1"
   "$BIN/incident-playbook" "$2" >"$ROOT/.run/playbook.json" 2>>"$ROOT/.run/demo-logs.jsonl" || true
@@ -186,7 +203,7 @@ playbook "production-auth-5xx goes to ALARM: its playbook has one step, restart 
 "$PY" scripts/demo_loop.py deployment-event FAILED "$ROOT/.run/playbook.json" "$ROOT/.run/deployment.json"
 playbook "that deployment fails too: no step is left, one page with the evidence" "$ROOT/.run/deployment.json"
 playbook "the 1-minute sweep: no run is due and no page is sent twice. It judges the backend's changes
-   too (INC-42, INC-43): each waits until its resource shows it, or its 10 minutes pass (the restore put
+   too (INC-42, INC-43, INC-46): each waits until its resource shows it, or its 10 minutes pass (the restore put
    the API and the cache back, a human moved the database, and moto never completes a rollout)" \
   fixtures/incident-playbook/schedule-LIVE.json
 echo "-- what the on-call engineer received from the loop"

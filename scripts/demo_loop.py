@@ -20,7 +20,7 @@ from demo_world import PROD, client, drain, ensure_service
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "fixtures", "incident-playbook")
 ROLE = "arn:aws:iam::123456789012:role/incident-demo-actions"
-FUNCTIONS = ["restart-service", "scale-up", "clear-cache", "notify-human"]
+FUNCTIONS = ["restart-service", "scale-up", "clear-cache", "notify-human", "rollback-service"]
 ALARMS = {"production-api-5xx": "api-errors", "production-auth-5xx": "auth-errors"}
 
 

@@ -5,6 +5,7 @@
     demo_world.py show                  the demo service's desired count
     demo_world.py incident-setup DIR    the incident world; writes DIR/targets.json and DIR/topic-arn
     demo_world.py incident-show WHAT    one line about api | database | cache | sessions
+    demo_world.py bad-deploy            a new build of the API (a new task definition) deployed, the bad one
     demo_world.py record                start moto's request recorder (to show what SNS was sent)
     demo_world.py inbox DIR             the alerts that reached the on-call inbox (an SQS queue), and the
                                         SMS form of each, from the Publish request as SNS received it
@@ -136,7 +137,8 @@ def incident_show(what):
     if what == "api":
         svc = client("ecs").describe_services(cluster=PROD, services=["production-api-service"])["services"][0]
         primary = [d for d in svc["deployments"] if d["status"] == "PRIMARY"][0]
-        print(f"  now: desiredCount {svc['desiredCount']}, primary deployment {primary['id']}")
+        print(f"  now: desiredCount {svc['desiredCount']}, primary deployment {primary['id']}, "
+              f"task definition {svc['taskDefinition'].rsplit('/', 1)[-1]}")
     elif what == "database":
         db = client("rds").describe_db_instances(DBInstanceIdentifier="production-db")["DBInstances"][0]
         print(f"  now: {db['DBInstanceClass']} ({db['DBInstanceStatus']})")
@@ -145,6 +147,18 @@ def incident_show(what):
         print(f"  now: {rg['ReplicationGroups'][0]['CacheNodeType']}")
     elif what == "sessions":
         print(f"  now: {redis_command('DBSIZE')} keys in Redis")
+
+
+def bad_deploy():
+    """A new build of the API: its task definition's next revision, deployed by UpdateService. The
+    emulator keeps the service deployment (scripts/emulator_deployments.py), as ECS would."""
+    ecs = client("ecs")
+    running = ecs.describe_services(cluster=PROD, services=["production-api-service"])["services"][0]["taskDefinition"]
+    current = ecs.describe_task_definition(taskDefinition=running)["taskDefinition"]
+    containers = [dict(c, image="public.ecr.aws/nginx/nginx:checkout-2026-12-06") for c in current["containerDefinitions"]]
+    new = ecs.register_task_definition(family=current["family"], containerDefinitions=containers)["taskDefinition"]
+    ecs.update_service(cluster=PROD, service="production-api-service", taskDefinition=new["taskDefinitionArn"])
+    print(f"  deployed {new['family']}:{new['revision']} (image {containers[0]['image']}); the 5xx start")
 
 
 def activity(connections, seconds_ago):
@@ -277,4 +291,4 @@ if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"setup": setup, "stop": stop, "show": show, "incident-setup": incident_setup, "incident-show": incident_show,
      "inbox": inbox, "record": record, "deploy": deploy, "deployments": deployments, "activity": activity,
-     "tasks-ready": tasks_ready, "history": history}[command](*args)
+     "tasks-ready": tasks_ready, "history": history, "bad-deploy": bad_deploy}[command](*args)

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 FUNCTIONS = ["fluidity-wake", "fluidity-sleep", "fluidity-kill", "fluidity-reaper", "incident-restart-service",
-             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "incident-playbook", "fluidity-mark-deployment",
+             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "incident-playbook", "incident-rollback-service", "fluidity-mark-deployment",
              "incident-ledger"]
 
 

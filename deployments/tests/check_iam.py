@@ -46,6 +46,7 @@ OWNERS = {
     "fluidity-reaper": "ReaperFunction", "incident-restart-service": "RestartServiceFunction",
     "incident-scale-up": "ScaleUpFunction", "incident-clear-cache": "ClearCacheFunction",
     "incident-notify-human": "NotifyHumanFunction", "incident-playbook": "PlaybookFunction",
+    "incident-rollback-service": "RollbackServiceFunction",
     "fluidity-mark-deployment": "DeployerPolicy",
     "incident-ledger": "LedgerOperatorPolicy",
 }
@@ -74,6 +75,13 @@ def ecs_task(p, task):
     return task if task.startswith("arn:") else arn("ecs", f"task/{last(p.get('cluster', 'default'))}/{task}")
 
 
+def service_of(deployment_or_revision):
+    """The service of a service deployment's or revision's ARN (…:service-deployment/<cluster>/<service>/<id>)."""
+    head, _, path = deployment_or_revision.partition(":service-")
+    cluster, service = path.split("/")[1:3]
+    return f"{head}:service/{cluster}/{service}"
+
+
 def parameter(name):
     return arn("ssm", "parameter" + (name if name.startswith("/") else "/" + name))
 
@@ -95,6 +103,11 @@ TOUCHES = {
     "ecs:listservices": lambda p: (["*"], {"ecs:cluster": ecs_cluster(p)}),
     "ecs:describetasks": lambda p: ([ecs_task(p, t) for t in p["tasks"]], {}),
     "ecs:tagresource": lambda p: ([p["resourceArn"]], {}),
+    # The service deployment APIs list the service and the deployment (or revision) as resources.
+    "ecs:listservicedeployments": lambda p: ([ecs_service(p, p["service"])], {}),
+    "ecs:describeservicedeployments": lambda p: (p["serviceDeploymentArns"] + [service_of(a) for a in p["serviceDeploymentArns"]], {}),
+    "ecs:describeservicerevisions": lambda p: (p["serviceRevisionArns"] + [service_of(a) for a in p["serviceRevisionArns"]], {}),
+    "ecs:stopservicedeployment": lambda p: ([p["serviceDeploymentArn"], service_of(p["serviceDeploymentArn"])], {}),
     "ec2:describenetworkinterfaces": STAR,
     "ec2:describeinstances": STAR,
     "ec2:rebootinstances": lambda p: ([arn("ec2", f"instance/{i}") for i in listed(p, "InstanceId")], {}),

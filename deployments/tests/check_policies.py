@@ -34,6 +34,7 @@ OWNERS = {
     "ReaperFunction": "fluidity-reaper", "RestartServiceFunction": "incident-restart-service",
     "ScaleUpFunction": "incident-scale-up", "ClearCacheFunction": "incident-clear-cache",
     "NotifyHumanFunction": "incident-notify-human", "PlaybookFunction": "incident-playbook",
+    "RollbackServiceFunction": "incident-rollback-service",
     "DeployerPolicy": "fluidity-mark-deployment",
     "LedgerOperatorPolicy": "incident-ledger",
 }

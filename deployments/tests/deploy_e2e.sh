@@ -43,7 +43,7 @@ SH
 chmod +x "$WORK/bin/aws"
 export PATH="$WORK/bin:$PATH"
 FUNCTIONS=(fluidity-wake fluidity-sleep fluidity-kill fluidity-reaper incident-restart-service
-           incident-scale-up incident-clear-cache incident-notify-human incident-playbook)
+           incident-scale-up incident-clear-cache incident-notify-human incident-playbook incident-rollback-service)
 zips() { # folder, content of each bootstrap
   for f in "${FUNCTIONS[@]}"; do
     mkdir -p "$WORK/$1/$f"
@@ -163,7 +163,7 @@ for stack in lambda actions reaper; do
   mapfile -t -O "${#deployed[@]}" deployed < <(aws cloudformation describe-stack-resources --stack-name "fluidity-dev-$stack" \
     --query "StackResources[?ResourceType=='AWS::Lambda::Function'].PhysicalResourceId" --output text | tr '\t' '\n')
 done
-check "9 functions deployed (${deployed[*]})" test "${#deployed[@]}" -eq 9
+check "10 functions deployed (${deployed[*]})" test "${#deployed[@]}" -eq 10
 for f in "${deployed[@]}"; do
   check "function $f exists" aws lambda get-function --function-name "$f"
 done
@@ -250,7 +250,7 @@ assert granted == [[f"arn:aws:ec2:us-east-1:123456789012:instance/{i}" for i in 
 PY
 check "deploy.sh -a verify passes on the deployed environment" "$DEPLOY" -e dev -a verify
 cp "$WORK/out" "$WORK/verify"
-check "verify dry-ran each action (its 4 dry-run fixtures)" test "$(grep -c -- '--payload fileb://.*dry-run' "$WORK/invokes")" -eq 4
+check "verify dry-ran each action (its 5 dry-run fixtures)" test "$(grep -c -- '--payload fileb://.*dry-run' "$WORK/invokes")" -eq 5
 check "verify checked every function and the ledger table" grep -q "ok: the ledger table fluidity-dev-actions-ledger exists" "$WORK/verify"
 check "verify checked clear_cache's endpoints" grep -q "ok: clear_cache's VPC has an endpoint for each AWS API" "$WORK/verify"
 code_of() { aws lambda get-function-configuration --function-name "$1" --query CodeSha256 --output text; }

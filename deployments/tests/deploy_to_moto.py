@@ -24,7 +24,8 @@ def every_kind_grants():
     shipped = every_kind(os.path.join(ROOT, "targets-dev.json"))
     return targets.grants(shipped, "aws", "us-east-1", "123456789012")
 FUNCTIONS = ["fluidity-wake", "fluidity-sleep", "fluidity-kill", "fluidity-reaper", "incident-restart-service",
-             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "incident-playbook"]
+             "incident-scale-up", "incident-clear-cache", "incident-notify-human", "incident-playbook",
+             "incident-rollback-service"]
 passed, failed = 0, 0
 
 
@@ -85,7 +86,8 @@ def main():
     out = deploy("actions.yaml", f"actions-{suffix}", {"ArtifactBucket": bucket, "ArtifactPrefix": "r1/",
                                                        "TargetCluster": cluster, **every_kind_grants()})
     lam = client("lambda")
-    for key in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]:
+    for key in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn",
+                "RollbackServiceFunctionArn"]:
         arn = out.get(key, "")
         config = lam.get_function_configuration(FunctionName=arn) if arn else {}
         check(f"{key} exists on provided.al2023", config.get("Runtime") == "provided.al2023", str(config.get("Runtime")))
@@ -96,12 +98,15 @@ def main():
     check("the incident ledger's table (pk, sk)", keys == {"pk": "HASH", "sk": "RANGE"}, str(keys))
     check("every action knows the ledger", all(
         lam.get_function_configuration(FunctionName=out[k])["Environment"]["Variables"].get("LEDGER_TABLE") == out["LedgerTableName"]
-        for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]))
+        for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn",
+                  "RollbackServiceFunctionArn"]))
     playbook = lam.get_function_configuration(FunctionName=out.get("PlaybookFunctionArn", "missing"))
     wired = playbook["Environment"]["Variables"]
-    check("the playbook invokes the stack's four actions", [wired.get(v) for v in (
-        "RESTART_SERVICE_FUNCTION", "SCALE_UP_FUNCTION", "CLEAR_CACHE_FUNCTION", "NOTIFY_HUMAN_FUNCTION")] == [
-        out[k] for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn"]],
+    check("the playbook invokes the stack's five actions", [wired.get(v) for v in (
+        "RESTART_SERVICE_FUNCTION", "SCALE_UP_FUNCTION", "CLEAR_CACHE_FUNCTION", "NOTIFY_HUMAN_FUNCTION",
+        "ROLLBACK_SERVICE_FUNCTION")] == [
+        out[k] for k in ["RestartServiceFunctionArn", "ScaleUpFunctionArn", "ClearCacheFunctionArn", "NotifyHumanFunctionArn",
+                         "RollbackServiceFunctionArn"]],
         str(wired))
     check("the playbook keeps its runs in the ledger", wired.get("LEDGER_TABLE") == out["LedgerTableName"])
     # ListTopics pages by 100, and the tests leave many topics in the emulator: ask for this one.

@@ -42,6 +42,10 @@ def world():
     service(c["ecs"], cluster, "api", 2)
     service(c["ecs"], cluster, "stopped-svc", 0)
     service(c["ecs"], cluster, "restart-svc", 2)   # restarted once, by the counted path, minutes from now
+    service(c["ecs"], cluster, "rollback-svc", 2)  # a second build deployed: the rollback's dry run plans from it
+    second = c["ecs"].register_task_definition(family="rollback-svc-task", containerDefinitions=[
+        {"name": "app", "image": "public.ecr.aws/nginx/nginx:second", "memory": 512}])["taskDefinition"]
+    c["ecs"].update_service(cluster=cluster, service="rollback-svc", taskDefinition=second["taskDefinitionArn"])
     topic = c["sns"].create_topic(Name=f"oncall-{run}")["TopicArn"]
     secret = c["secretsmanager"].create_secret(Name=f"redis-{run}", SecretString="bench-Pa55")["ARN"]
     targets = json.dumps({
@@ -50,6 +54,8 @@ def world():
         "cache": {"kind": "redis", "url": REDIS_URL},
         "restart-me": {"kind": "ecs_service", "cluster": cluster, "service": "restart-svc",
                        "desiredCount": {"low": 2, "medium": 2, "high": 2, "critical": 3}, "maxCount": 6},
+        "rollback-me": {"kind": "ecs_service", "cluster": cluster, "service": "rollback-svc",
+                        "desiredCount": {"low": 2, "medium": 2, "high": 2, "critical": 3}, "maxCount": 6},
     })
     lifecycle = lambda svc: {"ECS_CLUSTER_NAME": cluster, "ECS_SERVICE_NAME": svc}
     action = lambda kind, **extra: dict({"action": kind, "target": "api", "incidentId": "INC-1",
@@ -63,13 +69,17 @@ def world():
                                      action("restart_service")),
         "incident-scale-up": ({"TARGETS_JSON": targets}, action("scale_up")),
         "incident-clear-cache": ({"TARGETS_JSON": targets}, action("clear_cache", target="cache")),
+        # A dry run (its four describes): a real rollback would need a new deployment per invocation.
+        "incident-rollback-service": ({"TARGETS_JSON": targets},
+                                      action("rollback_service", target="rollback-me", dryRun=True)),
         "incident-notify-human": ({"SNS_TOPIC_ARN": topic},
                                   {"action": "notify_human", "incidentId": "INC-1", "priority": "low",
                                    "incidentDetails": {"title": "bench", "description": "benchmark page"}}),
         # The 1-minute sweep on a ledger with nothing open: its two reads of the ledger.
         "incident-playbook": ({"TARGETS_JSON": targets, "LEDGER_TABLE": ledger_table(c["dynamodb"]),
                                "RESTART_SERVICE_FUNCTION": "restart", "SCALE_UP_FUNCTION": "scale",
-                               "CLEAR_CACHE_FUNCTION": "clear", "NOTIFY_HUMAN_FUNCTION": "notify"},
+                               "CLEAR_CACHE_FUNCTION": "clear", "NOTIFY_HUMAN_FUNCTION": "notify",
+                               "ROLLBACK_SERVICE_FUNCTION": "rollback"},
                               {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
     }
     # One-off paths whose calls are counted against the minimum:

@@ -235,6 +235,22 @@ pub async fn force_new_deployment(ecs: &Client, target: &ServiceRef) -> Result<S
     updated_service(target, result.map(|out| out.service))
 }
 
+/// UpdateService with a task definition: a rolling deployment of it (a rollback's one call).
+pub async fn set_task_definition(
+    ecs: &Client,
+    target: &ServiceRef,
+    task_definition: &str,
+) -> Result<Service, FunctionError> {
+    let result = ecs
+        .update_service()
+        .cluster(&target.cluster)
+        .service(&target.service)
+        .task_definition(task_definition)
+        .send()
+        .await;
+    updated_service(target, result.map(|out| out.service))
+}
+
 fn updated_service(
     target: &ServiceRef,
     result: Result<Option<Service>, SdkError<UpdateServiceError, HttpResponse>>,

@@ -62,6 +62,11 @@ pub enum FunctionError {
     #[error("plan not applied: {reason}; the new plan: {plan}")]
     StalePlan { reason: String, plan: String },
 
+    /// The plan changes code in production and the target does not allow it unattended: nothing
+    /// was changed, and the response carries the plan with the token that approves it.
+    #[error("approval required: {why}; the plan: {plan}; send the planToken in the details to approve it")]
+    ApprovalRequired { why: String, plan: String },
+
     /// An identical request is being handled right now; its answer will be replayed once it
     /// completes. Retry later.
     #[error("in progress: {0}")]
@@ -102,7 +107,11 @@ impl FunctionError {
             Self::InvalidRequest { .. } => 400,
             Self::OverrideNotAllowed { .. } => 403,
             Self::UnknownTarget { .. } | Self::ServiceNotFound { .. } | Self::ResourceNotFound { .. } => 404,
-            Self::Conflict(_) | Self::StalePlan { .. } | Self::InProgress(_) | Self::OutcomeUnknown(_) => 409,
+            Self::Conflict(_)
+            | Self::StalePlan { .. }
+            | Self::ApprovalRequired { .. }
+            | Self::InProgress(_)
+            | Self::OutcomeUnknown(_) => 409,
             Self::AutomationPaused { .. } => 423,
             Self::BudgetExhausted { .. } => 429,
             Self::LedgerUnavailable { .. } => 502,
@@ -121,6 +130,7 @@ impl FunctionError {
             Self::ResourceNotFound { .. } => "RESOURCE_NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::StalePlan { .. } => "STALE_PLAN",
+            Self::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
             Self::InProgress(_) => "IN_PROGRESS",
             Self::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
             Self::AutomationPaused { .. } => "AUTOMATION_PAUSED",
@@ -143,6 +153,7 @@ impl FunctionError {
             Self::ResourceNotFound { .. } => "ResourceNotFound",
             Self::Conflict(_) => "Conflict",
             Self::StalePlan { .. } => "StalePlan",
+            Self::ApprovalRequired { .. } => "ApprovalRequired",
             Self::InProgress(_) => "InProgress",
             Self::OutcomeUnknown(_) => "OutcomeUnknown",
             Self::AutomationPaused { .. } => "AutomationPaused",

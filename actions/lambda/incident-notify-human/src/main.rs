@@ -1,3 +1,4 @@
+use incident_notify_human::cause::Causes;
 use incident_notify_human::{Deps, NotifyHuman, handler, permissions, topic_from_env};
 use shared::runtime;
 
@@ -10,7 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let topic_arn = runtime::init_or_exit(topic_from_env());
     let config = runtime::init_or_exit(shared::aws::load_sdk_config(FUNCTION).await);
     let guard = runtime::init_or_exit(incident_ledger::guard_from_env(&config));
-    let notify = NotifyHuman { sns: aws_sdk_sns::Client::new(&config), topic_arn };
+    let causes = Causes::from_env(&config);
+    let notify = NotifyHuman { sns: aws_sdk_sns::Client::new(&config), topic_arn, causes };
     let deps = Deps { action: notify, guard };
     runtime::run(|event| handler(event, &deps)).await
 }

@@ -9,7 +9,7 @@
 
 use incident_core::action::Parsed;
 use incident_core::contract::{
-    ActionKind, ActionRequest, Adjustment, IncidentDetails, IncidentId, MAX_TITLE_CHARS, NoParams, Priority,
+    ActionKind, ActionRequest, Adjustment, IncidentDetails, IncidentId, MAX_TITLE_CHARS, NoParams, Priority, TargetRef,
 };
 use serde_json::{Map, Value};
 use shared::FunctionError;
@@ -33,16 +33,17 @@ pub fn parse_page(payload: Value) -> Result<Parsed<NoParams>, FunctionError> {
     let priority = read_priority(fields.remove("priority"), &mut adjustments);
     let dry_run = read_dry_run(fields.remove("dryRun"), &mut adjustments);
     let incident_details = read_details(fields.remove("incidentDetails"), &mut adjustments);
+    let target = read_target(fields.remove("target"), &mut adjustments);
     for (name, _) in fields {
         let change = match name.as_str() {
-            "target" | "mode" | "keyPattern" | "planToken" => "notify_human does not use it; ignored",
+            "mode" | "keyPattern" | "planToken" => "notify_human does not use it; ignored",
             _ => "unknown field; ignored",
         };
         adjustments.push(Adjustment::new(name, change));
     }
     let request = ActionRequest {
         action: ActionKind::NotifyHuman,
-        target: None,
+        target,
         incident_id,
         priority,
         incident_details,
@@ -76,6 +77,24 @@ fn read_incident_id(value: Option<Value>) -> Result<IncidentId, FunctionError> {
         }
         Some(other) => Err(FunctionError::invalid("incidentId", format!("expected a string, got {}", kind_of(&other)))),
         None => Err(FunctionError::invalid("incidentId", "missing field `incidentId`")),
+    }
+}
+
+/// The target the incident is about, whose recent deployments the page names as the likely cause;
+/// one that is not a target name is ignored, and the page goes out without it.
+fn read_target(value: Option<Value>, adjustments: &mut Vec<Adjustment>) -> Option<TargetRef> {
+    match value? {
+        Value::Null => None,
+        Value::String(name) => TargetRef::try_from(name.clone())
+            .map_err(|problem| {
+                adjustments
+                    .push(Adjustment::new("target", format!("{}: {problem}; ignored", shown(&Value::from(name)))));
+            })
+            .ok(),
+        other => {
+            adjustments.push(Adjustment::new("target", format!("{} is not a target name; ignored", shown(&other))));
+            None
+        }
     }
 }
 
@@ -275,19 +294,30 @@ mod tests {
 
     #[test]
     fn fields_nobody_reads_are_ignored_and_named() {
-        let (_, adjustments) = parsed(json!({
-            "target": "api", "source": "pagerduty",
+        let (request, adjustments) = parsed(json!({
+            "target": "api", "source": "pagerduty", "mode": "flush",
             "incidentDetails": {"title": "t", "ticketUrl": "https://x/1", "severity": {"level": 1}}
         }));
+        assert_eq!(request.target.as_deref(), Some("api"), "the target names where to look for a cause");
         assert_eq!(
             changes(&adjustments),
             [
                 "incidentDetails.severity: unknown field; ignored",
                 "incidentDetails.ticketUrl: unknown field; ignored",
-                "target: notify_human does not use it; ignored",
-                "source: unknown field; ignored"
+                "source: unknown field; ignored",
+                "mode: notify_human does not use it; ignored"
             ]
         );
+    }
+
+    #[test]
+    fn a_target_that_is_no_target_name_is_ignored_and_still_pages() {
+        let (request, adjustments) = parsed(json!({"target": ["api"]}));
+        assert_eq!(request.target, None);
+        assert_eq!(changes(&adjustments), ["target: [\"api\"] is not a target name; ignored"]);
+        let (request, adjustments) = parsed(json!({"target": "has space"}));
+        assert_eq!(request.target, None);
+        assert!(changes(&adjustments)[0].starts_with("target: \"has space\": "), "{adjustments:?}");
     }
 
     #[test]

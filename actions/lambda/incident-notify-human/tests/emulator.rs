@@ -29,7 +29,10 @@ async fn pager() -> Pager {
     let inbox = subscribed_inbox().await;
     let sns = aws_sdk_sns::Client::new(&function_config(env!("CARGO_PKG_NAME")).await);
     Pager {
-        deps: Deps { action: NotifyHuman { sns, topic_arn: inbox.topic_arn.clone() }, guard: Guard::default() },
+        deps: Deps {
+            action: NotifyHuman { sns, topic_arn: inbox.topic_arn.clone(), causes: None },
+            guard: Guard::default(),
+        },
         inbox,
     }
 }
@@ -73,7 +76,10 @@ async fn recorded_pager() -> (Pager, FaultProxy) {
     let sns = aws_sdk_sns::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
     (
         Pager {
-            deps: Deps { action: NotifyHuman { sns, topic_arn: inbox.topic_arn.clone() }, guard: Guard::default() },
+            deps: Deps {
+                action: NotifyHuman { sns, topic_arn: inbox.topic_arn.clone(), causes: None },
+                guard: Guard::default(),
+            },
             inbox,
         },
         proxy,
@@ -219,6 +225,7 @@ async fn fifo_topics_get_the_incident_as_group_and_a_stable_deduplication_id() {
     let action = NotifyHuman {
         sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:oncall.fifo".into(),
+        causes: None,
     };
     let deps = Deps { action, guard: Guard::default() };
     let payload = json!({"action": "notify_human", "incidentId": "INC-77", "priority": "high"});

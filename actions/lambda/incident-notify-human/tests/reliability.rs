@@ -28,7 +28,8 @@ async fn pager() -> Pager {
     let inbox = subscribed_inbox().await;
     let proxy = FaultProxy::start();
     let sns = aws_sdk_sns::Client::new(&proxy.sdk_config(env!("CARGO_PKG_NAME")).await);
-    let deps = Deps { action: NotifyHuman { sns, topic_arn: inbox.topic_arn.clone() }, guard: Guard::default() };
+    let deps =
+        Deps { action: NotifyHuman { sns, topic_arn: inbox.topic_arn.clone(), causes: None }, guard: Guard::default() };
     Pager { deps, proxy, inbox }
 }
 

@@ -253,9 +253,10 @@ impl Deps {
         let title =
             format!("Alarm {} still ALARM after automation ({} on {})", run.alarm, playbook.name, playbook.target);
         let details = json!({"title": shared::text::shown(&title), "description": run.evidence_lines().join("\n")});
+        // The target lets the page name the likely cause (its recent deployments).
         let payload = request(
             ActionKind::NotifyHuman,
-            None,
+            Some(&playbook.target),
             &run.incident_id,
             playbook.priority,
             details,

@@ -16,14 +16,16 @@ pub struct Functions {
     pub scale_up: String,
     pub clear_cache: String,
     pub notify_human: String,
+    pub rollback_service: String,
 }
 
 /// The environment variable that names each action's function.
-pub const FUNCTION_VARS: [(&str, ActionKind); 4] = [
+pub const FUNCTION_VARS: [(&str, ActionKind); 5] = [
     ("RESTART_SERVICE_FUNCTION", ActionKind::RestartService),
     ("SCALE_UP_FUNCTION", ActionKind::ScaleUp),
     ("CLEAR_CACHE_FUNCTION", ActionKind::ClearCache),
     ("NOTIFY_HUMAN_FUNCTION", ActionKind::NotifyHuman),
+    ("ROLLBACK_SERVICE_FUNCTION", ActionKind::RollbackService),
 ];
 
 impl Functions {
@@ -35,6 +37,7 @@ impl Functions {
             scale_up: get(FUNCTION_VARS[1].0)?,
             clear_cache: get(FUNCTION_VARS[2].0)?,
             notify_human: get(FUNCTION_VARS[3].0)?,
+            rollback_service: get(FUNCTION_VARS[4].0)?,
         })
     }
 
@@ -44,14 +47,16 @@ impl Functions {
             ActionKind::ScaleUp => &self.scale_up,
             ActionKind::ClearCache => &self.clear_cache,
             ActionKind::NotifyHuman => &self.notify_human,
+            ActionKind::RollbackService => &self.rollback_service,
         }
     }
 }
 
-/// `lambda:InvokeFunction` on the four actions, `${...}` standing for their ARNs.
+/// `lambda:InvokeFunction` on the five actions, `${...}` standing for their ARNs.
 pub fn permissions() -> Vec<Permission> {
-    ["${RESTART_SERVICE_FUNCTION}", "${SCALE_UP_FUNCTION}", "${CLEAR_CACHE_FUNCTION}", "${NOTIFY_HUMAN_FUNCTION}"]
+    FUNCTION_VARS
         .into_iter()
+        .map(|(var, _)| format!("${{{var}}}"))
         .map(|function| Permission::new("lambda:InvokeFunction", arn("lambda", &format!("function:{function}"))))
         .collect()
 }

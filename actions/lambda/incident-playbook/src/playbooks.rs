@@ -230,6 +230,7 @@ fn fits(action: ActionKind, target: &Target) -> bool {
             Target::Ec2Instances(_) => false,
         },
         ActionKind::ClearCache => matches!(target, Target::Redis(_)),
+        ActionKind::RollbackService => matches!(target, Target::EcsService(_)),
         ActionKind::NotifyHuman => false,
     }
 }

@@ -37,6 +37,7 @@ fn every_invalid_fixture_is_a_clear_400_with_no_aws_call() {
         ("SCALE_UP_FUNCTION", "scale"),
         ("CLEAR_CACHE_FUNCTION", "clear"),
         ("NOTIFY_HUMAN_FUNCTION", "notify"),
+        ("ROLLBACK_SERVICE_FUNCTION", "rollback"),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "testing"),

@@ -68,6 +68,17 @@ pub trait Action {
         observed: &Self::Observed,
     ) -> Result<Plan<Self::Change, Self::Details>, FunctionError>;
 
+    /// Why applying this plan needs a human's approval, if it does: a request without a dry run's
+    /// plan token is then answered 409 APPROVAL_REQUIRED with the plan and the token that approves
+    /// it, before any budget is spent (a rollback of a completed deployment changes code).
+    fn approval_needed(
+        &self,
+        _call: &Invocation<'_, Self::Params>,
+        _plan: &Plan<Self::Change, Self::Details>,
+    ) -> Option<String> {
+        None
+    }
+
     /// Sends the plan's changes, in order, from the values the plan holds.
     fn apply(
         &self,

@@ -73,6 +73,10 @@ pub struct EcsServiceTarget {
     pub desired_count: PerPriority<i32>,
     /// scale_up never sets more than this.
     pub max_count: i32,
+    /// rollback_service may roll back a completed deployment without a plan token (a human's
+    /// approval). Off by default: such a rollback changes code in production.
+    #[serde(default)]
+    pub rollback_unattended: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

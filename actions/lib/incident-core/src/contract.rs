@@ -22,6 +22,7 @@ pub enum ActionKind {
     ScaleUp,
     ClearCache,
     NotifyHuman,
+    RollbackService,
 }
 
 impl ActionKind {
@@ -31,6 +32,7 @@ impl ActionKind {
             Self::ScaleUp => "scale_up",
             Self::ClearCache => "clear_cache",
             Self::NotifyHuman => "notify_human",
+            Self::RollbackService => "rollback_service",
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! 1. read and validate the request (a problem is a 400, before any call);
 //! 2. the guard's check: pause, budgets, idempotency (skipped by a dry run);
-//! 3. observe, 4. plan, 5. a plan token checked (a stale one answers with the new plan);
+//! 3. observe, 4. plan, 5. a plan token checked (a stale one answers with the new plan), or
+//!    required where the action says the plan needs a human's approval;
 //! 6. a dry run answers here, and so does a plan that changes nothing;
 //! 7. the guard's hold: the claim, the key marked as applying, one mutation of each budget;
 //! 8. apply: a failure says how far it got ([`Progress`]);
@@ -17,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::{Value, json};
 use shared::FunctionError;
 use shared::deadline::Deadline;
@@ -27,7 +29,7 @@ use crate::answer::{Done, Ended};
 use crate::contract::{ActionResponse, RequestEcho};
 use crate::guard::{Ending, Entry, Guard, Ticket, Verdict};
 use crate::ledger::History;
-use crate::plan::{Plan, PlanToken};
+use crate::plan::{Change, Plan, PlanToken};
 
 /// What an action's `main` builds once per cold start: the action (its clients and config) and
 /// its guard.
@@ -134,6 +136,9 @@ async fn work<A: Action>(
     if plan.changes.is_empty() {
         return Ok(Done::no_change(&plan));
     }
+    if let Some(why) = action.approval_needed(call, &plan).filter(|_| call.request.plan_token.is_none()) {
+        return Err(approval_required(call, &plan, why));
+    }
     guard.spend(ticket, guard.round_before(call.deadline)).await.map_err(Failure::from)?;
     let applied = action.apply(call, &plan, observed).await.map_err(|f| f.serialised().after_apply())?;
     Ok(Done::applied(&plan, applied))
@@ -159,6 +164,18 @@ async fn approve<A: Action>(
     details["currentState"] = json!(fresh.before);
     let error = FunctionError::StalePlan { reason, plan: shown.message };
     Err(Failure::with_details(error, details, Progress::Nothing))
+}
+
+/// The 409 for a plan that needs a human's approval: the plan as a dry run shows it, with its token.
+fn approval_required<C: Change, D: Serialize>(
+    call: &Invocation<'_, impl Sized>,
+    plan: &Plan<C, D>,
+    why: String,
+) -> Failure<Value> {
+    let token = PlanToken::issue(call.request, &plan.planned_calls(), call.now.timestamp());
+    let shown = Done::preview(plan, &token);
+    let error = FunctionError::ApprovalRequired { why, plan: shown.message };
+    Failure::with_details(error, shown.details, Progress::Nothing)
 }
 
 impl Call {

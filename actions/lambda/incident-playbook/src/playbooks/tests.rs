@@ -74,3 +74,16 @@ fn a_map_without_playbooks_has_none_and_the_actions_ignore_the_section() {
     let targets = TargetConfig::parse(EXAMPLE, "fixtures").unwrap();
     assert!(!targets.names().contains(&"playbooks".to_owned()));
 }
+
+/// A rollback is a step like the others, on an ECS service only.
+#[test]
+fn a_rollback_step_fits_an_ecs_service_only() {
+    let mut map = example();
+    map["playbooks"]["api-errors"]["steps"] = json!([{"action": "restart_service"}, {"action": "rollback_service"}]);
+    let playbooks = parse(&map).unwrap();
+    let steps = &playbooks.for_alarm("production-api-5xx", &BTreeMap::new()).unwrap().steps;
+    assert_eq!(steps[1].action, ActionKind::RollbackService);
+    map["playbooks"]["database-cpu"]["steps"] = json!([{"action": "rollback_service"}]);
+    let err = parse(&map).unwrap_err();
+    assert!(err.contains("cannot act on a rds_instance") && err.contains("database-cpu"), "{err}");
+}

@@ -128,7 +128,7 @@ async fn deploy_actions(setup: &SdkConfig, stack: &str, env: &[(&str, &str)]) ->
     let lambda = aws_sdk_lambda::Client::new(setup);
     let empty_zip = [b"PK\x05\x06".as_slice(), &[0u8; 18]].concat();
     let mut names = Vec::new();
-    for suffix in ["restart-service", "scale-up", "clear-cache", "notify-human"] {
+    for suffix in ["restart-service", "scale-up", "clear-cache", "notify-human", "rollback-service"] {
         let name = format!("{stack}-{suffix}");
         let mut vars = Environment::builder();
         for (k, v) in env {
@@ -140,8 +140,8 @@ async fn deploy_actions(setup: &SdkConfig, stack: &str, env: &[(&str, &str)]) ->
         let out = create.code(code).send().await.unwrap();
         names.push(out.function_arn().unwrap().to_owned());
     }
-    let [restart_service, scale_up, clear_cache, notify_human] = names.try_into().unwrap();
-    Functions { restart_service, scale_up, clear_cache, notify_human }
+    let [restart_service, scale_up, clear_cache, notify_human, rollback_service] = names.try_into().unwrap();
+    Functions { restart_service, scale_up, clear_cache, notify_human, rollback_service }
 }
 
 pub async fn put_alarm(setup: &SdkConfig, name: &str, state: StateValue) {

@@ -10,6 +10,7 @@ fn ecs_target() -> EcsServiceTarget {
         service: "s".into(),
         desired_count: PerPriority { low: 5, medium: 5, high: 5, critical: 10 },
         max_count: 8,
+        rollback_unattended: false,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Raise {
     pub apply_fails: Option<(FunctionError, Progress)>,
     pub apply_takes: Duration,
     pub claims: bool,
+    /// Its changes need a human's approval (a plan token), for this reason.
+    pub approval: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +81,10 @@ impl Action for Raise {
             no_change: String::new(),
             details: json!({"count": count}),
         })
+    }
+
+    fn approval_needed(&self, _call: &Invocation<'_, NoParams>, _plan: &Plan<SetCount, Value>) -> Option<String> {
+        self.approval.clone()
     }
 
     async fn apply(
