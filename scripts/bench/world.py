@@ -72,7 +72,8 @@ def world():
         # A dry run (its four describes): a real rollback would need a new deployment per invocation.
         "incident-rollback-service": ({"TARGETS_JSON": targets},
                                       action("rollback_service", target="rollback-me", dryRun=True)),
-        "incident-notify-human": ({"SNS_TOPIC_ARN": topic},
+        # With the map, as deployed (its pages may name a likely cause); this page names no target.
+        "incident-notify-human": ({"SNS_TOPIC_ARN": topic, "TARGETS_JSON": targets},
                                   {"action": "notify_human", "incidentId": "INC-1", "priority": "low",
                                    "incidentDetails": {"title": "bench", "description": "benchmark page"}}),
         # The 1-minute sweep on a ledger with nothing open: its two reads of the ledger.

@@ -63,8 +63,11 @@ pub enum FunctionError {
     StalePlan { reason: String, plan: String },
 
     /// The plan changes code in production and the target does not allow it unattended: nothing
-    /// was changed, and the response carries the plan with the token that approves it.
-    #[error("approval required: {why}; the plan: {plan}; send the planToken in the details to approve it")]
+    /// was changed, and the response carries the plan; a dry run gives the token that approves it.
+    #[error(
+        "approval required: {why}; the plan: {plan}; to approve it, send the request as a dry run (\"dryRun\": true), \
+         read its plan, and send the request again with its planToken"
+    )]
     ApprovalRequired { why: String, plan: String },
 
     /// An identical request is being handled right now; its answer will be replayed once it

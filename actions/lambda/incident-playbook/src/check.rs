@@ -55,6 +55,9 @@ pub async fn resource(clients: &Clients, expectation: &Expectation, news: Option
             Some(failed) if failed.starts_with("FAILED") => Ok(Seen::Failed(format!("{subject} {failed}"))),
             _ => deployment(clients, cluster, service, deployment_id, &subject).await,
         },
+        Expectation::EcsTaskDefinition { cluster, service, task_definition } => {
+            on_task_definition(clients, cluster, service, task_definition, &subject).await
+        }
         Expectation::EcsRunning { cluster, service, count } => {
             running(clients, cluster, service, *count, &subject).await
         }
@@ -90,6 +93,28 @@ async fn deployment(clients: &Clients, cluster: &str, service: &str, id: &str, s
             "{subject} {}, {running} of {desired} running",
             state.map_or("in progress", DeploymentRolloutState::as_str)
         )),
+    })
+}
+
+async fn on_task_definition(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+    subject: &str,
+) -> Result<Seen, String> {
+    let found = describe_service(&clients.ecs, &ServiceRef::new(cluster, service)).await.map_err(|e| e.to_string())?;
+    let primary = found.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+    let Some(d) = primary.filter(|d| d.task_definition() == Some(task_definition)) else {
+        return Ok(Seen::Pending(format!("{subject}: not the primary deployment's task definition yet")));
+    };
+    let (running, desired) = (d.running_count(), d.desired_count());
+    Ok(match d.rollout_state() {
+        Some(DeploymentRolloutState::Failed) => Seen::Failed(format!("{subject} FAILED: rollout failed")),
+        Some(DeploymentRolloutState::Completed) | None if running == desired => {
+            Seen::Done(format!("{subject} COMPLETED, {running} running"))
+        }
+        _ => Seen::Pending(format!("{subject}: {running} of {desired} running")),
     })
 }
 

@@ -18,6 +18,13 @@ pub enum Expectation {
         service: String,
         deployment_id: String,
     },
+    /// A rollback that ECS carries out within the deployment it stopped: the primary deployment runs
+    /// this task definition, completed with running = desired.
+    EcsTaskDefinition {
+        cluster: String,
+        service: String,
+        task_definition: String,
+    },
     /// A scale-up's running count reaches the planned count.
     EcsRunning {
         cluster: String,
@@ -59,6 +66,13 @@ impl Expectation {
                 service: t.service.clone(),
                 deployment_id: id.clone(),
             },
+            (Target::EcsService(t), State::EcsDeployment { deployment_id: None, task_definition: Some(td) }) => {
+                Self::EcsTaskDefinition {
+                    cluster: t.cluster.clone(),
+                    service: t.service.clone(),
+                    task_definition: td.clone(),
+                }
+            }
             (Target::EcsService(t), State::EcsService { desired_count, .. }) => {
                 Self::EcsRunning { cluster: t.cluster.clone(), service: t.service.clone(), count: *desired_count }
             }
@@ -76,6 +90,9 @@ impl Expectation {
         match self {
             Self::EcsDeployment { cluster, service, deployment_id } => {
                 format!("deployment {deployment_id} of {cluster}/{service}")
+            }
+            Self::EcsTaskDefinition { cluster, service, task_definition } => {
+                format!("{cluster}/{service} on {}", task_definition.rsplit('/').next().unwrap_or(task_definition))
             }
             Self::EcsRunning { cluster, service, count } => format!("{cluster}/{service} at {count} running"),
             Self::RdsClass { instance_id, instance_class } => format!("RDS {instance_id} as {instance_class}"),

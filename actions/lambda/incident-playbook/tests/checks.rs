@@ -40,6 +40,26 @@ async fn an_ecs_service_reads_as_scaled_once_running_reaches_the_count() {
     assert!(matches!(&seen, Seen::Pending(what) if what.contains("no longer listed")), "{seen:?}");
 }
 
+/// A rollout stopped with rollback: done once the primary deployment runs the earlier task
+/// definition to the end (moto never ends a rollout, so only "not yet" and "not that one" read here).
+#[tokio::test]
+#[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
+async fn a_stopped_rollout_reads_as_rolled_back_only_on_the_earlier_task_definition() {
+    let ecs = aws_sdk_ecs::Client::new(&emulator_config().await);
+    let api = create_service(&ecs, "checks-td", 2).await;
+    let c = clients().await;
+    let running = shared::ecs::describe_service(&c.ecs, &api).await.unwrap().task_definition().unwrap().to_owned();
+    let on = |td: &str| Expectation::EcsTaskDefinition {
+        cluster: api.cluster.clone(),
+        service: api.service.clone(),
+        task_definition: td.to_owned(),
+    };
+    let other = resource(&c, &on("arn:aws:ecs:us-east-1:123456789012:task-definition/other:1"), None).await;
+    assert!(matches!(&other, Seen::Pending(what) if what.contains("not the primary")), "{other:?}");
+    let rolling = resource(&c, &on(&running), None).await;
+    assert!(matches!(&rolling, Seen::Pending(what) if what.contains("of 2 running")), "{rolling:?}");
+}
+
 #[tokio::test]
 #[ignore = "needs the emulator and Redis: scripts/services.sh up, or run scripts/test.sh"]
 async fn an_rds_instance_reads_as_scaled_only_in_the_planned_class() {

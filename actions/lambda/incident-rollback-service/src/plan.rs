@@ -120,27 +120,24 @@ pub fn rollback(recent: &Recent, target: &EcsServiceTarget, now: DateTime<Utc>) 
     })
 }
 
-/// A rollback that would undo a rollback, or add to one under way, is refused.
+/// A rollback that would undo a rollback, add to one under way, or guess is refused.
 fn refuse_if_unsafe(recent: &Recent, latest: &Deployment, resource: &str) -> Result<(), FunctionError> {
-    if latest.stopping() {
-        return Err(FunctionError::Conflict(format!(
-            "deployment {} of {resource} ({}) is already {}: watch it rather than act again",
-            latest.id(),
-            latest.change(),
-            latest.status.as_str()
-        )));
-    }
-    // Any earlier change, not only the one before: two rollbacks at once leave two returns in a row.
-    match recent.changes().skip(1).find(|earlier| latest.returns_from(earlier)) {
-        Some(earlier) => Err(FunctionError::Conflict(format!(
-            "the last deployment {} of {resource} ({}) already went back to the revision that served before \
-             deployment {}; rolling it back would redeploy what it left: nothing to roll back",
-            latest.id(),
-            latest.change(),
-            earlier.id()
-        ))),
-        None => Ok(()),
-    }
+    let named = format!("deployment {} of {resource} ({})", latest.id(), latest.change());
+    let refusal = if !latest.status_known() {
+        format!("{named} has a status this function does not know ({}): look at it by hand", latest.status.as_str())
+    } else if latest.stopping() {
+        format!("{named} is already {}: watch it rather than act again", latest.status.as_str())
+    } else if recent.with_returns().first().is_some_and(|(_, back)| *back) {
+        format!(
+            "the last {named} already went back to an earlier revision (a rollback, ours or a human's); rolling \
+             it back would redeploy what it left: nothing to roll back"
+        )
+    } else if let Some(serving) = latest.mixed_sources() {
+        format!("{named} started while {} were all serving: which to go back to is a human's call", serving.join(", "))
+    } else {
+        return Ok(());
+    };
+    Err(FunctionError::Conflict(refusal))
 }
 
 /// The 409 when nothing was deployed within the horizon: it names the last deployment DescribeServices
@@ -196,16 +193,22 @@ pub fn approval_needed(plan: &RollbackPlan, target: &EcsServiceTarget) -> Option
     })
 }
 
-/// The answer once the call was made: the service's new primary deployment, when known.
+/// The answer once the call was made. `primary` is the service's new primary deployment (an
+/// UpdateService's); a stopped rollout is rolled back by ECS within that same deployment, so then
+/// the state is the task definition to come back to, which verification waits for.
 pub fn rolled_back(plan: &RollbackPlan, primary: Option<(String, Option<String>)>) -> Applied<RollbackDetails> {
     let mut details = plan.details.clone();
-    let (id, task_definition) = match primary {
-        Some((id, td)) => (Some(id), td),
-        None => (None, details.from_revision.task_definition.clone()),
+    let (message, after) = match primary {
+        Some((id, td)) => {
+            details.new_deployment_id = Some(id.clone());
+            (format!("{}: new deployment {id}", plan.done), deployment_state(Some(id), td))
+        }
+        None => (
+            format!("{}: ECS is rolling deployment {} back", plan.done, details.deployment_id),
+            deployment_state(None, details.from_revision.task_definition.clone()),
+        ),
     };
-    details.new_deployment_id.clone_from(&id);
-    let message = format!("{}: new deployment {}", plan.done, id.as_deref().unwrap_or("(unknown)"));
-    Applied { message, after: deployment_state(id, task_definition), details }
+    Applied { message, after, details }
 }
 
 #[cfg(test)]

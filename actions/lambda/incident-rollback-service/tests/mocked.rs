@@ -144,6 +144,12 @@ async fn a_rollout_under_way_is_stopped_with_rollback_and_a_finished_one_is_a_40
     let stops = w.history.lock().unwrap().stops.clone();
     assert_eq!(stops.len(), 1);
     assert!(stops[0].0.ends_with("/production/api/d43") && stops[0].1 == "ROLLBACK", "{stops:?}");
+    // ECS rolls back within the stopped deployment: what verification waits for is the task
+    // definition coming back, not a new deployment.
+    assert!(done["message"].as_str().unwrap().ends_with("ECS is rolling deployment d43 back"), "{done}");
+    let record = w.ledger.records().into_iter().find(|r| r.outcome == "success").unwrap();
+    let after = serde_json::to_value(record.after).unwrap();
+    assert_eq!(after, json!({"kind": "ecs_deployment", "deploymentId": null, "taskDefinition": "api:42"}), "{done}");
     assert!(w.service.lock().unwrap().updates.is_empty());
 
     let rolling = deployment("d44", "api:43", "api:44", 2, ServiceDeploymentStatus::InProgress);

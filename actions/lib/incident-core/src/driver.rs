@@ -166,14 +166,19 @@ async fn approve<A: Action>(
     Err(Failure::with_details(error, details, Progress::Nothing))
 }
 
-/// The 409 for a plan that needs a human's approval: the plan as a dry run shows it, with its token.
+/// The 409 for a plan that needs a human's approval: the plan as a dry run shows it, but not its
+/// token. A caller that merely resent the answer's token would approve itself; the token comes
+/// from a dry run someone asked for and read.
 fn approval_required<C: Change, D: Serialize>(
     call: &Invocation<'_, impl Sized>,
     plan: &Plan<C, D>,
     why: String,
 ) -> Failure<Value> {
     let token = PlanToken::issue(call.request, &plan.planned_calls(), call.now.timestamp());
-    let shown = Done::preview(plan, &token);
+    let mut shown = Done::preview(plan, &token);
+    if let Some(details) = shown.details.as_object_mut() {
+        details.remove("planToken");
+    }
     let error = FunctionError::ApprovalRequired { why, plan: shown.message };
     Failure::with_details(error, shown.details, Progress::Nothing)
 }

@@ -261,8 +261,8 @@ async fn a_stale_token_answers_with_the_plan_a_dry_run_shows() {
     assert_eq!(*other.observed.lock().unwrap(), [View::Apply, View::Preview], "re-observed as a dry run would");
 }
 
-/// A plan that needs approval: without a token, a 409 with the plan and the token that approves it,
-/// nothing applied and nothing spent; with that token, it applies.
+/// A plan that needs approval: without a token, a 409 with the plan (not its token), nothing applied
+/// and nothing spent; with a dry run's token, it applies.
 #[tokio::test]
 async fn a_plan_needing_approval_waits_for_a_token_and_then_applies() {
     let ledger = MemoryLedger::default();
@@ -275,13 +275,14 @@ async fn a_plan_needing_approval_waits_for_a_token_and_then_applies() {
     assert_eq!(asked["details"]["plannedCalls"][0]["params"]["desiredCount"], 5);
     assert_eq!((*action.applied.lock().unwrap(), *action.count.lock().unwrap()), (0, 0), "nothing applied");
     assert!(!ledger.calls().contains(&"spend"), "nothing spent: {:?}", ledger.calls());
-    let token = asked["details"]["planToken"].as_str().unwrap().to_owned();
+    assert!(asked["details"].get("planToken").is_none(), "the token comes from a dry run, not a refusal: {asked}");
+    let dry = invoke(&action, &guard, request("INC-1", json!({"dryRun": true})), Duration::from_secs(10)).await;
+    assert_eq!(dry["success"], true, "a dry run needs no approval: {dry}");
+    let token = dry["details"]["planToken"].as_str().unwrap().to_owned();
     let approved =
         invoke(&action, &guard, request("INC-1", json!({"planToken": token})), Duration::from_secs(10)).await;
     assert_eq!(approved["success"], true, "{approved}");
     assert_eq!(*action.count.lock().unwrap(), 5);
-    let dry = invoke(&action, &guard, request("INC-2", json!({"dryRun": true})), Duration::from_secs(10)).await;
-    assert_eq!(dry["success"], true, "a dry run needs no approval: {dry}");
 }
 
 /// What incident-playbook verifies: a change, with the typed state it left in the answer, and a

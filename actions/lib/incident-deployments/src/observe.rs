@@ -136,7 +136,8 @@ fn deployment(d: &ServiceDeployment, task_definitions: &HashMap<String, String>)
     sources.sort_by_key(|r| std::cmp::Reverse(r.running_tasks));
     Deployment {
         arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
-        status: d.status().cloned().unwrap_or(aws_sdk_ecs::types::ServiceDeploymentStatus::Pending),
+        // None given is no status this code knows: never read as one that invites acting.
+        status: d.status().cloned().unwrap_or_else(|| "(none)".into()),
         created_at: d.created_at().map(to_chrono).unwrap_or_default(),
         sources,
         target: d.target_service_revision().map(revision),

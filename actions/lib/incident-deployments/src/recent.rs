@@ -99,13 +99,41 @@ impl Deployment {
         to.is_none() || from.is_none() || to != from
     }
 
-    /// Whether it went back to the task definition that served before `earlier` started: a
-    /// rollback (ours or a human's), which rolling back again would undo.
+    /// Whether it went back to the task definition that served before `earlier` started.
     pub fn returns_from(&self, earlier: &Deployment) -> bool {
         let to = self.target.as_ref().and_then(|r| r.task_definition.as_deref());
         let before = earlier.serving_before().and_then(|r| r.task_definition.as_deref());
         to.is_some() && to == before
     }
+
+    /// Whether it moved to an older revision of the same family (`api:42 → api:41`): a rollback by
+    /// the look of it, even when the deployment it undid is older than the horizon.
+    pub fn lowers_revision(&self) -> bool {
+        let from = self.serving_before().and_then(|r| family_revision(r.task_definition.as_deref()?));
+        let to = self.target.as_ref().and_then(|r| family_revision(r.task_definition.as_deref()?));
+        matches!((from, to), (Some((f, old)), Some((g, new))) if f == g && new < old)
+    }
+
+    /// The task definitions that were serving when it started, when there were several (a
+    /// deployment started while another was still rolling out): which one to go back to is then a
+    /// human's call.
+    pub fn mixed_sources(&self) -> Option<Vec<&str>> {
+        let mut tds: Vec<&str> = self.sources.iter().filter_map(|r| r.task_definition.as_deref()).collect();
+        tds.sort_unstable();
+        tds.dedup();
+        (tds.len() > 1).then(|| tds.into_iter().map(short_task_definition).collect())
+    }
+
+    /// A status this code knows (the SDK's `Unknown` for one added since, or none given).
+    pub fn status_known(&self) -> bool {
+        ServiceDeploymentStatus::values().contains(&self.status.as_str())
+    }
+}
+
+/// `("api", 42)` from `arn:aws:ecs:…:task-definition/api:42` or `api:42`.
+fn family_revision(task_definition: &str) -> Option<(&str, u32)> {
+    let (family, revision) = short_task_definition(task_definition).rsplit_once(':')?;
+    Some((family, revision.parse().ok()?))
 }
 
 impl Recent {
@@ -119,11 +147,25 @@ impl Recent {
         self.changes().next()
     }
 
+    /// The changes, newest first, each with whether it went back (a rollback, ours or a human's):
+    /// it returns to what served before an earlier change that was not itself a return (so a
+    /// re-release after a rollback is a change again), or it lowers the revision.
+    pub fn with_returns(&self) -> Vec<(&Deployment, bool)> {
+        let changes: Vec<&Deployment> = self.changes().collect();
+        let mut returns = vec![false; changes.len()];
+        for i in (0..changes.len()).rev() {
+            let undoes = (i + 1..changes.len()).any(|j| !returns[j] && changes[i].returns_from(changes[j]));
+            returns[i] = undoes || changes[i].lowers_revision();
+        }
+        changes.into_iter().zip(returns).collect()
+    }
+
     /// The likely cause of an incident at `incident_at`, in words, when a deployment within the
     /// horizon started before it: `deployment 4Xb… of api started 11 min before the incident
     /// (task definition api:41 → api:42), SUCCESSFUL`.
     pub fn likely_cause(&self, incident_at: DateTime<Utc>) -> Option<String> {
-        let d = self.changes().find(|d| d.created_at <= incident_at)?;
+        let forward = self.with_returns().into_iter().filter(|(_, back)| !back).map(|(d, _)| d);
+        let d = forward.into_iter().find(|d| d.created_at <= incident_at)?;
         let before = minutes(incident_at - d.created_at);
         Some(format!(
             "deployment {} of {} started {before} before the incident (task definition {}), {}",
@@ -224,6 +266,17 @@ mod tests {
         let onward = deployment("onward", "api:42", "api:43", 10);
         assert!(back.returns_from(&bad));
         assert!(!onward.returns_from(&bad));
+        let marks =
+            |r: &Recent| r.with_returns().iter().map(|(d, back)| (d.id().to_owned(), *back)).collect::<Vec<_>>();
+        let r = recent(vec![back.clone(), bad.clone()]);
+        assert_eq!(marks(&r), [("back".to_owned(), true), ("bad".to_owned(), false)]);
+        assert!(r.likely_cause(at(20)).is_some_and(|c| c.starts_with("deployment bad ")), "a rollback is no cause");
+        // Released again after the rollback: a change again, not a return from the rollback.
+        let again = deployment("again", "api:41", "api:42", 20);
+        let r = recent(vec![again, back, bad.clone()]);
+        assert_eq!(marks(&r)[0], ("again".to_owned(), false));
+        // The deployment it undid is past the horizon: the older revision gives it away.
+        assert!(recent(vec![deployment("lone", "api:42", "api:41", 5)]).with_returns()[0].1);
         assert_eq!(bad.change(), "api:41 → api:42");
         assert_eq!(bad.id(), "bad");
     }

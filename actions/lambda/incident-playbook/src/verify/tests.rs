@@ -55,6 +55,12 @@ fn what_success_looks_like_comes_from_the_typed_state_the_action_left() {
             deployment_id: "ecs-svc/9".into()
         }
     );
+    // A rollout stopped with rollback: ECS brings the earlier task definition back in that deployment.
+    let stopped = State::EcsDeployment { deployment_id: None, task_definition: Some("api:41".into()) };
+    assert!(matches!(
+        Expectation::of(api, &stopped),
+        Expectation::EcsTaskDefinition { ref task_definition, .. } if task_definition == "api:41"
+    ));
     let scaled = State::EcsService { desired_count: 10, autoscaling: None };
     assert!(matches!(Expectation::of(api, &scaled), Expectation::EcsRunning { count: 10, .. }));
     let db = State::RdsInstance { instance_class: "db.r5.2xlarge".into() };

@@ -75,15 +75,39 @@ fn a_completed_deployment_is_rolled_back_to_the_task_definition_that_served_befo
     assert_eq!(approval_needed(&plan, &target(true)), None, "unless the target allows it unattended");
 }
 
-/// The trap of "revision − 1": the task definition before the bad one by number may be another bad
-/// build; the one that served is the deployment's source.
+/// The trap of "revision − 1": api:49 was registered but never served (another bad build); the one
+/// that served is the deployment's source.
 #[test]
 fn the_source_revision_is_taken_not_the_previous_task_definition_number() {
-    let mut d = deployment("d50", "api:37", "api:50", 0, ServiceDeploymentStatus::Successful);
-    d.sources = vec![revision("api:49", 0), revision("api:37", 4)];
-    d.sources.sort_by_key(|r| std::cmp::Reverse(r.running_tasks));
+    let d = deployment("d50", "api:37", "api:50", 0, ServiceDeploymentStatus::Successful);
     let plan = rollback(&recent("api:50", vec![d]), &target(true), at(5)).unwrap();
     assert_eq!(planned(&plan)[0]["params"]["taskDefinition"], format!("{TD}api:37"), "the one that was serving");
+}
+
+/// A deployment that started while another was still rolling out had two revisions serving, and
+/// ECS's running counts of a finished deployment's sources no longer say which: a human decides.
+#[test]
+fn a_deployment_started_over_another_is_not_guessed() {
+    let mut d = deployment("d50", "api:37", "api:50", 0, ServiceDeploymentStatus::Successful);
+    d.sources.push(revision("api:49", 0));
+    let err = rollback(&recent("api:50", vec![d]), &target(true), at(5)).unwrap_err();
+    assert!(err.to_string().contains("api:37, api:49 were all serving"), "{err}");
+}
+
+/// A status none of the above (added to ECS since, or missing) is never read as one to act on.
+#[test]
+fn an_unknown_status_is_refused() {
+    let d = deployment("d42", "api:41", "api:42", 0, "SOMETHING_NEW".into());
+    let err = rollback(&recent("api:42", vec![d]), &target(true), at(5)).unwrap_err();
+    assert!(err.to_string().contains("a status this function does not know (SOMETHING_NEW)"), "{err}");
+}
+
+/// A human's rollback whose bad deployment is older than the horizon: the older revision gives it away.
+#[test]
+fn a_rollback_whose_deployment_is_past_the_horizon_is_not_rolled_back() {
+    let human = deployment("human", "api:42", "api:41", 30, ServiceDeploymentStatus::InProgress);
+    let err = rollback(&recent("api:41", vec![human]), &target(false), at(31)).unwrap_err();
+    assert!(err.to_string().contains("already went back"), "{err}");
 }
 
 #[test]
