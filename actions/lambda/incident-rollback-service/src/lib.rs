@@ -14,7 +14,7 @@ pub mod plan;
 
 use std::time::Duration;
 
-use incident_core::action::{Action, Applied, Failure, Invocation, View, unsupported_target};
+use incident_core::action::{Action, Applied, ClaimSpec, Failure, Invocation, View, unsupported_target};
 use incident_core::config::{EcsServiceTarget, Target, TargetConfig};
 use incident_core::contract::{ActionKind, ActionResponse, NoParams};
 use incident_core::driver::Function;
@@ -60,6 +60,13 @@ impl Action for Rollback {
     type Observed = Recent;
     type Change = RollbackChange;
     type Details = RollbackDetails;
+
+    /// No claim (two rollbacks at once go back to the same task definition, and a third sees them as
+    /// returns). The target's kind is checked here, before the ledger is touched: a target it cannot
+    /// handle is a 400 with no call at all.
+    fn claim(&self, call: &Invocation<'_, NoParams>) -> Result<Option<ClaimSpec>, FunctionError> {
+        self.target(call.target()).map(|_| None)
+    }
 
     async fn observe(&self, call: &Invocation<'_, NoParams>, _view: View) -> Result<Recent, Failure<RollbackDetails>> {
         let target = self.target(call.target())?;

@@ -6,83 +6,17 @@
 //! three on the same client and lets every other call through to moto (tests/common). Run through
 //! scripts/test.sh.
 
-use aws_sdk_ecs::types::{ContainerDefinition, ServiceDeploymentStatus};
-use aws_smithy_mocks::{MockResponseInterceptor, RuleMode};
-use incident_core::guard::GuardSettings;
-use incident_core::testing::{response_json, targets};
-use incident_rollback_service::{Deps, Rollback, handler};
+use aws_sdk_ecs::types::ServiceDeploymentStatus;
+use incident_core::testing::response_json;
+use incident_rollback_service::{Deps, handler};
 use serde_json::{Value, json};
 use shared::ecs::ServiceRef;
 use shared::testing::exact::assert_exact;
 use shared::testing::iam::{IamWorld, table_arn};
-use shared::testing::{FaultProxy, action_event, emulator_config, ensure_service, fixture, fixture_files};
+use shared::testing::{FaultProxy, action_event, emulator_config, fixture, fixture_files};
 
 mod common;
-use common::{FakeHistory, deployment};
-
-const SUCCESSFUL: ServiceDeploymentStatus = ServiceDeploymentStatus::Successful;
-
-struct World {
-    deps: Deps,
-    moto: aws_sdk_ecs::Client,
-    api: ServiceRef,
-    /// The task definitions before and after the bad deployment.
-    good: String,
-    bad: String,
-    /// The ledger's table.
-    table: String,
-}
-
-/// A service in moto that a bad deployment moved from its first task definition to a second; the
-/// function's ECS client goes through `function` (a fault proxy's config) to moto, with the
-/// deployment history answered by the mocks.
-async fn world(function: &shared::aws::SdkConfig, unattended: bool, status: ServiceDeploymentStatus) -> World {
-    world_in(function, &shared::testing::unique("rollback-cluster"), unattended, status).await
-}
-
-async fn world_in(
-    function: &shared::aws::SdkConfig,
-    cluster: &str,
-    unattended: bool,
-    status: ServiceDeploymentStatus,
-) -> World {
-    let setup = emulator_config().await;
-    let moto = aws_sdk_ecs::Client::new(&setup);
-    let api = ServiceRef::new(cluster, shared::testing::unique("rollback-api"));
-    ensure_service(&moto, &api, 2).await;
-    let good = task_definition(&moto, &api).await;
-    let container = ContainerDefinition::builder().name("app").image("public.ecr.aws/nginx/nginx:bad").memory(512);
-    let family = format!("{}-task", api.service);
-    let registered = moto.register_task_definition().family(&family).container_definitions(container.build());
-    let bad = registered.send().await.unwrap().task_definition().unwrap().task_definition_arn().unwrap().to_owned();
-    moto.update_service().cluster(&api.cluster).service(&api.service).task_definition(&bad).send().await.unwrap();
-    let history = FakeHistory::new(&api.cluster, &api.service, vec![deployment("bad-build", &good, &bad, 11, status)]);
-    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).allow_passthrough();
-    for rule in &common::rules(&history) {
-        interceptor = interceptor.with_rule(rule);
-    }
-    // One attempt: the mocked operations still reach moto, which does not know them, and the mock's
-    // answer replaces moto's; a retry of that attempt would find the mock's answer spent.
-    let once = aws_sdk_ecs::config::retry::RetryConfig::disabled();
-    let config = aws_sdk_ecs::config::Builder::from(function).interceptor(interceptor).retry_config(once).build();
-    let (guard, ledger) = incident_ledger::testing::guard(&setup, function, GuardSettings::default()).await;
-    let action = Rollback {
-        ecs: aws_sdk_ecs::Client::from_conf(config).into(),
-        targets: targets(json!({
-            "api": {"kind": "ecs_service", "cluster": api.cluster, "service": api.service,
-                    "desiredCount": {"low": 2, "medium": 2, "high": 3, "critical": 4}, "maxCount": 6,
-                    "rollbackUnattended": unattended},
-            "cache": {"kind": "redis", "url": "redis://127.0.0.1:6390"},
-        })),
-        horizon: std::time::Duration::from_secs(7200),
-    };
-    World { deps: Deps { action, guard }, moto, api, good, bad, table: ledger.table }
-}
-
-async fn task_definition(moto: &aws_sdk_ecs::Client, api: &ServiceRef) -> String {
-    let out = moto.describe_services().cluster(&api.cluster).services(&api.service).send().await.unwrap();
-    out.services()[0].task_definition().unwrap().to_owned()
-}
+use common::world::{SUCCESSFUL, task_definition, world, world_in};
 
 async fn invoke(deps: &Deps, payload: Value) -> Value {
     response_json(&handler(action_event(payload), deps).await.unwrap())

@@ -17,6 +17,8 @@ use aws_sdk_ecs::types::{
 use aws_smithy_mocks::{MockResponse, Rule, mock};
 use aws_smithy_types::DateTime;
 
+pub mod world;
+
 pub const ACCOUNT: &str = "arn:aws:ecs:us-east-1:123456789012";
 
 /// One service deployment: from the revision of `from` (task definition) to that of `to`.
