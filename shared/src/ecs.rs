@@ -3,7 +3,7 @@
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::operation::update_service::UpdateServiceError;
-use aws_sdk_ecs::types::{DesiredStatus, Service, ServiceField, Task};
+use aws_sdk_ecs::types::{Deployment, DesiredStatus, Service, ServiceField, Task};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -204,6 +204,11 @@ pub fn list_services_permission(cluster: &str) -> Permission {
 /// What describing a cluster's tasks needs.
 pub fn describe_tasks_permission(cluster: &str) -> Permission {
     Permission::new("ecs:DescribeTasks", arn("ecs", &format!("task/{cluster}/*")))
+}
+
+/// The service's primary deployment: the one it is rolling out or runs.
+pub fn primary_deployment(service: &Service) -> Option<&Deployment> {
+    service.deployments().iter().find(|d| d.status() == Some("PRIMARY"))
 }
 
 /// Describes one service. A missing service, a missing cluster or an INACTIVE service is `ServiceNotFound`.

@@ -2,10 +2,10 @@
 //! A call that fails is "not yet" (the deadline makes it inconclusive), never a verdict.
 
 use aws_sdk_ec2::types::SummaryStatus;
-use aws_sdk_ecs::types::DeploymentRolloutState;
+use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState};
 use incident_scaling::observe::ElastiCacheObserved;
 use shared::aws::LazyClient;
-use shared::ecs::{ServiceRef, describe_service};
+use shared::ecs::{ServiceRef, describe_service, primary_deployment};
 use shared::iam::{Permission, arn};
 
 use crate::trigger::AlarmState;
@@ -73,29 +73,14 @@ pub async fn resource(clients: &Clients, expectation: &Expectation, news: Option
 
 async fn deployment(clients: &Clients, cluster: &str, service: &str, id: &str, subject: &str) -> Result<Seen, String> {
     let found = describe_service(&clients.ecs, &ServiceRef::new(cluster, service)).await.map_err(|e| e.to_string())?;
-    let deployments = found.deployments();
-    let Some(d) = deployments.iter().find(|d| d.id() == Some(id)) else {
+    let Some(d) = found.deployments().iter().find(|d| d.id() == Some(id)) else {
         return Ok(Seen::Pending(format!("{subject} is no longer listed (a newer deployment replaced it)")));
     };
-    let (running, desired) = (d.running_count(), d.desired_count());
-    Ok(match d.rollout_state() {
-        Some(DeploymentRolloutState::Failed) => {
-            Seen::Failed(format!("{subject} FAILED: {}", d.rollout_state_reason().unwrap_or("rollout failed")))
-        }
-        Some(DeploymentRolloutState::Completed) if running == desired => {
-            Seen::Done(format!("{subject} COMPLETED, {running} running"))
-        }
-        // Without a rollout state (another deployment controller): the only deployment, at its count.
-        None if deployments.len() == 1 && running == desired => {
-            Seen::Done(format!("{subject} steady, {running} running"))
-        }
-        state => Seen::Pending(format!(
-            "{subject} {}, {running} of {desired} running",
-            state.map_or("in progress", DeploymentRolloutState::as_str)
-        )),
-    })
+    Ok(rollout(d, found.deployments().len() == 1, subject))
 }
 
+/// A rollback ECS carries out within the deployment it stopped: the primary deployment, once it
+/// runs the task definition, judged as a restart's is.
 async fn on_task_definition(
     clients: &Clients,
     cluster: &str,
@@ -104,18 +89,29 @@ async fn on_task_definition(
     subject: &str,
 ) -> Result<Seen, String> {
     let found = describe_service(&clients.ecs, &ServiceRef::new(cluster, service)).await.map_err(|e| e.to_string())?;
-    let primary = found.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-    let Some(d) = primary.filter(|d| d.task_definition() == Some(task_definition)) else {
+    let Some(d) = primary_deployment(&found).filter(|d| d.task_definition() == Some(task_definition)) else {
         return Ok(Seen::Pending(format!("{subject}: not the primary deployment's task definition yet")));
     };
+    Ok(rollout(d, found.deployments().len() == 1, subject))
+}
+
+/// What a deployment's rollout says; `alone` when it is the service's only deployment.
+fn rollout(d: &Deployment, alone: bool, subject: &str) -> Seen {
     let (running, desired) = (d.running_count(), d.desired_count());
-    Ok(match d.rollout_state() {
-        Some(DeploymentRolloutState::Failed) => Seen::Failed(format!("{subject} FAILED: rollout failed")),
-        Some(DeploymentRolloutState::Completed) | None if running == desired => {
+    match d.rollout_state() {
+        Some(DeploymentRolloutState::Failed) => {
+            Seen::Failed(format!("{subject} FAILED: {}", d.rollout_state_reason().unwrap_or("rollout failed")))
+        }
+        Some(DeploymentRolloutState::Completed) if running == desired => {
             Seen::Done(format!("{subject} COMPLETED, {running} running"))
         }
-        _ => Seen::Pending(format!("{subject}: {running} of {desired} running")),
-    })
+        // Without a rollout state (another deployment controller): the only deployment, at its count.
+        None if alone && running == desired => Seen::Done(format!("{subject} steady, {running} running")),
+        state => Seen::Pending(format!(
+            "{subject} {}, {running} of {desired} running",
+            state.map_or("in progress", DeploymentRolloutState::as_str)
+        )),
+    }
 }
 
 async fn running(clients: &Clients, cluster: &str, service: &str, count: i32, subject: &str) -> Result<Seen, String> {

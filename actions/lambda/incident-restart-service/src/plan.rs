@@ -181,7 +181,7 @@ pub fn ecs(
 
 /// The answer once the service is restarting: its new deployment.
 pub fn restarted(plan: &RestartPlan, updated: &aws_sdk_ecs::types::Service) -> Applied<RestartDetails> {
-    let deployment = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(Deployment::id);
+    let deployment = ecs::primary_deployment(updated).and_then(Deployment::id);
     let task_definition = updated.task_definition();
     let (cluster, service, previous) = match &plan.details {
         RestartDetails::EcsPlanned { cluster, service, current_deployment_id, .. } => {

@@ -20,6 +20,7 @@ use incident_core::contract::{ActionKind, ActionResponse, NoParams};
 use incident_core::driver::Function;
 use incident_core::plan::Change;
 use incident_deployments::Recent;
+use incident_deployments::observe::on_service_and;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::FunctionError;
@@ -100,8 +101,8 @@ impl Action for Rollback {
             }
             Some(RollbackChange::UpdateService { task_definition, .. }) => {
                 let updated = ecs::set_task_definition(&self.ecs, &service, task_definition).await?;
-                let primary = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-                let primary = primary.and_then(|d| Some((d.id()?.to_owned(), d.task_definition().map(str::to_owned))));
+                let primary = ecs::primary_deployment(&updated)
+                    .and_then(|d| Some((d.id()?.to_owned(), d.task_definition().map(str::to_owned))));
                 Ok(plan::rolled_back(plan, primary))
             }
             None => {
@@ -132,20 +133,15 @@ async fn stop_with_rollback(client: &aws_sdk_ecs::Client, arn: &str) -> Result<(
 /// The permissions of rollback_service's observe steps and changes, and the ledger's.
 pub fn permissions() -> Vec<Permission> {
     let (cluster, service) = ("${cluster}", "${service}");
-    let deployment = format!("arn:aws:ecs:region:1:service-deployment/{cluster}/{service}/*");
-    let stop = RollbackChange::StopServiceDeployment { service_deployment_arn: deployment, stop_type: "ROLLBACK" };
     let update = RollbackChange::UpdateService {
         cluster: cluster.into(),
         service: service.into(),
         task_definition: "${taskDefinition}".into(),
     };
     let mut declared = incident_deployments::permissions(cluster, service);
-    declared.extend([stop, update].iter().filter_map(Change::permission));
-    // StopServiceDeployment lists the service as a resource too.
-    declared.push(Permission::new(
-        "ecs:StopServiceDeployment",
-        shared::iam::arn("ecs", &format!("service/{cluster}/{service}")),
-    ));
+    // StopServiceDeployment, like the describes, lists the service and its deployments as resources.
+    let stop = on_service_and("ecs:StopServiceDeployment", cluster, service, "service-deployment");
+    declared.extend(stop.into_iter().chain(update.permission()));
     declared.extend(incident_ledger::permissions(incident_ledger::Use::Mutate));
     declared
 }

@@ -41,7 +41,7 @@ pub async fn recent(
     let mut found = describe_deployments(client, &newest).await?;
     found.sort_by_key(|d| std::cmp::Reverse(d.created_at().map(to_chrono)));
     let task_definitions = describe_revisions(client, &revision_arns(&found)).await?;
-    let primary = described.deployments().iter().find(|d| d.status() == Some("PRIMARY")).map(|d| Primary {
+    let primary = ecs::primary_deployment(&described).map(|d| Primary {
         id: d.id().unwrap_or_default().to_owned(),
         created_at: d.created_at().map(to_chrono),
         task_definition: d.task_definition().map(str::to_owned),
