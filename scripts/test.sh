@@ -11,6 +11,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# The linker writes through mmap: on a full disk it dies of SIGBUS ("ld terminated with signal 7"),
+# which names nothing. A clean run needs about 6 GB (docs/benchmarks.md), so say so first.
+free_mb=$(df -Pm "${CARGO_TARGET_DIR:-$ROOT}" | awk 'NR == 2 { print $4 }')
+if [ "${free_mb:-0}" -lt 6144 ]; then
+  echo "test.sh: only ${free_mb} MB free where the build goes; a clean run needs about 6 GB" >&2
+fi
 exec scripts/with-services.sh bash -c '
   set -euo pipefail
   recorder() { curl -sf -X POST "$AWS_ENDPOINT_URL/moto-api/recorder/$1" >/dev/null; }
