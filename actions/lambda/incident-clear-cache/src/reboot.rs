@@ -200,7 +200,7 @@ pub async fn apply(
         }
     }
     let details = ClearDetails::Reboot(RebootDetails { rebooted: Some(nodes.clone()), ..reboot_details() });
-    Ok(Applied { message: plan.done.clone(), after: plan.after.clone(), details })
+    Ok(Applied::as_planned(plan, details))
 }
 
 async fn reboot_node(

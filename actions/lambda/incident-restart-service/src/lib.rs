@@ -188,9 +188,8 @@ impl Action for Restart {
                 reboot.send().await.map_err(|err| FunctionError::aws("EC2 RebootInstances", &err))?;
                 Ok(plan::rebooted(plan))
             }
-            None => {
-                Ok(Applied { message: plan.done.clone(), after: plan.after.clone(), details: plan.details.clone() })
-            }
+            // Not reached: the driver answers a plan without changes itself.
+            None => Ok(Applied::as_planned(plan, plan.details.clone())),
         }
     }
 }

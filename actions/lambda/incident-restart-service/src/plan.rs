@@ -250,7 +250,7 @@ pub fn rebooted(plan: &RestartPlan) -> Applied<RestartDetails> {
         }
         other => other.clone(),
     };
-    Applied { message: plan.done.clone(), after: plan.after.clone(), details }
+    Applied::as_planned(plan, details)
 }
 
 #[cfg(test)]

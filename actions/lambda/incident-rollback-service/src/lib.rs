@@ -105,9 +105,8 @@ impl Action for Rollback {
                     .and_then(|d| Some((d.id()?.to_owned(), d.task_definition().map(str::to_owned))));
                 Ok(plan::rolled_back(plan, primary))
             }
-            None => {
-                Ok(Applied { message: plan.done.clone(), after: plan.after.clone(), details: plan.details.clone() })
-            }
+            // Not reached: the driver answers a plan without changes itself.
+            None => Ok(Applied::as_planned(plan, plan.details.clone())),
         }
     }
 }

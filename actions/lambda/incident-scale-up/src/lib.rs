@@ -145,6 +145,6 @@ impl Action for ScaleUp {
                 Err(error) => return Err(Failure::after_change(error, details)),
             }
         }
-        Ok(Applied { message: plan.done.clone(), after: plan.after.clone(), details })
+        Ok(Applied::as_planned(plan, details))
     }
 }

@@ -157,6 +157,13 @@ pub struct Applied<D> {
     pub details: D,
 }
 
+impl<D> Applied<D> {
+    /// The plan's own answer and after-state, with the details the calls left.
+    pub fn as_planned<C: Change>(plan: &Plan<C, D>, details: D) -> Self {
+        Self { message: plan.done.clone(), after: plan.after.clone(), details }
+    }
+}
+
 /// How far a failed invocation got in changing its resource: what the guard gives back and what
 /// an identical retry may do follow from it (see [`crate::guard::Guard::finish`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

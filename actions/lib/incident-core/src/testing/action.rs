@@ -102,7 +102,7 @@ impl Action for Raise {
         }
         *self.count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.wanted;
         *self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-        Ok(Applied { message: plan.done.clone(), after: plan.after.clone(), details: json!({"count": self.wanted}) })
+        Ok(Applied::as_planned(plan, json!({"count": self.wanted})))
     }
 }
 
